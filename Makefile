@@ -1,0 +1,61 @@
+# fe2hmm — the README's two commands:
+#   make run    set up .venv (if missing), install fe2hmm (+ the dolfinx wheel unless dolfinx is
+#               already importable, as in the FEniCS Docker image), run the main demo
+#   make test   the same set-up with test extras, then the whole suite: serial, then the MPI
+#               tests under `mpiexec -n 2`, then the slow validation tests (`-m slow`)
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# python3.12 where pyenv/the system has it (dolfinx wheels need >= 3.10; .python-version pins 3.12)
+BASE_PY ?= $(shell command -v python3.12 || command -v python3)
+MPIEXEC = $(if $(wildcard $(VENV)/bin/mpiexec),$(VENV)/bin/mpiexec,mpiexec)
+NPROCS ?= 2
+
+.PHONY: run test test-serial test-mpi test-slow benchmarks lint help
+
+help:
+	@echo "make run | make test | make test-slow | make benchmarks | make lint"
+
+$(VENV)/.created:
+	if [ ! -x "$(PY)" ]; then
+	  if "$(BASE_PY)" -c "import importlib.util as u, sys; sys.exit(u.find_spec('dolfinx') is None)"; then
+	    echo "dolfinx found in $(BASE_PY): creating $(VENV) with system site-packages"
+	    "$(BASE_PY)" -m venv --system-site-packages "$(VENV)"
+	  else
+	    "$(BASE_PY)" -m venv "$(VENV)"
+	  fi
+	fi
+	"$(PY)" -m pip install -q --upgrade pip
+	touch $@
+
+# install with the given extras; add the dolfinx wheel only when dolfinx is not importable
+$(VENV)/.installed-%: pyproject.toml $(VENV)/.created
+	extras="$*"
+	if ! "$(PY)" -c "import importlib.util as u, sys; sys.exit(u.find_spec('dolfinx') is None)"; then
+	  extras="dolfinx,$$extras"
+	fi
+	"$(PY)" -m pip install -q -e ".[$$extras]"
+	touch $@
+
+run: $(VENV)/.installed-demo
+	"$(PY)" -m fe2hmm.cli demo composite_conduction
+
+test: test-serial test-mpi test-slow
+
+test-serial: $(VENV)/.installed-test
+	"$(PY)" -m pytest
+
+test-mpi: $(VENV)/.installed-test
+	"$(MPIEXEC)" -n $(NPROCS) "$(PY)" -m pytest -m "mpi and not slow" -p no:cacheprovider -q
+
+test-slow: $(VENV)/.installed-test
+	"$(PY)" -m pytest -m slow
+
+benchmarks: $(VENV)/.installed-bench
+	"$(PY)" benchmarks/cell_diffusion.py
+
+lint: $(VENV)/.installed-test
+	"$(PY)" -m ruff check . && "$(PY)" -m ruff format --check .

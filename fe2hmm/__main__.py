@@ -1,0 +1,4 @@
+from fe2hmm.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,251 @@
+"""The ``fe2hmm`` command line: ``homogenize``, ``demo``.
+
+Contracts (DESIGN.md §5): ``--json`` prints one JSON object as the last line of standard output;
+bad arguments exit with status 2 and a one-line message naming the argument, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "list_demos"]
+
+
+class _UsageError(Exception):
+    """A bad command-line argument (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise _UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _demo_dir() -> Path:
+    import fe2hmm.demos
+
+    return Path(fe2hmm.demos.__file__).parent
+
+
+def list_demos() -> list[str]:
+    """Names of the runnable demos (``demos/*.py`` without the suffix)."""
+    return sorted(p.stem for p in _demo_dir().glob("*.py") if not p.stem.startswith("_"))
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fe2hmm",
+        description="Heterogeneous Multiscale Method / FE² for FEniCSx: homogenize unit cells, "
+        "run demos.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    hom = sub.add_parser("homogenize", help="effective tensor of a periodic unit cell")
+    hom_sub = hom.add_subparsers(dest="physics", parser_class=_Parser)
+    for physics, help_text in (
+        ("diffusion", "effective conductivity/permeability K* (d x d)"),
+        ("elasticity", "effective stiffness C* (Voigt notation) — not available yet"),
+    ):
+        p = hom_sub.add_parser(physics, help=help_text)
+        p.add_argument("--rve", default="circle", help="unit cell generator (default: circle)")
+        p.add_argument("--dim", type=int, default=2, help="2 or 3 (default: 2)")
+        p.add_argument("--volume-fraction", type=_finite_float, default=0.3,
+                       help="inclusion (or void) volume fraction (default: 0.3)")
+        if physics == "diffusion":
+            p.add_argument("--matrix", type=_finite_float, default=1.0,
+                           help="matrix conductivity > 0 (default: 1)")
+            p.add_argument("--inclusion", type=_finite_float, default=10.0,
+                           help="inclusion conductivity >= 0 (default: 10)")
+        else:
+            p.add_argument("--matrix", default="1,0.3", help="matrix E,nu")
+            p.add_argument("--inclusion", default="10,0.3", help="inclusion E,nu")
+        p.add_argument("--bc", default="periodic", help="periodic | affine | traction/flux")
+        p.add_argument("--resolution", type=_positive_int, default=None,
+                       help="elements per cell edge (default: generator's)")
+        p.add_argument("--degree", type=_positive_int, default=1, help="Lagrange degree")
+        p.add_argument("--json", action="store_true", help="print a JSON object last")
+
+    demo = sub.add_parser("demo", help="run a demo (fe2hmm demo --list)")
+    demo.add_argument("--list", action="store_true", help="list the demos")
+    demo.add_argument("name", nargs="?", help="demo name")
+    demo.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the demo")
+    return parser
+
+
+def _homogenize_diffusion(args) -> dict:
+    from fe2hmm import analytic, rve
+    from fe2hmm.micro.cells.diffusion import homogenize_diffusion
+    from fe2hmm.rve.cell import INCLUSION, MATRIX
+
+    if args.dim not in (2, 3):
+        raise _UsageError(f"argument --dim: must be 2 or 3, got {args.dim}")
+    if args.matrix <= 0:
+        raise _UsageError(f"argument --matrix: conductivity must be > 0, got {args.matrix:g}")
+    if args.inclusion < 0:
+        raise _UsageError(f"argument --inclusion: conductivity must be >= 0, got {args.inclusion:g}")
+    bc = {"traction": "flux", "uniform-flux": "flux", "neumann": "flux"}.get(args.bc, args.bc)
+    if bc not in ("periodic", "affine", "flux"):
+        raise _UsageError(
+            f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
+            "traction (= flux)"
+        )
+    if args.rve not in rve.available():
+        raise _UsageError(f"argument --rve: unknown RVE {args.rve!r}; valid: {rve.available()}")
+    if args.rve not in rve.available(args.dim):
+        raise _UsageError(
+            f"argument --rve: {args.rve!r} has no {args.dim}D version; "
+            f"{args.dim}D RVEs: {rve.available(args.dim)}"
+        )
+    t0 = time.perf_counter()
+    try:
+        cell = rve.create(
+            args.rve, dim=args.dim, volume_fraction=args.volume_fraction, resolution=args.resolution
+        )
+    except ValueError as err:
+        text = str(err)
+        arg = "--volume-fraction" if "volume_fraction" in text else (
+            "--resolution" if "resolution" in text else "--rve"
+        )
+        raise _UsageError(f"argument {arg}: {text}") from None
+    solution = homogenize_diffusion(
+        cell, {MATRIX: args.matrix, INCLUSION: args.inclusion}, bc=bc, degree=args.degree
+    )
+    seconds = time.perf_counter() - t0
+    K = solution.effective_tensor
+    report = {
+        "physics": "diffusion",
+        "rve": args.rve,
+        "dim": args.dim,
+        "volume_fraction": args.volume_fraction,
+        "matrix": args.matrix,
+        "inclusion": args.inclusion,
+        "bc": bc,
+        "resolution": cell.parameters.get("resolution", args.resolution),
+        "degree": args.degree,
+        "effective_tensor": K.tolist(),
+        "eigenvalues": sorted(float(x) for x in __import__("numpy").linalg.eigvalsh(0.5 * (K + K.T))),
+        "dofs": int(solution.dofs),
+        "seconds": seconds,
+        "seconds_split": solution.seconds,
+    }
+    if args.inclusion > 0 and args.rve != "voids":
+        lo, hi = analytic.hashin_shtrikman_bounds(
+            args.matrix, args.inclusion, cell.volume_fractions.get(INCLUSION, 0.0), dim=args.dim
+        )
+        report["hashin_shtrikman_bounds"] = [lo, hi]
+    return report
+
+
+def _print_report(report: dict) -> None:
+    K = report["effective_tensor"]
+    print(
+        f"{report['rve']} cell, d={report['dim']}, volume fraction {report['volume_fraction']:g}, "
+        f"bc={report['bc']}, {report['dofs']} dofs, {report['seconds']:.3f} s"
+    )
+    print("K* =")
+    for row in K:
+        print("  [" + "  ".join(f"{x: .6f}" for x in row) + "]")
+    if "hashin_shtrikman_bounds" in report:
+        lo, hi = report["hashin_shtrikman_bounds"]
+        print(f"Hashin–Shtrikman bounds (isotropic): [{lo:.6f}, {hi:.6f}]")
+
+
+def _run_demo(name: str, argv: Sequence[str]) -> int:
+    import runpy
+
+    names = list_demos()
+    if name not in names:
+        raise _UsageError(f"argument name: unknown demo {name!r}; available: {', '.join(names)}")
+    path = _demo_dir() / f"{name}.py"
+    saved = sys.argv
+    sys.argv = [str(path), *argv]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fe2hmm`` command.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        Process exit status: 0 on success, 2 for bad arguments, 1 for a failed computation.
+    """
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            from fe2hmm import __version__
+
+            print(__version__)
+            return 0
+        if args.command is None:
+            parser.print_help()
+            return 0
+        if args.command == "demo":
+            if args.list:
+                for name in list_demos():
+                    print(name)
+                return 0
+            if not args.name:
+                raise _UsageError("argument name: give a demo name (see `fe2hmm demo --list`)")
+            return _run_demo(args.name, args.args)
+        if args.command == "homogenize":
+            if args.physics is None:
+                raise _UsageError("argument physics: choose diffusion or elasticity")
+            if args.physics == "elasticity":
+                raise _UsageError(
+                    "argument physics: elasticity cell problems are not implemented yet "
+                    "(planned); use diffusion"
+                )
+            report = _homogenize_diffusion(args)
+            if args.json:
+                print(json.dumps(report))
+            else:
+                _print_report(report)
+            return 0
+    except _UsageError as err:
+        print(f"fe2hmm: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"fe2hmm: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - the CLI never shows a traceback
+        print(f"fe2hmm: failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

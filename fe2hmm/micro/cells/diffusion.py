@@ -1,0 +1,410 @@
+r"""Diffusion cell problems: effective conductivity / permeability tensors K*.
+
+For a unit macro gradient :math:`e_i` the micro field is :math:`u_i = e_i\cdot y + w_i` with
+
+.. math:: \int_Y k\,(e_i + \nabla w_i)\cdot\nabla v\,\mathrm{d}y = 0 \quad \forall v,
+
+and :math:`K^*_{ji} = |Y|^{-1}\int_Y k\,(e_i + \nabla w_i)\cdot e_j`. The boundary condition on
+the fluctuation :math:`w` selects the variant:
+
+- ``"periodic"``: :math:`w` periodic (dof reduction, :mod:`fe2hmm.micro.cells.periodic`);
+- ``"affine"`` (linear Dirichlet): :math:`w = 0` on :math:`\partial Y` — an upper bound;
+- ``"flux"`` (uniform flux, Neumann): :math:`k\nabla u\cdot n = Q\cdot n` on :math:`\partial Y`,
+  then :math:`K^* = S^{-1}` with :math:`S_{ji} = \langle\partial_j u_i\rangle` for
+  :math:`Q = e_i` — a lower bound.
+
+All ``d`` load cases share one sparse Cholesky factorisation. Phases with zero conductivity
+(meshed voids) are handled by dropping the dofs they alone touch; voids that are not meshed are
+natural no-flux holes. Every conducting connected component is pinned once (fluctuations are
+defined up to a constant) and reported with zero mean.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
+
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as _dmesh
+
+from fe2hmm.micro.cells.linalg import SPDFactorization
+from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.interface import LinearMicroModel
+from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+
+__all__ = [
+    "BOUNDARY_CONDITIONS",
+    "DiffusionCellProblem",
+    "DiffusionCellSolution",
+    "DiffusionCellModel",
+    "homogenize_diffusion",
+]
+
+#: Boundary conditions on the fluctuation.
+BOUNDARY_CONDITIONS = ("periodic", "affine", "flux")
+
+
+@dataclass
+class DiffusionCellSolution:
+    """Result of a diffusion cell problem.
+
+    Attributes:
+        effective_tensor: K*, shape ``(d, d)``.
+        fluctuations: ``w_i`` for the unit gradients ``e_i`` (periodic/affine; the full micro
+            field ``u_i`` minus ``e_i·y`` for flux BCs), as P-Lagrange functions with zero mean.
+        dofs: number of unknowns of the solved (reduced) system.
+        seconds: wall-time split: ``"assemble"``, ``"factorize"``, ``"solve"``, ``"total"``.
+    """
+
+    effective_tensor: np.ndarray
+    fluctuations: list[fem.Function]
+    dofs: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _check_conductivity(value, dim: int, phase: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.shape == ():
+        if not np.isfinite(arr) or arr < 0:
+            raise ValueError(
+                f"conductivity of phase {phase} must be a finite number >= 0, got {value!r}"
+            )
+        return arr * np.eye(dim)
+    if arr.shape != (dim, dim):
+        raise ValueError(
+            f"conductivity of phase {phase} must be a scalar or a {dim}x{dim} tensor, "
+            f"got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or not np.allclose(arr, arr.T, rtol=1e-12, atol=0):
+        raise ValueError(f"conductivity tensor of phase {phase} must be finite and symmetric")
+    if np.linalg.eigvalsh(arr).min() < 0:
+        raise ValueError(f"conductivity tensor of phase {phase} must be positive semi-definite")
+    return arr
+
+
+class DiffusionCellProblem:
+    """The diffusion cell problem on one RVE.
+
+    Args:
+        rve: the unit cell (mesh with phase tags).
+        conductivity: phase tag -> conductivity (scalar or ``(d, d)`` tensor, >= 0). Phases with
+            0 do not conduct (voids meshed as a phase).
+        bc: boundary condition, one of :data:`BOUNDARY_CONDITIONS`.
+        degree: Lagrange degree of the fluctuation.
+        backend: linear solver backend (:data:`fe2hmm.micro.cells.linalg.BACKENDS`).
+
+    Raises:
+        ValueError: unknown bc, missing/negative conductivity, nothing conducts.
+    """
+
+    def __init__(
+        self,
+        rve: RVE,
+        conductivity: dict[int, float | np.ndarray],
+        bc: str = "periodic",
+        degree: int = 1,
+        backend: str = "mumps",
+    ) -> None:
+        if bc not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
+        if int(degree) != degree or degree < 1:
+            raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
+        self.rve = rve
+        self.bc = bc
+        self.backend = backend
+        d = rve.dim
+        missing = [p for p in rve.phases if p not in conductivity]
+        if missing:
+            raise ValueError(
+                f"no conductivity given for phase(s) {missing} of RVE {rve.name!r} "
+                f"(phases present: {rve.phases})"
+            )
+        self.conductivity = {int(p): _check_conductivity(conductivity[p], d, p) for p in rve.phases}
+        if all(not np.any(k) for k in self.conductivity.values()):
+            raise ValueError("every phase has zero conductivity: nothing conducts")
+        self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree)))
+
+    def _conductivity_field(self) -> tuple[fem.Function, np.ndarray]:
+        """DG0 tensor conductivity and the mask of conducting cells."""
+        mesh = self.rve.mesh
+        d = self.rve.dim
+        tdim = mesh.topology.dim
+        n_cells = mesh.topology.index_map(tdim).size_local
+        Q = fem.functionspace(mesh, ("DG", 0, (d, d)))
+        k = fem.Function(Q)
+        values = np.zeros((n_cells, d, d))
+        tags = self.rve.cell_tags
+        for phase, tensor in self.conductivity.items():
+            values[tags.indices[tags.values == phase]] = tensor
+        dofs = Q.dofmap.list[:n_cells, 0]
+        k.x.array.reshape(-1, d * d)[dofs] = values.reshape(n_cells, d * d)
+        conducting = np.abs(values).reshape(n_cells, -1).max(axis=1) > 0
+        return k, conducting
+
+    def solve(self) -> DiffusionCellSolution:
+        """Solve the ``d`` unit-gradient load cases and return K*.
+
+        Returns:
+            The effective tensor, zero-mean fluctuations, dof count and timings.
+
+        Raises:
+            RuntimeError: the factorisation or a solve failed.
+        """
+        t_start = time.perf_counter()
+        rve, V, d = self.rve, self.V, self.rve.dim
+        k, conducting = self._conductivity_field()
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        A = fem.assemble_matrix(fem.form(ufl.inner(k * ufl.grad(u), ufl.grad(v)) * ufl.dx))
+        A = A.to_scipy().tocsr()
+        n_nodes = V.dofmap.index_map.size_local
+        A = A[:n_nodes, :n_nodes]
+        X = V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
+        mass = fem.assemble_vector(fem.form(v * ufl.dx)).array[:n_nodes]
+        # graph of nodes linked by conducting cells (robust to zero stiffness entries)
+        n_cells = rve.mesh.topology.index_map(rve.mesh.topology.dim).size_local
+        cell_dofs = V.dofmap.list[:n_cells][conducting]
+        incidence = sp.csr_matrix(
+            (
+                np.ones(cell_dofs.size),
+                (np.repeat(np.arange(cell_dofs.shape[0]), cell_dofs.shape[1]), cell_dofs.ravel()),
+            ),
+            shape=(cell_dofs.shape[0], n_nodes),
+        )
+        links = (incidence.T @ incidence).tocsr()
+        t_asm = time.perf_counter()
+        if self.bc == "flux":
+            K, W, ndofs, t_fac, t_sol = self._solve_flux(A, links, mass)
+        else:
+            K, W, ndofs, t_fac, t_sol = self._solve_kinematic(A, X, links)
+        # zero-mean fluctuations on every conducting component
+        fluctuations = []
+        for i in range(d):
+            w = fem.Function(V, name=f"w{i}")
+            w.x.array[:n_nodes] = W[:, i] - (mass @ W[:, i]) / mass.sum()
+            w.x.scatter_forward()
+            fluctuations.append(w)
+        t_end = time.perf_counter()
+        seconds = {
+            "assemble": t_asm - t_start,
+            "factorize": t_fac,
+            "solve": t_sol,
+            "total": t_end - t_start,
+        }
+        return DiffusionCellSolution(K, fluctuations, ndofs, seconds)
+
+    def _pins(self, links: sp.csr_matrix, active: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        """One node per conducting component that contains no fixed node."""
+        sub = links[active][:, active]
+        n_comp, label = connected_components(sub, directed=False)
+        has_fixed = np.zeros(n_comp, dtype=bool)
+        has_fixed[label[fixed[active]]] = True
+        first = np.full(n_comp, -1)
+        for node in range(label.size - 1, -1, -1):  # keep the lowest index per component
+            first[label[node]] = node
+        local = first[~has_fixed]
+        return np.flatnonzero(active)[local]
+
+    def _solve_kinematic(self, A, X, links):
+        rve, d = self.rve, self.rve.dim
+        n = A.shape[0]
+        if self.bc == "periodic":
+            pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
+            Ar = pmap.reduce_matrix(A)
+            links_r = pmap.reduce_matrix(links)
+            rhs = pmap.reduce_vector(-(A @ X))
+            fixed = np.zeros(pmap.num_reduced, dtype=bool)
+        else:
+            pmap = None
+            Ar, links_r, rhs = A, links, -(A @ X)
+            on_box = np.zeros(n, dtype=bool)
+            for axis in range(d):
+                on_box |= np.isclose(X[:, axis], 0.0, atol=1e-10 * rve.period[axis])
+                on_box |= np.isclose(X[:, axis], rve.period[axis], atol=1e-10 * rve.period[axis])
+            fixed = on_box
+        active = np.asarray(links_r.diagonal() > 0)
+        pins = self._pins(links_r, active, fixed)
+        solve_mask = active & ~fixed
+        solve_mask[pins] = False
+        idx = np.flatnonzero(solve_mask)
+        t0 = time.perf_counter()
+        factor = SPDFactorization(Ar[idx][:, idx], backend=self.backend)
+        t1 = time.perf_counter()
+        Wr = np.zeros((Ar.shape[0], d))
+        Wr[idx] = factor.solve(rhs[idx])
+        t2 = time.perf_counter()
+        W = pmap.expand(Wr) if pmap is not None else Wr
+        # K_ji = |Y|^-1 y_j^T A (y_i + w_i)
+        K = X.T @ (A @ (X + W)) / rve.volume
+        return K, W, idx.size, t1 - t0, t2 - t1
+
+    def _solve_flux(self, A, links, mass):
+        rve, d, V = self.rve, self.rve.dim, self.V
+        mesh = rve.mesh
+        fdim = mesh.topology.dim - 1
+        lo, hi = np.asarray(rve.lower, float), np.asarray(rve.upper, float)
+        tol = 1e-10 * rve.period.max()
+
+        def on_box(x):
+            mask = np.zeros(x.shape[1], dtype=bool)
+            for axis in range(d):
+                mask |= np.isclose(x[axis], lo[axis], atol=tol)
+                mask |= np.isclose(x[axis], hi[axis], atol=tol)
+            return mask
+
+        facets = _dmesh.locate_entities_boundary(mesh, fdim, on_box)
+        tags = _dmesh.meshtags(mesh, fdim, facets, np.full(facets.size, 1, dtype=np.int32))
+        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
+        n_vec = ufl.FacetNormal(mesh)
+        v = ufl.TestFunction(V)
+        n_nodes = A.shape[0]
+        R = np.column_stack(
+            [fem.assemble_vector(fem.form(n_vec[j] * v * ds)).array[:n_nodes] for j in range(d)]
+        )
+        active = np.asarray(links.diagonal() > 0)
+        pins = self._pins(links, active, np.zeros(n_nodes, dtype=bool))
+        solve_mask = active.copy()
+        solve_mask[pins] = False
+        idx = np.flatnonzero(solve_mask)
+        t0 = time.perf_counter()
+        factor = SPDFactorization(A[idx][:, idx], backend=self.backend)
+        t1 = time.perf_counter()
+        U = np.zeros((n_nodes, d))
+        U[idx] = factor.solve(R[idx])
+        t2 = time.perf_counter()
+        S = R.T @ U / rve.volume  # <grad u_i>_j
+        S = 0.5 * (S + S.T)
+        K = np.linalg.inv(S)
+        # fluctuation fields for the unit *gradient* load cases: u = Σ_i U_i K_i - e·y
+        X = V.tabulate_dof_coordinates()[:n_nodes, :d] - lo
+        W = U @ K - X
+        W[~active] = 0.0
+        return K, W, idx.size, t1 - t0, t2 - t1
+
+
+def homogenize_diffusion(
+    rve: RVE,
+    conductivity: dict[int, float | np.ndarray],
+    bc: str = "periodic",
+    degree: int = 1,
+    backend: str = "mumps",
+) -> DiffusionCellSolution:
+    """Effective conductivity of one RVE (convenience wrapper of :class:`DiffusionCellProblem`).
+
+    Args:
+        rve: the unit cell.
+        conductivity: phase tag -> conductivity (scalar or tensor, >= 0).
+        bc: ``"periodic"``, ``"affine"`` or ``"flux"``.
+        degree: Lagrange degree.
+        backend: linear solver backend.
+
+    Returns:
+        The solution with ``effective_tensor`` of shape ``(d, d)``.
+    """
+    return DiffusionCellProblem(rve, conductivity, bc=bc, degree=degree, backend=backend).solve()
+
+
+class DiffusionCellModel(LinearMicroModel):
+    """Micro-model: flux ``q = -K*(φ) g`` from a cell problem at each distinct volume fraction φ.
+
+    Inputs ``{"gradient": (d,)}`` (the macro gradient ``g = ∇T``), output ``{"flux": (d,)}``
+    (Fourier/Darcy flux, physical sign), per-point parameter ``{"volume_fraction": ()}``; the
+    tangent ∂q/∂g is ``-K*``. The macro residual of ``-∇·(K*∇T) = f`` is then
+    ``∫ -q·∇v dx - ∫ f v dx``.
+
+    Args:
+        rve: generator name (see :func:`fe2hmm.rve.create`), e.g. ``"circle"``.
+        matrix: conductivity of the matrix phase (> 0).
+        inclusion: conductivity of the inclusion phase (>= 0; ignored for ``"voids"``).
+        dim: spatial dimension (2 or 3).
+        bc: cell boundary condition (:data:`BOUNDARY_CONDITIONS`).
+        resolution: RVE mesh resolution (elements per cell edge); generator default if None.
+        degree: Lagrange degree of the cell problem.
+        rve_options: extra generator options (e.g. ``aspect_ratio``).
+        parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
+        keep_solutions: keep each :class:`DiffusionCellSolution` (fields for plotting) keyed by
+            volume fraction in :attr:`solutions`.
+    """
+
+    def __init__(
+        self,
+        rve: str = "circle",
+        matrix: float = 1.0,
+        inclusion: float = 10.0,
+        dim: int = 2,
+        bc: str = "periodic",
+        resolution: int | None = None,
+        degree: int = 1,
+        rve_options: dict | None = None,
+        parameter_tolerance: float = 0.0,
+        keep_solutions: bool = False,
+    ) -> None:
+        from fe2hmm import rve as rve_module
+
+        super().__init__(parameter_tolerance=parameter_tolerance)
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        if bc not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
+        _check_conductivity(matrix, dim, MATRIX)
+        _check_conductivity(inclusion, dim, INCLUSION)
+        if not np.any(np.asarray(matrix, dtype=float)):
+            raise ValueError(f"matrix conductivity must be > 0, got {matrix!r}")
+        if rve not in rve_module.available(dim):
+            raise ValueError(
+                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
+            )
+        self.rve_name, self.dim, self.bc = rve, int(dim), bc
+        self.matrix, self.inclusion = matrix, inclusion
+        self.resolution, self.degree = resolution, int(degree)
+        self.rve_options = dict(rve_options or {})
+        self.keep_solutions = keep_solutions
+        self.solutions: dict[float, DiffusionCellSolution] = {}
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"gradient": (d,)}``."""
+        return {"gradient": (self.dim,)}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"flux": (d,)}``."""
+        return {"flux": (self.dim,)}
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"volume_fraction": ()}``."""
+        return {"volume_fraction": ()}
+
+    def cell(self, volume_fraction: float) -> RVE:
+        """Generate the RVE for one volume fraction."""
+        from fe2hmm import rve as rve_module
+
+        return rve_module.create(
+            self.rve_name,
+            dim=self.dim,
+            volume_fraction=float(volume_fraction),
+            resolution=self.resolution,
+            **self.rve_options,
+        )
+
+    def conductivity_tensor(self, volume_fraction: float) -> np.ndarray:
+        """K* for one volume fraction, shape ``(d, d)``."""
+        cell = self.cell(volume_fraction)
+        solution = homogenize_diffusion(
+            cell, {MATRIX: self.matrix, INCLUSION: self.inclusion}, bc=self.bc, degree=self.degree
+        )
+        if self.keep_solutions:
+            self.solutions[float(volume_fraction)] = solution
+        return solution.effective_tensor
+
+    def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict:
+        """``{("flux", "gradient"): -K*(φ)}`` for one volume fraction φ."""
+        K = self.conductivity_tensor(float(parameters["volume_fraction"]))
+        return {("flux", "gradient"): -K}

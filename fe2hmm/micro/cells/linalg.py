@@ -1,0 +1,108 @@
+"""Sparse symmetric positive-definite factorisations shared by all right-hand sides of a cell.
+
+Cell problems are rank-local (``MPI.COMM_SELF``): one factorisation serves the ``d`` (diffusion)
+or ``d(d+1)/2`` (elasticity) unit load cases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from fe2hmm import _compat  # noqa: F401  (dolfinx/petsc4py import order)
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+__all__ = ["SPDFactorization", "BACKENDS"]
+
+#: Available backends: PETSc+MUMPS Cholesky (default), PETSc+MUMPS LU, SciPy SuperLU.
+BACKENDS = ("mumps", "mumps-lu", "superlu")
+
+
+class SPDFactorization:
+    """Factorise a sparse SPD matrix once, then solve for many right-hand sides.
+
+    Args:
+        A: square sparse matrix (CSR or convertible), symmetric positive definite.
+        backend: one of :data:`BACKENDS`.
+
+    Raises:
+        ValueError: unknown backend or non-square matrix.
+        RuntimeError: the factorisation failed (e.g. the matrix is singular).
+    """
+
+    def __init__(self, A: sp.spmatrix, backend: str = "mumps") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown linear solver backend {backend!r}; valid: {BACKENDS}")
+        A = sp.csr_matrix(A)
+        if A.shape[0] != A.shape[1]:
+            raise ValueError(f"matrix must be square, got shape {A.shape}")
+        self.backend = backend
+        self.size = A.shape[0]
+        if backend == "superlu":
+            import scipy.sparse.linalg as spla
+
+            try:
+                self._lu = spla.splu(A.tocsc())
+            except RuntimeError as err:
+                raise RuntimeError(f"SuperLU factorisation failed: {err}") from err
+            return
+        A.sort_indices()
+        self._mat = PETSc.Mat().createAIJ(
+            size=A.shape,
+            csr=(A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType), A.data),
+            comm=MPI.COMM_SELF,
+        )
+        self._mat.assemble()
+        ksp = PETSc.KSP().create(MPI.COMM_SELF)
+        ksp.setOperators(self._mat)
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        if backend == "mumps":
+            self._mat.setOption(PETSc.Mat.Option.SPD, True)
+            pc.setType("cholesky")
+        else:
+            pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+        ksp.setUp()
+        if pc.getFailedReason() != 0:  # pragma: no cover - depends on PETSc build
+            raise RuntimeError(f"MUMPS factorisation failed (PETSc reason {pc.getFailedReason()})")
+        self._ksp = ksp
+        self._x, self._b = self._mat.createVecs()
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """Solve ``A X = B``.
+
+        Args:
+            B: right-hand sides, shape ``(n,)`` or ``(n, m)``.
+
+        Returns:
+            ``X`` with the shape of ``B``.
+
+        Raises:
+            RuntimeError: the solve failed or produced non-finite values.
+        """
+        B = np.asarray(B, dtype=float)
+        flat = B.ndim == 1
+        B2 = B.reshape(self.size, -1)
+        if self.backend == "superlu":
+            X = self._lu.solve(np.ascontiguousarray(B2))
+        else:
+            X = np.empty_like(B2)
+            for j in range(B2.shape[1]):
+                self._b.array[:] = B2[:, j]
+                self._ksp.solve(self._b, self._x)
+                reason = self._ksp.getConvergedReason()
+                if reason < 0:
+                    raise RuntimeError(f"MUMPS solve failed (PETSc reason {reason})")
+                X[:, j] = self._x.array
+        if not np.all(np.isfinite(X)):
+            raise RuntimeError("linear solve produced non-finite values (singular cell matrix?)")
+        return X.reshape(-1) if flat else X
+
+    def __del__(self) -> None:
+        for name in ("_ksp", "_mat", "_x", "_b"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.destroy()

@@ -1,0 +1,129 @@
+"""Periodic boundary conditions by dof reduction (no dolfinx_mpc needed).
+
+On a mesh of a box whose nodes on opposite faces match (the RVE generators guarantee it), every
+Lagrange dof on an upper face ``y_i = upper_i`` is identified with its image on the lower face.
+The identification is the prolongation ``P`` (full × reduced, one 1 per row); periodic problems
+are solved as ``Pᵀ A P w_r = Pᵀ b`` and expanded back as ``w = P w_r``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
+
+from dolfinx import fem
+
+from fe2hmm.errors import NonPeriodicMeshError
+
+__all__ = ["PeriodicDofMap"]
+
+
+class PeriodicDofMap:
+    """Identification of periodic dofs of a (possibly blocked) Lagrange space on a box.
+
+    Args:
+        V: Lagrange function space on a rank-local (``COMM_SELF``) mesh.
+        lower: lower box corner, shape ``(gdim,)``.
+        upper: upper box corner, shape ``(gdim,)``.
+        tolerance: relative tolerance (w.r.t. the box size) for coinciding coordinates.
+
+    Attributes:
+        full_to_reduced: reduced index of every full dof (blocked), shape ``(n_full,)``.
+        num_reduced: number of reduced dofs.
+        boundary: mask of full (unblocked) nodes on the box boundary, shape ``(n_nodes,)``.
+
+    Raises:
+        NonPeriodicMeshError: a node on one face has no partner on the opposite face.
+    """
+
+    def __init__(
+        self,
+        V: fem.FunctionSpace,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        tolerance: float = 1e-8,
+    ) -> None:
+        gdim = V.mesh.geometry.dim
+        lower = np.asarray(lower, dtype=float).reshape(gdim)
+        upper = np.asarray(upper, dtype=float).reshape(gdim)
+        size = upper - lower
+        if np.any(size <= 0):
+            raise ValueError(f"box must have upper > lower, got lower={lower}, upper={upper}")
+        bs = V.dofmap.bs
+        n_nodes = V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts
+        y = (V.tabulate_dof_coordinates()[:n_nodes, :gdim] - lower) / size
+        on_low = np.abs(y) < tolerance
+        on_up = np.abs(y - 1.0) < tolerance
+        self.boundary = (on_low | on_up).any(axis=1)
+        wrapped = np.where(on_up, 0.0, y)
+        rep = np.arange(n_nodes)
+        b_idx = np.flatnonzero(self.boundary)
+        if b_idx.size:
+            tree = cKDTree(wrapped[b_idx])
+            pairs = tree.query_pairs(r=tolerance, output_type="ndarray")
+            graph = sp.coo_matrix(
+                (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(b_idx.size,) * 2
+            )
+            _, label = connected_components(graph, directed=False)
+            # a node on an upper face must share its group with a node off that face
+            for axis in range(gdim):
+                up = on_up[b_idx, axis]
+                partner = np.zeros(label.max() + 1, dtype=bool)
+                np.logical_or.at(partner, label[~up], True)
+                orphan = up & ~partner[label]
+                if orphan.any():
+                    x_bad = y[b_idx[np.flatnonzero(orphan)[0]]] * size + lower
+                    raise NonPeriodicMeshError(
+                        f"mesh is not periodic: node at {np.array2string(x_bad, precision=6)} "
+                        f"on face x{axis} = {upper[axis]:g} has no partner on face "
+                        f"x{axis} = {lower[axis]:g} ({int(orphan.sum())} such nodes); "
+                        "generate the cell with fe2hmm.rve or gmsh setPeriodic"
+                    )
+            first = np.full(label.max() + 1, n_nodes, dtype=np.int64)
+            np.minimum.at(first, label, b_idx)
+            rep[b_idx] = first[label]
+        _, node_reduced = np.unique(rep, return_inverse=True)
+        node_reduced = node_reduced.reshape(-1)
+        self.num_nodes = n_nodes
+        self.block_size = bs
+        self.node_to_reduced = node_reduced
+        self.num_reduced = int(node_reduced.max() + 1) * bs if n_nodes else 0
+        self.full_to_reduced = (node_reduced[:, None] * bs + np.arange(bs)).reshape(-1)
+
+    @property
+    def prolongation(self) -> sp.csr_matrix:
+        """``P`` with ``w_full = P @ w_reduced``, shape ``(n_full, n_reduced)``."""
+        n = self.full_to_reduced.size
+        return sp.csr_matrix(
+            (np.ones(n), (np.arange(n), self.full_to_reduced)), shape=(n, self.num_reduced)
+        )
+
+    def reduce_matrix(self, A: sp.spmatrix) -> sp.csr_matrix:
+        """``Pᵀ A P`` (sums rows and columns of identified dofs).
+
+        Args:
+            A: full matrix, shape ``(n_full, n_full)``.
+
+        Returns:
+            Reduced CSR matrix, shape ``(n_reduced, n_reduced)``.
+        """
+        coo = sp.coo_matrix(A)
+        m = self.full_to_reduced
+        return sp.csr_matrix(
+            (coo.data, (m[coo.row], m[coo.col])), shape=(self.num_reduced, self.num_reduced)
+        )
+
+    def reduce_vector(self, b: np.ndarray) -> np.ndarray:
+        """``Pᵀ b`` for ``b`` of shape ``(n_full,)`` or ``(n_full, m)``."""
+        b = np.asarray(b, dtype=float)
+        out = np.zeros((self.num_reduced, *b.shape[1:]))
+        np.add.at(out, self.full_to_reduced, b)
+        return out
+
+    def expand(self, w: np.ndarray) -> np.ndarray:
+        """``P w`` for ``w`` of shape ``(n_reduced,)`` or ``(n_reduced, m)``."""
+        return np.asarray(w)[self.full_to_reduced]

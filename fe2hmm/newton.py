@@ -1,0 +1,182 @@
+"""Newton's method for macro problems closed by micro-models.
+
+Each iteration updates every closure at the current macro state (micro solves), assembles the
+residual and the Jacobian built from the closures' tangents, and solves the linear system with
+PETSc. A closure that is linear in its inputs makes the macro problem converge in one step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
+
+from petsc4py import PETSc
+
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+
+from fe2hmm.closure import Closure
+from fe2hmm.errors import NewtonConvergenceError
+
+__all__ = ["NewtonSolver", "NewtonResult"]
+
+_log = logging.getLogger(__name__)
+
+_DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+
+
+@dataclass
+class NewtonResult:
+    """Outcome of :meth:`NewtonSolver.solve`.
+
+    Attributes:
+        iterations: Newton steps taken (linear solves).
+        converged: whether the tolerances were met.
+        residual_norms: l2 norm of the residual before each step and after the last one.
+        seconds: wall-time split: ``"micro"`` (closure updates), ``"assemble"``, ``"solve"``.
+    """
+
+    iterations: int
+    converged: bool
+    residual_norms: list[float] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class NewtonSolver:
+    """Newton solver for ``F(u; closures) = 0``.
+
+    Args:
+        F: residual form, linear in the test function, using the closures' outputs.
+        u: macro unknown; its values are the initial guess and are overwritten.
+        bcs: Dirichlet conditions on ``u``.
+        closures: closures whose outputs appear in ``F``; updated at every iterate.
+        J: Jacobian form; by default ``closure.jacobian`` chained over all closures.
+        petsc_options: PETSc options of the linear solver (default: MUMPS LU).
+        petsc_options_prefix: unique options prefix.
+        rtol: relative tolerance on the residual norm.
+        atol: absolute tolerance on the residual norm.
+        max_iterations: Newton steps before giving up.
+
+    Note:
+        Collective on ``u.function_space.mesh.comm``.
+    """
+
+    def __init__(
+        self,
+        F: ufl.Form,
+        u: fem.Function,
+        bcs: Sequence[fem.DirichletBC] = (),
+        closures: Sequence[Closure] = (),
+        J: ufl.Form | None = None,
+        petsc_options: dict | None = None,
+        petsc_options_prefix: str = "fe2hmm_newton_",
+        rtol: float = 1e-10,
+        atol: float = 1e-12,
+        max_iterations: int = 25,
+    ) -> None:
+        for label, value in (("rtol", rtol), ("atol", atol)):
+            if not (value >= 0 and np.isfinite(value)):
+                raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
+        if int(max_iterations) < 1:
+            raise ValueError(f"max_iterations must be >= 1, got {max_iterations!r}")
+        self.u = u
+        self.bcs = list(bcs)
+        self.closures = list(closures)
+        if J is None:
+            du = ufl.TrialFunction(u.function_space)
+            J = ufl.derivative(F, u, du)
+            for closure in self.closures:
+                for term in closure.jacobian_terms(F, u, du):
+                    J = J + term
+        self._F = fem.form(F)
+        self._J = fem.form(J)
+        self.rtol, self.atol, self.max_iterations = float(rtol), float(atol), int(max_iterations)
+        self._A = fem_petsc.create_matrix(self._J)
+        self._b = fem_petsc.create_vector(u.function_space)
+        self._du = fem.Function(u.function_space)
+        comm = u.function_space.mesh.comm
+        self._ksp = PETSc.KSP().create(comm)
+        self._ksp.setOperators(self._A)
+        opts = PETSc.Options()
+        self._prefix = petsc_options_prefix
+        self._ksp.setOptionsPrefix(self._prefix)
+        for k, v in (petsc_options or _DEFAULT_PETSC_OPTIONS).items():
+            opts[f"{self._prefix}{k}"] = v
+        self._ksp.setFromOptions()
+
+    def _residual(self) -> float:
+        with self._b.localForm() as local:
+            local.set(0.0)
+        fem_petsc.assemble_vector(self._b, self._F)
+        fem_petsc.apply_lifting(self._b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0)
+        self._b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(self._b, self.bcs, self.u.x.petsc_vec, -1.0)
+        return float(self._b.norm())
+
+    def solve(self) -> NewtonResult:
+        """Run Newton's method from the current ``u``.
+
+        Returns:
+            Iteration count, residual history and timings.
+
+        Raises:
+            NewtonConvergenceError: when ``max_iterations`` is reached, or the linear solver or
+                the residual fails (non-finite values).
+            MicroSolveError: from a closure update (names the quadrature point).
+        """
+        seconds = {"micro": 0.0, "assemble": 0.0, "solve": 0.0}
+        norms: list[float] = []
+        r0 = None
+        for iteration in range(self.max_iterations + 1):
+            t0 = time.perf_counter()
+            for closure in self.closures:
+                closure.update(tangents=True)
+            t1 = time.perf_counter()
+            norm = self._residual()
+            seconds["micro"] += t1 - t0
+            seconds["assemble"] += time.perf_counter() - t1
+            if not np.isfinite(norm):
+                raise NewtonConvergenceError(
+                    f"non-finite residual norm {norm} at Newton iteration {iteration}"
+                )
+            norms.append(norm)
+            r0 = norm if r0 is None else r0
+            _log.info("Newton iteration %d: |F| = %.3e", iteration, norm)
+            if norm <= self.atol or (iteration > 0 and norm <= self.rtol * r0):
+                return NewtonResult(iteration, True, norms, seconds)
+            if iteration == self.max_iterations:
+                break
+            t2 = time.perf_counter()
+            self._A.zeroEntries()
+            fem_petsc.assemble_matrix(self._A, self._J, bcs=self.bcs)
+            self._A.assemble()
+            t3 = time.perf_counter()
+            self._ksp.solve(self._b, self._du.x.petsc_vec)
+            reason = self._ksp.getConvergedReason()
+            if reason < 0:
+                raise NewtonConvergenceError(
+                    f"linear solver failed at Newton iteration {iteration} (PETSc reason {reason})"
+                )
+            self._du.x.scatter_forward()
+            self.u.x.array[:] -= self._du.x.array
+            self.u.x.scatter_forward()
+            seconds["assemble"] += t3 - t2
+            seconds["solve"] += time.perf_counter() - t3
+        raise NewtonConvergenceError(
+            f"Newton did not converge in {self.max_iterations} iterations: residual norms "
+            + ", ".join(f"{n:.3e}" for n in norms)
+            + f" (rtol={self.rtol:g}, atol={self.atol:g})"
+        )
+
+    def __del__(self) -> None:
+        for obj in ("_ksp", "_A", "_b"):
+            o = getattr(self, obj, None)
+            if o is not None:
+                o.destroy()

@@ -1,0 +1,738 @@
+"""Gmsh generators of periodic unit cells with phase tags.
+
+Every generator builds the box ``[0, 1]^d`` with the OpenCASCADE kernel of gmsh, splits it into
+phases by a boolean *fragment* (or *cut*, for voids), tags the phases with physical groups
+(:data:`~fe2hmm.rve.cell.MATRIX` = 1, :data:`~fe2hmm.rve.cell.INCLUSION` = 2), makes the mesh
+periodic with ``gmsh.model.mesh.setPeriodic`` (translations by the unit vectors) and converts it
+to a rank-local dolfinx mesh of linear triangles/tetrahedra on ``MPI.COMM_SELF``. Nodes on
+opposite faces of the box therefore coincide exactly up to the translation.
+
+Geometric conventions:
+
+* ``resolution`` is the target number of elements per unit length: the mesh size is
+  ``h = 1 / resolution`` everywhere (``Mesh.MeshSizeMin = Mesh.MeshSizeMax = h``).
+* Centred inclusions (``circle``, ``sphere``, ``fibre``, ``ellipse``, ``voids``) keep a fixed gap
+  of ``0.02`` to the cell boundary: their radius (half extent for the ellipse) is at most
+  :data:`MAX_RADIUS` ``= 0.48``, independent of the resolution, so the admissible volume
+  fractions are static numbers (``pi 0.48^2 ≈ 0.724`` in 2D, ``4/3 pi 0.48^3 ≈ 0.463`` in 3D).
+* ``random`` inclusions never cross the periodic boundary (a simplification: the cell is periodic
+  but the microstructure is a non-periodic arrangement inside a margin).
+* The reported ``volume_fractions`` are the exact geometric values; the mesh approximates curved
+  interfaces by inscribed polygons/polyhedra, so mesh volumes differ by ``O(h^2)``.
+
+gmsh hygiene: gmsh is initialised only if needed (never finalised), every cell is built in its
+own fresh model which is removed afterwards, and all gmsh options touched are restored, so the
+generators can be called hundreds of times in one process and interleaved with user gmsh work.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import numbers
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
+
+# isort: split
+
+import gmsh
+from mpi4py import MPI
+
+from dolfinx.io import gmsh as _dolfinx_gmsh
+
+from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+
+__all__ = [
+    "GENERATORS",
+    "MAX_RADIUS",
+    "GeneratorInfo",
+    "available",
+    "circle",
+    "create",
+    "ellipse",
+    "fibre",
+    "laminate",
+    "max_volume_fraction",
+    "random_inclusions",
+    "sphere",
+    "voids",
+]
+
+#: Largest radius (half extent) of a centred inclusion: a gap of 0.02 to the cell boundary.
+MAX_RADIUS: float = 0.48
+
+#: Default ``resolution`` (elements per unit length) by dimension.
+_DEFAULT_RESOLUTION: dict[int, int] = {2: 32, 3: 12}
+
+#: Default minimal gap of random inclusions, in mesh sizes.
+_DEFAULT_GAP_IN_H: float = 1.5
+
+#: Densest packing of equal disks / balls (Thue, Kepler-Hales), used to bound random fractions.
+_PACKING_DENSITY: dict[int, float] = {2: math.pi / math.sqrt(12.0), 3: math.pi / math.sqrt(18.0)}
+
+#: Random sequential addition gives up after this many rejected draws per inclusion.
+_ATTEMPTS_PER_INCLUSION: int = 2000
+
+#: Tolerance of the geometric queries (bounding boxes, centres of mass) on the unit box.
+_GEOMETRY_TOL: float = 1e-6
+
+_lock = threading.RLock()
+_model_counter = itertools.count()
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers (pure Python: they run before gmsh is touched)
+# --------------------------------------------------------------------------------------------
+
+
+def _ball_measure(radius: float, dim: int) -> float:
+    """Area of a disk (2D) or volume of a ball (3D)."""
+    return math.pi * radius**2 if dim == 2 else 4.0 / 3.0 * math.pi * radius**3
+
+
+def _ball_radius(measure: float, dim: int) -> float:
+    """Inverse of :func:`_ball_measure`."""
+    return math.sqrt(measure / math.pi) if dim == 2 else (3.0 * measure / (4.0 * math.pi)) ** (1 / 3)
+
+
+def _check_real(name: str, arg: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name}: {arg}={value!r} is not a finite real number")
+    return float(value)
+
+
+def _check_int(name: str, arg: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}: {arg}={value!r} is invalid; expected an integer >= {minimum}")
+    return int(value)
+
+
+def _check_dim(name: str, dim: Any) -> int:
+    dims = GENERATORS[name].dims
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or int(dim) not in dims:
+        allowed = " or ".join(str(d) for d in dims)
+        raise ValueError(f"{name}: dim={dim!r} is not supported; allowed dim: {allowed}")
+    return int(dim)
+
+
+def _check_resolution(name: str, resolution: Any, dim: int) -> int:
+    if resolution is None:
+        return _DEFAULT_RESOLUTION[dim]
+    return _check_int(name, "resolution", resolution, 2)
+
+
+def _check_fraction(name: str, volume_fraction: Any, maximum: float, *, open_max: bool) -> float:
+    f = _check_real(name, "volume_fraction", volume_fraction)
+    if f <= 0.0 or f > maximum or (open_max and f >= maximum):
+        interval = f"(0, {maximum:.6g})" if open_max else f"(0, {maximum:.6g}]"
+        raise ValueError(
+            f"{name}: volume_fraction={volume_fraction!r} is outside the allowed interval {interval}"
+        )
+    return f
+
+
+def _ellipse_extent(aspect_ratio: float, angle: float) -> float:
+    """Largest half extent along x or y of the ellipse with semi-axes ``1`` and ``1/aspect``."""
+    c2, s2, q = math.cos(angle) ** 2, math.sin(angle) ** 2, 1.0 / aspect_ratio**2
+    return max(math.sqrt(c2 + s2 * q), math.sqrt(s2 + c2 * q))
+
+
+def _default_gap(resolution: int) -> float:
+    return _DEFAULT_GAP_IN_H / resolution
+
+
+def _random_max_fraction(dim: int, count: int, min_gap: float) -> float:
+    """Necessary (not sufficient) bound on the fraction of ``count`` random balls.
+
+    The centres live in a cube of edge ``s = 1 - 2 (r + g)`` and are ``d = 2 r + g`` apart, so
+    the balls of radius ``d / 2`` around them are disjoint inside a cube of edge ``s + d = 1 - g``
+    and cannot fill more than the densest packing density of it; in addition a single ball must
+    fit (``r + g <= 1/2``).
+    """
+    packed = (_PACKING_DENSITY[dim] * (1.0 - min_gap) ** dim / count) / _ball_measure(1.0, dim)
+    r_packing = packed ** (1.0 / dim) - 0.5 * min_gap
+    r_fit = 0.5 - min_gap
+    return count * _ball_measure(max(0.0, min(r_packing, r_fit)), dim)
+
+
+# --------------------------------------------------------------------------------------------
+# gmsh helpers shared by all generators
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _gmsh_model(name: str, h: float) -> Iterator[None]:
+    """Fresh gmsh model with our meshing options; everything is undone on exit."""
+    with _lock:
+        if not gmsh.isInitialized():
+            # interruptible=False: do not replace Python's SIGINT handler (and work off the main
+            # thread); readConfigFiles=False: results must not depend on a user's gmshrc.
+            gmsh.initialize(readConfigFiles=False, interruptible=False)
+        options = {
+            "General.Terminal": 0,
+            "General.NumThreads": 1,
+            "Mesh.MeshSizeMin": h,
+            "Mesh.MeshSizeMax": h,
+            "Mesh.MeshSizeFactor": 1,
+            "Mesh.MeshSizeFromCurvature": 0,
+            "Mesh.ElementOrder": 1,
+            "Mesh.RecombineAll": 0,
+            "Mesh.SubdivisionAlgorithm": 0,
+        }
+        saved = {key: gmsh.option.getNumber(key) for key in options}
+        previous = gmsh.model.getCurrent()
+        model = f"fe2hmm_rve_{name}_{next(_model_counter)}"
+        try:
+            for key, value in options.items():
+                gmsh.option.setNumber(key, value)
+            gmsh.model.add(model)
+            yield
+        finally:
+            if model in gmsh.model.list():
+                gmsh.model.setCurrent(model)
+                gmsh.model.remove()
+            if previous in gmsh.model.list():
+                gmsh.model.setCurrent(previous)
+            for key, value in saved.items():
+                gmsh.option.setNumber(key, value)
+
+
+def _add_box(dim: int) -> int:
+    """OCC unit square/cube; returns its tag."""
+    occ = gmsh.model.occ
+    return occ.addRectangle(0, 0, 0, 1, 1) if dim == 2 else occ.addBox(0, 0, 0, 1, 1, 1)
+
+
+def _add_ball(dim: int, centre: np.ndarray, radius: float) -> int:
+    """OCC disk (2D, in the plane z = 0) or ball (3D); returns its tag."""
+    occ = gmsh.model.occ
+    if dim == 2:
+        return occ.addDisk(float(centre[0]), float(centre[1]), 0.0, radius, radius)
+    return occ.addSphere(float(centre[0]), float(centre[1]), float(centre[2]), radius)
+
+
+def _fragment(dim: int, inclusions: list[int]) -> dict[int, list[int]]:
+    """Fragment the unit box by ``inclusions``; entity tags of each phase."""
+    box = _add_box(dim)
+    _, mapping = gmsh.model.occ.fragment([(dim, box)], [(dim, t) for t in inclusions])
+    # mapping[0] holds every piece of the box, mapping[1:] the pieces of the inclusions.
+    inclusion = sorted({t for piece in mapping[1:] for (d, t) in piece if d == dim})
+    matrix = sorted({t for (d, t) in mapping[0] if d == dim} - set(inclusion))
+    return {MATRIX: matrix, INCLUSION: inclusion}
+
+
+def _cut(dim: int, holes: list[int]) -> dict[int, list[int]]:
+    """Remove ``holes`` from the unit box; the remaining entity tags form the matrix."""
+    box = _add_box(dim)
+    out, _ = gmsh.model.occ.cut([(dim, box)], [(dim, t) for t in holes])
+    return {MATRIX: sorted(t for (d, t) in out if d == dim)}
+
+
+def _face_entities(dim: int, axis: int, value: float) -> list[int]:
+    """Tags of the boundary entities (dimension ``dim - 1``) lying on the plane x_axis = value."""
+    lo = [-_GEOMETRY_TOL] * 3
+    hi = [1.0 + _GEOMETRY_TOL] * 3
+    if dim == 2:
+        lo[2], hi[2] = -_GEOMETRY_TOL, _GEOMETRY_TOL
+    lo[axis], hi[axis] = value - _GEOMETRY_TOL, value + _GEOMETRY_TOL
+    return [t for (_, t) in gmsh.model.getEntitiesInBoundingBox(*lo, *hi, dim - 1)]
+
+
+def _signature(dim: int, tag: int) -> np.ndarray:
+    """Translation-covariant fingerprint of an entity: centre of mass and mass."""
+    occ = gmsh.model.occ
+    return np.array([*occ.getCenterOfMass(dim, tag), occ.getMass(dim, tag)])
+
+
+def _translation(axis: int) -> list[float]:
+    """Row-major 4x4 affine matrix of the translation by the unit vector ``e_axis``."""
+    affine = np.eye(4)
+    affine[axis, 3] = 1.0
+    return affine.ravel().tolist()
+
+
+def _make_periodic(dim: int) -> None:
+    """Declare every entity on the face x_i = 1 a translated copy of its partner on x_i = 0."""
+    for axis in range(dim):
+        lower = _face_entities(dim, axis, 0.0)
+        upper = _face_entities(dim, axis, 1.0)
+        shift = np.zeros(4)
+        shift[axis] = 1.0
+        keys = {t: _signature(dim - 1, t) for t in lower}
+        slaves, masters = [], []
+        for t in upper:
+            sig = _signature(dim - 1, t) - shift
+            match = [m for m, s in keys.items() if np.allclose(s, sig, atol=_GEOMETRY_TOL)]
+            if len(match) != 1:
+                raise RuntimeError(
+                    f"fe2hmm internal error: boundary entity {t} on face x{axis}=1 has "
+                    f"{len(match)} partners on x{axis}=0"
+                )
+            slaves.append(t)
+            masters.append(match[0])
+        if len(slaves) != len(lower):
+            raise RuntimeError(
+                f"fe2hmm internal error: faces x{axis}=0 and x{axis}=1 have {len(lower)} and "
+                f"{len(upper)} boundary entities"
+            )
+        gmsh.model.mesh.setPeriodic(dim - 1, slaves, masters, _translation(axis))
+
+
+def _generate(
+    name: str,
+    dim: int,
+    resolution: int,
+    build: Callable[[], dict[int, list[int]]],
+    volume_fractions: dict[int, float],
+    parameters: dict[str, Any],
+) -> RVE:
+    """Run ``build`` (OCC geometry → phase entities) in a fresh model, mesh it, return the RVE."""
+    with _gmsh_model(name, 1.0 / resolution):
+        phases = build()
+        gmsh.model.occ.synchronize()
+        for tag, entities in phases.items():
+            if entities:
+                label = "matrix" if tag == MATRIX else "inclusion"
+                gmsh.model.addPhysicalGroup(dim, entities, tag, name=label)
+        _make_periodic(dim)
+        gmsh.model.mesh.generate(dim)
+        data = _dolfinx_gmsh.model_to_mesh(gmsh.model, MPI.COMM_SELF, 0, gdim=dim)
+    data.cell_tags.name = "phases"
+    return RVE(
+        mesh=data.mesh,
+        cell_tags=data.cell_tags,
+        lower=np.zeros(dim),
+        upper=np.ones(dim),
+        name=name,
+        volume_fractions=volume_fractions,
+        parameters=parameters,
+    )
+
+
+def _centred_ball(
+    name: str, dim: int, volume_fraction: float, resolution: int, *, void: bool
+) -> RVE:
+    radius = _ball_radius(volume_fraction, dim)
+    centre = np.full(dim, 0.5)
+
+    def build() -> dict[int, list[int]]:
+        ball = _add_ball(dim, centre, radius)
+        return _cut(dim, [ball]) if void else _fragment(dim, [ball])
+
+    fractions = {MATRIX: 1.0 - volume_fraction, (0 if void else INCLUSION): volume_fraction}
+    parameters: dict[str, Any] = {"volume_fraction": volume_fraction, "resolution": resolution}
+    if void:
+        parameters["dim"] = dim
+    return _generate(name, dim, resolution, build, fractions, parameters)
+
+
+# --------------------------------------------------------------------------------------------
+# Public generators
+# --------------------------------------------------------------------------------------------
+
+
+def circle(volume_fraction: float, resolution: int = 32) -> RVE:
+    """2D cell with one centred circular inclusion of radius ``sqrt(f / pi)``.
+
+    Args:
+        volume_fraction: area fraction ``f`` of the inclusion, in ``(0, pi 0.48^2 ≈ 0.724]``.
+        resolution: elements per unit length (mesh size ``1 / resolution``), at least 2.
+
+    Returns:
+        The periodic cell, phases :data:`MATRIX` and :data:`INCLUSION`.
+
+    Raises:
+        ValueError: invalid volume fraction or resolution.
+    """
+    res = _check_resolution("circle", resolution, 2)
+    f = _check_fraction("circle", volume_fraction, max_volume_fraction("circle", 2), open_max=False)
+    return _centred_ball("circle", 2, f, res, void=False)
+
+
+def sphere(volume_fraction: float, resolution: int = 12) -> RVE:
+    """3D cell with one centred spherical inclusion of radius ``(3 f / (4 pi))^(1/3)``.
+
+    Args:
+        volume_fraction: volume fraction ``f`` of the ball, in ``(0, 4/3 pi 0.48^3 ≈ 0.463]``.
+        resolution: elements per unit length (mesh size ``1 / resolution``), at least 2.
+
+    Returns:
+        The periodic cell, phases :data:`MATRIX` and :data:`INCLUSION`.
+
+    Raises:
+        ValueError: invalid volume fraction or resolution.
+    """
+    res = _check_resolution("sphere", resolution, 3)
+    f = _check_fraction("sphere", volume_fraction, max_volume_fraction("sphere", 3), open_max=False)
+    return _centred_ball("sphere", 3, f, res, void=False)
+
+
+def fibre(volume_fraction: float, resolution: int = 12) -> RVE:
+    """3D cell with a centred circular cylinder along z through the whole cell (periodic in z).
+
+    Args:
+        volume_fraction: volume fraction ``f = pi r^2`` of the fibre, in ``(0, ≈0.724]``.
+        resolution: elements per unit length (mesh size ``1 / resolution``), at least 2.
+
+    Returns:
+        The periodic cell, phases :data:`MATRIX` and :data:`INCLUSION`.
+
+    Raises:
+        ValueError: invalid volume fraction or resolution.
+    """
+    res = _check_resolution("fibre", resolution, 3)
+    f = _check_fraction("fibre", volume_fraction, max_volume_fraction("fibre", 3), open_max=False)
+    radius = math.sqrt(f / math.pi)
+
+    def build() -> dict[int, list[int]]:
+        cylinder = gmsh.model.occ.addCylinder(0.5, 0.5, 0.0, 0.0, 0.0, 1.0, radius)
+        return _fragment(3, [cylinder])
+
+    fractions = {MATRIX: 1.0 - f, INCLUSION: f}
+    return _generate("fibre", 3, res, build, fractions, {"volume_fraction": f, "resolution": res})
+
+
+def ellipse(
+    volume_fraction: float, aspect_ratio: float = 2.0, angle: float = 0.0, resolution: int = 32
+) -> RVE:
+    """2D cell with one centred elliptical inclusion.
+
+    The semi-axes are ``a`` (along the direction at ``angle`` radians from x) and
+    ``b = a / aspect_ratio``, with ``pi a b = f``. The ellipse must stay within
+    :data:`MAX_RADIUS` of the centre along x and y.
+
+    Args:
+        volume_fraction: area fraction ``f``, in ``(0, max_volume_fraction("ellipse", 2, ...)]``.
+        aspect_ratio: ``a / b >= 1`` (use ``angle = pi/2`` for an ellipse elongated along y).
+        angle: orientation of the major axis, radians from the x axis.
+        resolution: elements per unit length (mesh size ``1 / resolution``), at least 2.
+
+    Returns:
+        The periodic cell, phases :data:`MATRIX` and :data:`INCLUSION`.
+
+    Raises:
+        ValueError: invalid volume fraction, aspect ratio, angle or resolution.
+    """
+    res = _check_resolution("ellipse", resolution, 2)
+    ar = _check_real("ellipse", "aspect_ratio", aspect_ratio)
+    if ar < 1.0:
+        raise ValueError(
+            f"ellipse: aspect_ratio={aspect_ratio!r} is invalid; expected >= 1 "
+            "(rotate by angle=pi/2 instead)"
+        )
+    theta = _check_real("ellipse", "angle", angle)
+    fmax = max_volume_fraction("ellipse", 2, aspect_ratio=ar, angle=theta)
+    f = _check_fraction("ellipse", volume_fraction, fmax, open_max=False)
+    a = math.sqrt(f * ar / math.pi)
+    b = a / ar
+
+    def build() -> dict[int, list[int]]:
+        occ = gmsh.model.occ
+        disk = occ.addDisk(0.5, 0.5, 0.0, a, b)
+        if theta != 0.0:
+            occ.rotate([(2, disk)], 0.5, 0.5, 0.0, 0.0, 0.0, 1.0, theta)
+        return _fragment(2, [disk])
+
+    fractions = {MATRIX: 1.0 - f, INCLUSION: f}
+    parameters = {"volume_fraction": f, "aspect_ratio": ar, "angle": theta, "resolution": res}
+    return _generate("ellipse", 2, res, build, fractions, parameters)
+
+
+def laminate(
+    volume_fraction: float, dim: int = 2, normal: int = 0, resolution: int | None = None
+) -> RVE:
+    """Layered cell: the inclusion is the centred slab ``|x_normal - 1/2| <= f/2``.
+
+    The mesh conforms to the two planar interfaces, so phase volumes are exact.
+
+    Args:
+        volume_fraction: thickness ``f`` of the inclusion layer, in ``(0, 1)``.
+        dim: 2 or 3.
+        normal: axis (0, 1 or 2 in 3D) normal to the layers.
+        resolution: elements per unit length; ``None`` means 32 in 2D and 12 in 3D.
+
+    Returns:
+        The periodic cell, phases :data:`MATRIX` and :data:`INCLUSION`.
+
+    Raises:
+        ValueError: invalid volume fraction, dimension, normal or resolution.
+    """
+    d = _check_dim("laminate", dim)
+    res = _check_resolution("laminate", resolution, d)
+    f = _check_fraction("laminate", volume_fraction, max_volume_fraction("laminate", d), open_max=True)
+    if isinstance(normal, bool) or not isinstance(normal, numbers.Integral) or normal not in range(d):
+        raise ValueError(f"laminate: normal={normal!r} is invalid; expected an axis in 0..{d - 1}")
+    axis = int(normal)
+
+    def build() -> dict[int, list[int]]:
+        corner, size = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+        corner[axis], size[axis] = 0.5 - 0.5 * f, f
+        occ = gmsh.model.occ
+        if d == 2:
+            slab = occ.addRectangle(corner[0], corner[1], 0.0, size[0], size[1])
+        else:
+            slab = occ.addBox(*corner, *size)
+        return _fragment(d, [slab])
+
+    fractions = {MATRIX: 1.0 - f, INCLUSION: f}
+    parameters = {"volume_fraction": f, "dim": d, "normal": axis, "resolution": res}
+    return _generate("laminate", d, res, build, fractions, parameters)
+
+
+def _place_random(
+    count: int, radius: float, gap: float, dim: int, seed: int | None, volume_fraction: float
+) -> np.ndarray:
+    """Random sequential addition of ``count`` centres; raises ValueError when jammed."""
+    rng = np.random.default_rng(seed)
+    lo, hi = radius + gap, 1.0 - radius - gap
+    distance = 2.0 * radius + gap
+    centres = np.empty((count, dim))
+    placed, attempts, max_attempts = 0, 0, _ATTEMPTS_PER_INCLUSION * count
+    while placed < count:
+        if attempts >= max_attempts:
+            raise ValueError(
+                f"random: placed only {placed} of count={count} inclusions of radius "
+                f"{radius:.4g} (volume_fraction={volume_fraction!r}, dim={dim}, "
+                f"min_gap={gap:.4g}) after {max_attempts} attempts; use a smaller "
+                "volume_fraction, fewer inclusions (count), a smaller min_gap or another seed"
+            )
+        attempts += 1
+        candidate = rng.uniform(lo, hi, size=dim)
+        if placed == 0 or np.min(np.linalg.norm(centres[:placed] - candidate, axis=1)) >= distance:
+            centres[placed] = candidate
+            placed += 1
+    return centres
+
+
+def random_inclusions(
+    volume_fraction: float,
+    count: int = 8,
+    seed: int | None = 0,
+    min_gap: float | None = None,
+    dim: int = 2,
+    resolution: int | None = None,
+) -> RVE:
+    """Cell with ``count`` equal, non-overlapping disks (2D) or balls (3D) at random positions.
+
+    Centres are drawn by random sequential addition with ``numpy.random.default_rng(seed)``;
+    inclusions stay fully inside the cell (they never cross the periodic boundary, a
+    simplification) and keep a surface distance of at least ``min_gap`` from each other and from
+    the cell boundary. The result is reproducible for a given seed.
+
+    Args:
+        volume_fraction: total inclusion fraction ``f``, in ``(0, max_volume_fraction(...)]``
+            (a necessary packing bound: random addition usually jams well below it).
+        count: number of inclusions, at least 1.
+        seed: seed of ``numpy.random.default_rng`` (``None``: not reproducible).
+        min_gap: minimal gap; ``None`` means 1.5 mesh sizes (``1.5 / resolution``).
+        dim: 2 or 3.
+        resolution: elements per unit length; ``None`` means 32 in 2D and 12 in 3D.
+
+    Returns:
+        The periodic cell, phases :data:`MATRIX` and :data:`INCLUSION`.
+
+    Raises:
+        ValueError: invalid arguments, or the inclusions could not be placed within
+            ``2000 * count`` random draws.
+    """
+    d = _check_dim("random", dim)
+    res = _check_resolution("random", resolution, d)
+    n = _check_int("random", "count", count, 1)
+    if seed is not None:
+        seed = _check_int("random", "seed", seed, 0)
+    gap = _default_gap(res) if min_gap is None else _check_real("random", "min_gap", min_gap)
+    if gap < 0.0:
+        raise ValueError(f"random: min_gap={min_gap!r} is invalid; expected >= 0")
+    fmax = max_volume_fraction("random", d, count=n, min_gap=gap, resolution=res)
+    if fmax <= 0.0:
+        raise ValueError(f"random: min_gap={gap:.4g} leaves no room for {n} inclusions")
+    f = _check_fraction("random", volume_fraction, fmax, open_max=False)
+    radius = _ball_radius(f / n, d)
+    centres = _place_random(n, radius, gap, d, seed, volume_fraction)
+
+    def build() -> dict[int, list[int]]:
+        return _fragment(d, [_add_ball(d, c, radius) for c in centres])
+
+    fractions = {MATRIX: 1.0 - f, INCLUSION: f}
+    parameters = {
+        "volume_fraction": f,
+        "count": n,
+        "seed": seed,
+        "min_gap": gap,
+        "dim": d,
+        "resolution": res,
+    }
+    return _generate("random", d, res, build, fractions, parameters)
+
+
+def voids(volume_fraction: float, dim: int = 2, resolution: int | None = None) -> RVE:
+    """Porous cell: a centred circular (2D) or spherical (3D) hole that is not meshed.
+
+    Only the matrix is meshed (tag :data:`MATRIX`); the void fraction is reported under the key
+    ``0`` of ``volume_fractions``.
+
+    Args:
+        volume_fraction: void fraction ``f``, in ``(0, ≈0.724]`` (2D) or ``(0, ≈0.463]`` (3D).
+        dim: 2 or 3.
+        resolution: elements per unit length; ``None`` means 32 in 2D and 12 in 3D.
+
+    Returns:
+        The periodic cell with the single phase :data:`MATRIX`.
+
+    Raises:
+        ValueError: invalid volume fraction, dimension or resolution.
+    """
+    d = _check_dim("voids", dim)
+    res = _check_resolution("voids", resolution, d)
+    f = _check_fraction("voids", volume_fraction, max_volume_fraction("voids", d), open_max=False)
+    return _centred_ball("voids", d, f, res, void=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+
+def _check_name(name: Any) -> None:
+    if name not in GENERATORS:
+        raise ValueError(
+            f"unknown RVE generator name={name!r}; valid names: {', '.join(sorted(GENERATORS))}"
+        )
+
+
+def _default_dim(name: str) -> int:
+    dims = GENERATORS[name].dims
+    return dims[0] if len(dims) == 1 else 2
+
+
+class GeneratorInfo(NamedTuple):
+    """Registry entry of a generator.
+
+    Attributes:
+        function: the generator function.
+        dims: supported dimensions.
+        max_volume_fraction: admissible maximum by dimension for the default options (see
+            :func:`max_volume_fraction` for other options).
+    """
+
+    function: Callable[..., RVE]
+    dims: tuple[int, ...]
+    max_volume_fraction: dict[int, float]
+
+
+def max_volume_fraction(name: str, dim: int | None = None, **options: Any) -> float:
+    """Geometrically admissible maximal volume fraction of a generator.
+
+    * centred disk/ball/fibre/voids: radius at most :data:`MAX_RADIUS` ``= 0.48`` (a fixed gap of
+      0.02 to the cell boundary, independent of the resolution);
+    * ellipse: its half extents along x and y at most 0.48 (depends on ``aspect_ratio`` and
+      ``angle``);
+    * laminate: 1 (exclusive: the value itself is not admissible);
+    * random: a necessary packing bound given ``count``, ``min_gap`` (or ``resolution``, whose
+      default gap is 1.5 mesh sizes); random sequential addition usually fails below it.
+
+    Args:
+        name: registry name (see :func:`available`).
+        dim: dimension; ``None`` means the only one of a single-dimension generator, else 2.
+        **options: geometry options of the generator that change the bound (``aspect_ratio``,
+            ``angle`` for the ellipse; ``count``, ``min_gap``, ``resolution`` for random).
+
+    Returns:
+        The largest admissible volume fraction.
+
+    Raises:
+        ValueError: unknown name or unsupported dimension.
+    """
+    _check_name(name)
+    d = _default_dim(name) if dim is None else _check_dim(name, dim)
+    if name in ("circle", "sphere", "fibre", "voids"):
+        return _ball_measure(MAX_RADIUS, 2 if name == "fibre" else d)
+    if name == "ellipse":
+        ar = float(options.get("aspect_ratio", 2.0))
+        a = MAX_RADIUS / _ellipse_extent(ar, float(options.get("angle", 0.0)))
+        return math.pi * a * a / ar
+    if name == "laminate":
+        return 1.0
+    # random
+    count = int(options.get("count", 8))
+    gap = options.get("min_gap")
+    if gap is None:
+        gap = _default_gap(int(options.get("resolution") or _DEFAULT_RESOLUTION[d]))
+    return _random_max_fraction(d, count, float(gap))
+
+
+GENERATORS: dict[str, GeneratorInfo] = {
+    "circle": GeneratorInfo(circle, (2,), {}),
+    "sphere": GeneratorInfo(sphere, (3,), {}),
+    "fibre": GeneratorInfo(fibre, (3,), {}),
+    "ellipse": GeneratorInfo(ellipse, (2,), {}),
+    "laminate": GeneratorInfo(laminate, (2, 3), {}),
+    "random": GeneratorInfo(random_inclusions, (2, 3), {}),
+    "voids": GeneratorInfo(voids, (2, 3), {}),
+}
+"""Registry: name → (function, allowed dims, max volume fraction by dim at default options)."""
+
+for _name, _info in GENERATORS.items():
+    _info.max_volume_fraction.update({d: max_volume_fraction(_name, d) for d in _info.dims})
+del _name, _info
+
+
+def available(dim: int | None = None) -> list[str]:
+    """Names of the registered generators.
+
+    Args:
+        dim: if given, only the generators supporting this dimension.
+
+    Returns:
+        Sorted list of names.
+    """
+    return sorted(n for n, info in GENERATORS.items() if dim is None or dim in info.dims)
+
+
+def create(
+    name: str,
+    *,
+    dim: int | None = None,
+    volume_fraction: float,
+    resolution: int | None = None,
+    **options: Any,
+) -> RVE:
+    """Generate a cell by registry name.
+
+    Args:
+        name: one of :func:`available` (``circle``, ``ellipse``, ``fibre``, ``laminate``,
+            ``random``, ``sphere``, ``voids``).
+        dim: dimension; ``None`` means the only one of a single-dimension generator, else 2.
+        volume_fraction: inclusion (or void) volume fraction.
+        resolution: elements per unit length; ``None`` means the generator default (32 in 2D,
+            12 in 3D).
+        **options: further generator arguments (``aspect_ratio``, ``angle``, ``normal``,
+            ``count``, ``seed``, ``min_gap``).
+
+    Returns:
+        The periodic cell, with ``name`` set to the registry name.
+
+    Raises:
+        ValueError: unknown name, unsupported dimension, unknown option or invalid values.
+    """
+    _check_name(name)
+    info = GENERATORS[name]
+    d = _default_dim(name) if dim is None else _check_dim(name, dim)
+    accepted = set(inspect.signature(info.function).parameters) - {"volume_fraction", "dim"}
+    accepted.discard("resolution")
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        valid = ", ".join(sorted(accepted)) or "none"
+        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
+    kwargs: dict[str, Any] = dict(options, volume_fraction=volume_fraction)
+    kwargs["resolution"] = _DEFAULT_RESOLUTION[d] if resolution is None else resolution
+    if len(info.dims) > 1:
+        kwargs["dim"] = d
+    return info.function(**kwargs)

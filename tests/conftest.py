@@ -1,0 +1,41 @@
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mpi4py import MPI
+
+import fe2hmm  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _collect_and_barrier():
+    """dolfinx destructors can be collective: collect garbage and synchronise after each test."""
+    yield
+    gc.collect()
+    MPI.COMM_WORLD.barrier()
+
+
+def mpiexec() -> str:
+    """The mpiexec next to this Python (the mpich wheel puts it in the venv's bin)."""
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else "mpiexec"
+
+
+def run_python(args, nprocs: int = 1, timeout: float = 600, cwd=REPO):
+    """Run ``python args`` (optionally under mpiexec) and return the CompletedProcess."""
+    cmd = [sys.executable, *map(str, args)]
+    if nprocs > 1:
+        cmd = [mpiexec(), "-n", str(nprocs), *cmd]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+serial_only = pytest.mark.skipif(
+    MPI.COMM_WORLD.size > 1, reason="spawns its own processes; run from the serial suite"
+)
