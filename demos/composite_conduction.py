@@ -47,16 +47,15 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from mpi4py import MPI
 
-import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
+import numpy as np
 import ufl
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 from dolfinx.fem.petsc import LinearProblem
 
+import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
 from fe2hmm import analytic
 from fe2hmm._compat import geometry_dofmap
 from fe2hmm.closure import Closure
@@ -99,9 +98,7 @@ def solve_macro(model, mesh, quadrature_degree: int, degree: int = 1):
         name="conduction",
     )
     F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - SOURCE * v * closure.dx
-    facets = dmesh.locate_entities_boundary(
-        mesh, 1, lambda p: np.full(p.shape[1], True)
-    )
+    facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
     bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
     newton = NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=f"macro_{id(model)}_")
     result = newton.solve()
@@ -148,9 +145,13 @@ def write_output(outdir: Path, mesh, T, closure, plot: bool):
         return
     # gather owned vertex values and cell values on rank 0 for the figure
     nv = mesh.topology.index_map(0).size_local
-    xv = mesh.geometry.x[:nv, :2] if False else T.function_space.tabulate_dof_coordinates()[
-        : T.function_space.dofmap.index_map.size_local, :2
-    ]
+    xv = (
+        mesh.geometry.x[:nv, :2]
+        if False
+        else T.function_space.tabulate_dof_coordinates()[
+            : T.function_space.dofmap.index_map.size_local, :2
+        ]
+    )
     tv = T.x.array[: T.function_space.dofmap.index_map.size_local]
     mids = dmesh.compute_midpoints(mesh, 2, np.arange(ncell, dtype=np.int32))[:, :2]
     gathered = comm.gather((xv, tv, mids, values), root=0)
@@ -233,9 +234,7 @@ def tile_mesh(eps_inv: int, resolution: int, comm):
         x = np.zeros((0, 2))
         cells = np.zeros((0, 3), dtype=np.int64)
         tags = np.zeros(0, dtype=np.int32)
-    domain = ufl.Mesh(
-        __import__("basix").ufl.element("Lagrange", "triangle", 1, shape=(2,))
-    )
+    domain = ufl.Mesh(__import__("basix").ufl.element("Lagrange", "triangle", 1, shape=(2,)))
     mesh = dmesh.create_mesh(comm, cells.astype(np.int64), domain, x)
     original = mesh.topology.original_cell_index
     all_tags = comm.bcast(tags if comm.rank == 0 else None, root=0)
@@ -280,7 +279,11 @@ def solve_dns(eps_inv: int, resolution: int, comm):
         SOURCE * v * ufl.dx,
         bcs=[bc],
         petsc_options_prefix=f"dns{eps_inv}_",
-        petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
+        petsc_options={
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+        },
     )
     T_eps = problem.solve()
     if isinstance(T_eps, tuple):  # dolfinx >= 0.10 may return (solution, ...) in some builds
@@ -307,7 +310,9 @@ def errors_against_dns(eps_inv, mesh_dns, T_eps, columns, T0):
     g_macro.interpolate(fem.Expression(ufl.grad(T0), G_macro.element.interpolation_points))
     G = fem.functionspace(mesh_dns, ("DG", 0, (2,)))
     g = fem.Function(G)
-    g.interpolate_nonmatching(g_macro, cells, fem.create_interpolation_data(G, G_macro, cells, 1e-10))
+    g.interpolate_nonmatching(
+        g_macro, cells, fem.create_interpolation_data(G, G_macro, cells, 1e-10)
+    )
     # corrector eps * w(x/eps) as a broken P1 field on the DNS mesh
     C = fem.functionspace(mesh_dns, ("DG", 1, (2,)))
     chi = fem.Function(C)
@@ -355,7 +360,9 @@ def main(argv=None):
     parser.add_argument("--resolution", type=int, default=16, help="cell mesh: elements per edge")
     parser.add_argument("--quadrature-degree", type=int, default=2)
     parser.add_argument(
-        "--macro-degree", type=int, default=None,
+        "--macro-degree",
+        type=int,
+        default=None,
         help="Lagrange degree of the macro solution (default 1; 2 with --dns so that the macro "
         "discretisation error stays below the homogenisation error)",
     )
@@ -422,8 +429,10 @@ def main(argv=None):
                     "h1_error_without_corrector": h1_plain,
                 }
             )
-        say(f"\n{'eps':>8} {'DNS dofs':>10} {'DNS s':>8} {'HMM s':>8} {'L2 err':>10} {'rate':>5}"
-            f" {'H1 err':>10} {'rate':>5} {'H1 no corr':>10}")
+        say(
+            f"\n{'eps':>8} {'DNS dofs':>10} {'DNS s':>8} {'HMM s':>8} {'L2 err':>10} {'rate':>5}"
+            f" {'H1 err':>10} {'rate':>5} {'H1 no corr':>10}"
+        )
         for i, r in enumerate(rows):
             rate = ("", "")
             if i:
@@ -438,13 +447,20 @@ def main(argv=None):
                 f"{r['h1_error']:>10.3e} {rate[1]:>5} {r['h1_error_without_corrector']:>10.3e}"
             )
         if len(rows) > 1:
-            l2_rate = np.polyfit(np.log([r["eps"] for r in rows]), np.log([r["l2_error"] for r in rows]), 1)[0]
-            h1_rate = np.polyfit(np.log([r["eps"] for r in rows]), np.log([r["h1_error"] for r in rows]), 1)[0]
-            say(f"fitted rates: L2 {l2_rate:.2f} (theory 1), H1 with corrector {h1_rate:.2f} (theory: at least 1/2)")
+            l2_rate = np.polyfit(
+                np.log([r["eps"] for r in rows]), np.log([r["l2_error"] for r in rows]), 1
+            )[0]
+            h1_rate = np.polyfit(
+                np.log([r["eps"] for r in rows]), np.log([r["h1_error"] for r in rows]), 1
+            )[0]
+            say(
+                f"fitted rates: L2 {l2_rate:.2f} (theory 1), "
+                f"H1 with corrector {h1_rate:.2f} (theory: at least 1/2)"
+            )
             summary["l2_rate"], summary["h1_rate"] = float(l2_rate), float(h1_rate)
             decreasing = all(
                 b["l2_error"] < a["l2_error"] and b["h1_error"] < a["h1_error"]
-                for a, b in zip(rows, rows[1:])
+                for a, b in zip(rows, rows[1:], strict=False)
             )
             ok = ok and decreasing
         summary["rows"] = rows

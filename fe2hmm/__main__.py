@@ -1,4 +1,5 @@
-from fe2hmm.cli import main
 import sys
+
+from fe2hmm.cli import main
 
 sys.exit(main())

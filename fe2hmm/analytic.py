@@ -66,7 +66,9 @@ def laminate_conductivity(k1: float, k2: float, f2: float, dim: int = 2, normal:
         ``(dim, dim)`` diagonal tensor: harmonic mean across, arithmetic mean along.
     """
     if dim not in (2, 3) or not 0 <= normal < dim:
-        raise ValueError(f"need dim in (2, 3) and 0 <= normal < dim, got dim={dim}, normal={normal}")
+        raise ValueError(
+            f"need dim in (2, 3) and 0 <= normal < dim, got dim={dim}, normal={normal}"
+        )
     K = np.eye(dim) * arithmetic_mean(k1, k2, f2)
     K[normal, normal] = harmonic_mean(k1, k2, f2)
     return K

@@ -74,19 +74,35 @@ def _build_parser() -> argparse.ArgumentParser:
         p = hom_sub.add_parser(physics, help=help_text)
         p.add_argument("--rve", default="circle", help="unit cell generator (default: circle)")
         p.add_argument("--dim", type=int, default=2, help="2 or 3 (default: 2)")
-        p.add_argument("--volume-fraction", type=_finite_float, default=0.3,
-                       help="inclusion (or void) volume fraction (default: 0.3)")
+        p.add_argument(
+            "--volume-fraction",
+            type=_finite_float,
+            default=0.3,
+            help="inclusion (or void) volume fraction (default: 0.3)",
+        )
         if physics == "diffusion":
-            p.add_argument("--matrix", type=_finite_float, default=1.0,
-                           help="matrix conductivity > 0 (default: 1)")
-            p.add_argument("--inclusion", type=_finite_float, default=10.0,
-                           help="inclusion conductivity >= 0 (default: 10)")
+            p.add_argument(
+                "--matrix",
+                type=_finite_float,
+                default=1.0,
+                help="matrix conductivity > 0 (default: 1)",
+            )
+            p.add_argument(
+                "--inclusion",
+                type=_finite_float,
+                default=10.0,
+                help="inclusion conductivity >= 0 (default: 10)",
+            )
         else:
             p.add_argument("--matrix", default="1,0.3", help="matrix E,nu")
             p.add_argument("--inclusion", default="10,0.3", help="inclusion E,nu")
         p.add_argument("--bc", default="periodic", help="periodic | affine | traction/flux")
-        p.add_argument("--resolution", type=_positive_int, default=None,
-                       help="elements per cell edge (default: generator's)")
+        p.add_argument(
+            "--resolution",
+            type=_positive_int,
+            default=None,
+            help="elements per cell edge (default: generator's)",
+        )
         p.add_argument("--degree", type=_positive_int, default=1, help="Lagrange degree")
         p.add_argument("--json", action="store_true", help="print a JSON object last")
 
@@ -107,7 +123,9 @@ def _homogenize_diffusion(args) -> dict:
     if args.matrix <= 0:
         raise _UsageError(f"argument --matrix: conductivity must be > 0, got {args.matrix:g}")
     if args.inclusion < 0:
-        raise _UsageError(f"argument --inclusion: conductivity must be >= 0, got {args.inclusion:g}")
+        raise _UsageError(
+            f"argument --inclusion: conductivity must be >= 0, got {args.inclusion:g}"
+        )
     bc = {"traction": "flux", "uniform-flux": "flux", "neumann": "flux"}.get(args.bc, args.bc)
     if bc not in ("periodic", "affine", "flux"):
         raise _UsageError(
@@ -128,8 +146,10 @@ def _homogenize_diffusion(args) -> dict:
         )
     except ValueError as err:
         text = str(err)
-        arg = "--volume-fraction" if "volume_fraction" in text else (
-            "--resolution" if "resolution" in text else "--rve"
+        arg = (
+            "--volume-fraction"
+            if "volume_fraction" in text
+            else ("--resolution" if "resolution" in text else "--rve")
         )
         raise _UsageError(f"argument {arg}: {text}") from None
     solution = homogenize_diffusion(
@@ -148,7 +168,9 @@ def _homogenize_diffusion(args) -> dict:
         "resolution": cell.parameters.get("resolution", args.resolution),
         "degree": args.degree,
         "effective_tensor": K.tolist(),
-        "eigenvalues": sorted(float(x) for x in __import__("numpy").linalg.eigvalsh(0.5 * (K + K.T))),
+        "eigenvalues": sorted(
+            float(x) for x in __import__("numpy").linalg.eigvalsh(0.5 * (K + K.T))
+        ),
         "dofs": int(solution.dofs),
         "seconds": seconds,
         "seconds_split": solution.seconds,

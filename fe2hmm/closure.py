@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
-
 import basix.ufl
+import numpy as np
 import ufl
 from dolfinx import fem
-from ufl.algorithms.apply_derivatives import apply_derivatives
 from dolfinx import mesh as _dmesh
+from ufl.algorithms.apply_derivatives import apply_derivatives
 
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import LinearMicroModel, MicroModel
 
@@ -87,7 +84,9 @@ class Closure:
         if not isinstance(model, MicroModel):
             raise TypeError(f"model must be a fe2hmm MicroModel, got {type(model).__name__}")
         if int(quadrature_degree) != quadrature_degree or quadrature_degree < 0:
-            raise ValueError(f"quadrature_degree must be an integer >= 0, got {quadrature_degree!r}")
+            raise ValueError(
+                f"quadrature_degree must be an integer >= 0, got {quadrature_degree!r}"
+            )
         parameters = dict(parameters or {})
         for kind, given, declared in (
             ("inputs", inputs, model.input_shapes),
@@ -170,16 +169,17 @@ class Closure:
         if isinstance(source, ufl.core.expr.Expr):
             if tuple(ufl.shape(source)) != shape:
                 raise ValueError(
-                    f"parameter {key!r} has UFL shape {tuple(ufl.shape(source))}, "
-                    f"expected {shape}"
+                    f"parameter {key!r} has UFL shape {tuple(ufl.shape(source))}, expected {shape}"
                 )
             if ufl.domain.extract_domains(source):
                 expression = fem.Expression(source, self._points, comm=self.mesh.comm)
                 values = self._eval(expression, shape)
             else:  # a constant expression (no mesh): evaluate it once
                 point = (0.0,) * self.mesh.geometry.dim
-                flat = [float(source[c](point)) if shape else float(source(point))
-                        for c in (np.ndindex(shape) if shape else [()])]
+                flat = [
+                    float(source[c](point)) if shape else float(source(point))
+                    for c in (np.ndindex(shape) if shape else [()])
+                ]
                 values = np.broadcast_to(np.reshape(flat, shape), (n, *shape)).copy()
         elif callable(source):
             raw = np.asarray(source(self.coordinates.T.copy()), dtype=float)
@@ -325,13 +325,12 @@ class Closure:
                 bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
                 if bad.any():
                     raise MicroSolveError(
-                        f"micro-model returned non-finite {label}", point=int(np.flatnonzero(bad)[0])
+                        f"micro-model returned non-finite {label}",
+                        point=int(np.flatnonzero(bad)[0]),
                     )
 
     # ------------------------------------------------------------------ linearisation
-    def jacobian(
-        self, F: ufl.Form, u: fem.Function, du: ufl.Argument | None = None
-    ) -> ufl.Form:
+    def jacobian(self, F: ufl.Form, u: fem.Function, du: ufl.Argument | None = None) -> ufl.Form:
         """The Gateaux derivative of a residual form that uses this closure's outputs.
 
         ``dF/du[du] = ∂F/∂u[du] + Σ ∂F/∂q[T_{q,g} · ∂g/∂u[du]]`` for every output ``q`` and

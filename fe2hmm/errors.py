@@ -46,9 +46,7 @@ class MicroSolveError(Fe2hmmError, RuntimeError):
         if rank is not None:
             where.append(f"on rank {rank}")
         if parameters:
-            where.append(
-                "with " + ", ".join(f"{k}={_fmt(v)}" for k, v in parameters.items())
-            )
+            where.append("with " + ", ".join(f"{k}={_fmt(v)}" for k, v in parameters.items()))
         super().__init__(message + (" [" + " ".join(where) + "]" if where else ""))
 
 

@@ -12,16 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
-
 from petsc4py import PETSc
 
+import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.closure import Closure
 from fe2hmm.errors import NewtonConvergenceError
 
@@ -29,7 +27,11 @@ __all__ = ["NewtonSolver", "NewtonResult"]
 
 _log = logging.getLogger(__name__)
 
-_DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+_DEFAULT_PETSC_OPTIONS = {
+    "ksp_type": "preonly",
+    "pc_type": "lu",
+    "pc_factor_mat_solver_type": "mumps",
+}
 
 
 @dataclass
@@ -115,7 +117,9 @@ class NewtonSolver:
         with self._b.localForm() as local:
             local.set(0.0)
         fem_petsc.assemble_vector(self._b, self._F)
-        fem_petsc.apply_lifting(self._b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0)
+        fem_petsc.apply_lifting(
+            self._b, [self._J], bcs=[self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0
+        )
         self._b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         fem_petsc.set_bc(self._b, self.bcs, self.u.x.petsc_vec, -1.0)
         return float(self._b.norm())

@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from mpi4py import MPI
+
+import pytest
 
 import fe2hmm  # noqa: F401
 

@@ -1,10 +1,9 @@
 """Closure engine and macro Newton: consistency with plain UFL forms (level-2 tests)."""
 
-import numpy as np
-import pytest
-
 from mpi4py import MPI
 
+import numpy as np
+import pytest
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
@@ -86,7 +85,11 @@ def test_constant_closure_equals_plain_ufl_and_manufactured_rate():
             f * w * dx4,
             bcs=[bc],
             petsc_options_prefix=f"r{n}_",
-            petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
+            petsc_options={
+                "ksp_type": "preonly",
+                "pc_type": "lu",
+                "pc_factor_mat_solver_type": "mumps",
+            },
         ).solve()
         # same discrete problem: identical to solver round-off
         assert _l2(T - ref, mesh) <= 1e-11 * _l2(ref, mesh)
@@ -120,7 +123,7 @@ def test_nonlinear_closure_matches_ufl_and_converges_quadratically():
     assert _l2(T - U, mesh) <= 1e-10 * _l2(U, mesh)
     r = np.array(result.residual_norms)
     # quadratic convergence: r_{k+1} <= C r_k^2 once in the asymptotic regime
-    tail = [(a, b) for a, b in zip(r, r[1:]) if a < 1e-2 and b > 1e-14]
+    tail = [(a, b) for a, b in zip(r, r[1:], strict=False) if a < 1e-2 and b > 1e-14]
     assert tail, r
     assert all(b <= 10.0 * a**2 for a, b in tail), r
 
@@ -190,7 +193,12 @@ def test_parameter_sources_and_validation():
     with pytest.raises(ValueError, match="callable returned shape"):
         Closure(FailsRight(), mesh, {"gradient": ufl.grad(T)}, {"x": lambda p: p})
     with pytest.raises(ValueError, match="not finite"):
-        Closure(FailsRight(), mesh, {"gradient": ufl.grad(T)}, {"x": lambda p: np.full(p.shape[1], np.nan)})
+        Closure(
+            FailsRight(),
+            mesh,
+            {"gradient": ufl.grad(T)},
+            {"x": lambda p: np.full(p.shape[1], np.nan)},
+        )
     with pytest.raises(ValueError, match="unknown parameter"):
         c1.set_parameter("y", 1.0)
 

@@ -114,9 +114,7 @@ class MicroModel(abc.ABC):
             MicroSolveError: a micro solve failed; ``point`` is the index in this batch.
         """
 
-    def check_batch(
-        self, inputs: dict[str, np.ndarray], parameters: dict[str, np.ndarray]
-    ) -> int:
+    def check_batch(self, inputs: dict[str, np.ndarray], parameters: dict[str, np.ndarray]) -> int:
         """Validate names and shapes of a batch and return its number of points.
 
         Raises:
@@ -182,7 +180,9 @@ class LinearMicroModel(MicroModel):
         self.parameter_tolerance = float(parameter_tolerance)
 
     @abc.abstractmethod
-    def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
+    def effective_tensors(
+        self, parameters: dict[str, np.ndarray]
+    ) -> dict[tuple[str, str], np.ndarray]:
         """Solve the micro problem for ONE set of parameters.
 
         Args:
@@ -192,7 +192,9 @@ class LinearMicroModel(MicroModel):
             ``(output, input)`` -> tensor of shape ``(*output_shape, *input_shape)``.
         """
 
-    def tensors(self, parameters: dict[str, np.ndarray], n: int) -> dict[tuple[str, str], np.ndarray]:
+    def tensors(
+        self, parameters: dict[str, np.ndarray], n: int
+    ) -> dict[tuple[str, str], np.ndarray]:
         """Effective tensors at ``n`` points, one micro solve per distinct parameter set.
 
         Args:
@@ -214,7 +216,9 @@ class LinearMicroModel(MicroModel):
             )
         else:
             rows = np.zeros((n, 0))
-        keys = rows if self.parameter_tolerance == 0.0 else np.round(rows / self.parameter_tolerance)
+        keys = (
+            rows if self.parameter_tolerance == 0.0 else np.round(rows / self.parameter_tolerance)
+        )
         _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
         result: dict[tuple[str, str], np.ndarray] = {}
@@ -224,10 +228,14 @@ class LinearMicroModel(MicroModel):
             try:
                 tensors = self.effective_tensors(point_parameters)
             except MicroSolveError as err:
-                raise MicroSolveError(str(err.args[0]), point=int(i), parameters=point_parameters) from err
+                raise MicroSolveError(
+                    str(err.args[0]), point=int(i), parameters=point_parameters
+                ) from err
             except (ValueError, RuntimeError, ArithmeticError) as err:
                 raise MicroSolveError(
-                    f"{type(self).__name__} failed: {err}", point=int(i), parameters=point_parameters
+                    f"{type(self).__name__} failed: {err}",
+                    point=int(i),
+                    parameters=point_parameters,
                 ) from err
             self.statistics.seconds += time.perf_counter() - t0
             self.statistics.micro_solves += 1
@@ -270,7 +278,7 @@ class LinearMicroModel(MicroModel):
         outputs = {}
         for out, oshape in self.output_shapes.items():
             value = np.zeros((n, *oshape))
-            for inp, ishape in self.input_shapes.items():
+            for inp in self.input_shapes:
                 t = tensors.get((out, inp))
                 if t is None:
                     continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from dolfinx import mesh as _dmesh
 
 from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
-from dolfinx import mesh as _dmesh
 
 __all__ = ["RVE", "MATRIX", "INCLUSION"]
 

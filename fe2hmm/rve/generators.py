@@ -42,9 +42,9 @@ from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 
 # isort: split
 
-import gmsh
 from mpi4py import MPI
 
+import gmsh
 from dolfinx.io import gmsh as _dolfinx_gmsh
 
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE

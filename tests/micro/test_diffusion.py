@@ -1,19 +1,22 @@
 """Diffusion cell problems against exact results, bounds and refinement (fe2hmm.micro.cells)."""
 
-import numpy as np
-import pytest
-
 from mpi4py import MPI
 
+import numpy as np
+import pytest
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 from fe2hmm import analytic, rve
 from fe2hmm.errors import NonPeriodicMeshError
-from fe2hmm.micro.cells.diffusion import DiffusionCellModel, DiffusionCellProblem, homogenize_diffusion
+from fe2hmm.micro.cells.diffusion import (
+    DiffusionCellModel,
+    DiffusionCellProblem,
+    homogenize_diffusion,
+)
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
-from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+from fe2hmm.rve.cell import INCLUSION, MATRIX
 
 pytestmark = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="cell problems are rank-local")
 
@@ -34,7 +37,9 @@ def test_laminate_is_exact(dim, normal):
     # P1 on a mesh conforming to the layers represents the exact (piecewise linear) solution
     cell = rve.create("laminate", dim=dim, volume_fraction=0.3, normal=normal, resolution=8)
     K = K_of(cell)
-    np.testing.assert_allclose(K, analytic.laminate_conductivity(KM, KI, 0.3, dim, normal), atol=1e-10)
+    np.testing.assert_allclose(
+        K, analytic.laminate_conductivity(KM, KI, 0.3, dim, normal), atol=1e-10
+    )
 
 
 def test_square_array_against_perrins_formula():
@@ -49,8 +54,10 @@ def test_square_array_against_perrins_formula():
 
 def test_convergence_under_refinement():
     # P2 fluctuation on polygonal inclusions: error dominated by the O(h^2) geometry error
-    values = [K_of(rve.create("circle", volume_fraction=0.5, resolution=r), degree=2)[0, 0]
-              for r in (8, 16, 32, 64)]
+    values = [
+        K_of(rve.create("circle", volume_fraction=0.5, resolution=r), degree=2)[0, 0]
+        for r in (8, 16, 32, 64)
+    ]
     errors = np.abs(np.array(values[:-1]) - values[-1])
     rates = np.log2(errors[:-1] / errors[1:])
     assert np.all(rates > 1.5), (values, rates)
@@ -78,8 +85,12 @@ def test_hashin_shtrikman_bounds(name, dim, f):
 
 
 @pytest.mark.parametrize(
-    "name,options", [("circle", {}), ("ellipse", {"aspect_ratio": 3.0, "angle": 0.4}),
-                     ("random", {"count": 5, "seed": 3})]
+    "name,options",
+    [
+        ("circle", {}),
+        ("ellipse", {"aspect_ratio": 3.0, "angle": 0.4}),
+        ("random", {"count": 5, "seed": 3}),
+    ],
 )
 def test_boundary_condition_ordering_and_spd(name, options):
     cell = rve.create(name, volume_fraction=0.2, resolution=24, **options)

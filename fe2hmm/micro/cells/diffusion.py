@@ -22,18 +22,15 @@ defined up to a constant) and reported with zero mean.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
-
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
-
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
+from scipy.sparse.csgraph import connected_components
 
+from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.micro.cells.linalg import SPDFactorization
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.interface import LinearMicroModel
@@ -51,22 +48,52 @@ __all__ = [
 BOUNDARY_CONDITIONS = ("periodic", "affine", "flux")
 
 
-@dataclass
 class DiffusionCellSolution:
     """Result of a diffusion cell problem.
 
     Attributes:
         effective_tensor: K*, shape ``(d, d)``.
-        fluctuations: ``w_i`` for the unit gradients ``e_i`` (periodic/affine; the full micro
-            field ``u_i`` minus ``e_i·y`` for flux BCs), as P-Lagrange functions with zero mean.
-        dofs: number of unknowns of the solved (reduced) system.
-        seconds: wall-time split: ``"assemble"``, ``"factorize"``, ``"solve"``, ``"total"``.
+        dofs: number of unknowns of the solved system (after constraints).
+        seconds: wall-time split: ``"assemble"`` (stiffness matrix), ``"setup"`` (periodic
+            reduction, connectivity, right-hand sides), ``"factorize"``, ``"solve"`` (all load
+            cases), ``"postprocess"`` (K*), ``"total"``.
     """
 
-    effective_tensor: np.ndarray
-    fluctuations: list[fem.Function]
-    dofs: int
-    seconds: dict[str, float] = field(default_factory=dict)
+    def __init__(
+        self,
+        effective_tensor: np.ndarray,
+        V: fem.FunctionSpace,
+        nodal_fluctuations: np.ndarray,
+        dofs: int,
+        seconds: dict[str, float],
+    ) -> None:
+        self.effective_tensor = effective_tensor
+        self.dofs = dofs
+        self.seconds = seconds
+        self._V = V
+        self._W = nodal_fluctuations
+        self._fluctuations: list[fem.Function] | None = None
+
+    @property
+    def fluctuations(self) -> list[fem.Function]:
+        """``w_i`` for the unit gradients ``e_i`` as Lagrange functions with zero cell mean.
+
+        For flux boundary conditions, the micro field of the unit-gradient load case minus
+        ``e_i·y``. Built on first access (the fields are for plotting and reconstruction).
+        """
+        if self._fluctuations is None:
+            V, W = self._V, self._W
+            v = ufl.TestFunction(V)
+            n = W.shape[0]
+            mass = fem.assemble_vector(fem.form(v * ufl.dx)).array[:n]
+            W = W - (mass @ W) / mass.sum()  # zero cell mean: ∫w = Σ_i w_i ∫φ_i exactly
+            self._fluctuations = []
+            for i in range(W.shape[1]):
+                w = fem.Function(V, name=f"w{i}")
+                w.x.array[:n] = W[:, i]
+                w.x.scatter_forward()
+                self._fluctuations.append(w)
+        return self._fluctuations
 
 
 def _check_conductivity(value, dim: int, phase: int) -> np.ndarray:
@@ -99,6 +126,10 @@ class DiffusionCellProblem:
         bc: boundary condition, one of :data:`BOUNDARY_CONDITIONS`.
         degree: Lagrange degree of the fluctuation.
         backend: linear solver backend (:data:`fe2hmm.micro.cells.linalg.BACKENDS`).
+
+    Attributes:
+        reduced_system: after :meth:`solve`, the SPD matrix and right-hand sides ``(n, d)``
+            that were factorised and solved (constraints applied), for inspection/benchmarks.
 
     Raises:
         ValueError: unknown bc, missing/negative conductivity, nothing conducts.
@@ -165,86 +196,102 @@ class DiffusionCellProblem:
         A = A.to_scipy().tocsr()
         n_nodes = V.dofmap.index_map.size_local
         A = A[:n_nodes, :n_nodes]
+        seconds = {"assemble": time.perf_counter() - t_start}
         X = V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
-        mass = fem.assemble_vector(fem.form(v * ufl.dx)).array[:n_nodes]
-        # graph of nodes linked by conducting cells (robust to zero stiffness entries)
-        n_cells = rve.mesh.topology.index_map(rve.mesh.topology.dim).size_local
-        cell_dofs = V.dofmap.list[:n_cells][conducting]
-        incidence = sp.csr_matrix(
-            (
-                np.ones(cell_dofs.size),
-                (np.repeat(np.arange(cell_dofs.shape[0]), cell_dofs.shape[1]), cell_dofs.ravel()),
-            ),
-            shape=(cell_dofs.shape[0], n_nodes),
-        )
-        links = (incidence.T @ incidence).tocsr()
-        t_asm = time.perf_counter()
+        if conducting.all():
+            links = None  # the matrix sparsity is the mesh graph: every node conducts
+        else:  # graph of nodes linked by conducting cells (robust to zero stiffness entries)
+            n_cells = rve.mesh.topology.index_map(rve.mesh.topology.dim).size_local
+            cell_dofs = V.dofmap.list[:n_cells][conducting]
+            rows = np.repeat(np.arange(cell_dofs.shape[0]), cell_dofs.shape[1])
+            incidence = sp.csr_matrix(
+                (np.ones(cell_dofs.size), (rows, cell_dofs.ravel())),
+                shape=(cell_dofs.shape[0], n_nodes),
+            )
+            links = (incidence.T @ incidence).tocsr()
         if self.bc == "flux":
-            K, W, ndofs, t_fac, t_sol = self._solve_flux(A, links, mass)
+            K, W, ndofs = self._solve_flux(A, X, links, seconds)
         else:
-            K, W, ndofs, t_fac, t_sol = self._solve_kinematic(A, X, links)
-        # zero-mean fluctuations on every conducting component
-        fluctuations = []
-        for i in range(d):
-            w = fem.Function(V, name=f"w{i}")
-            w.x.array[:n_nodes] = W[:, i] - (mass @ W[:, i]) / mass.sum()
-            w.x.scatter_forward()
-            fluctuations.append(w)
-        t_end = time.perf_counter()
-        seconds = {
-            "assemble": t_asm - t_start,
-            "factorize": t_fac,
-            "solve": t_sol,
-            "total": t_end - t_start,
-        }
-        return DiffusionCellSolution(K, fluctuations, ndofs, seconds)
+            K, W, ndofs = self._solve_kinematic(A, X, links, seconds)
+        seconds["total"] = time.perf_counter() - t_start
+        seconds["setup"] = seconds["total"] - sum(
+            seconds[key] for key in ("assemble", "factorize", "solve", "postprocess")
+        )
+        return DiffusionCellSolution(K, V, W, ndofs, seconds)
 
-    def _pins(self, links: sp.csr_matrix, active: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-        """One node per conducting component that contains no fixed node."""
-        sub = links[active][:, active]
-        n_comp, label = connected_components(sub, directed=False)
+    @staticmethod
+    def _fixed_dofs(M: sp.csr_matrix, links: sp.csr_matrix | None, fixed: np.ndarray) -> np.ndarray:
+        """Mask of dofs to eliminate: Dirichlet ``fixed``, non-conducting, one pin per component.
+
+        A component of the conducting graph that holds no fixed dof is pinned at its lowest dof
+        (the fluctuation is defined up to a constant there).
+        """
+        if links is None:
+            active = np.ones(M.shape[0], dtype=bool)
+            graph = M
+        else:
+            active = np.asarray(links.diagonal() > 0)
+            graph = links
+        n_comp, label = connected_components(graph, directed=False)
         has_fixed = np.zeros(n_comp, dtype=bool)
-        has_fixed[label[fixed[active]]] = True
-        first = np.full(n_comp, -1)
-        for node in range(label.size - 1, -1, -1):  # keep the lowest index per component
-            first[label[node]] = node
-        local = first[~has_fixed]
-        return np.flatnonzero(active)[local]
+        has_fixed[label[fixed & active]] = True
+        # inactive nodes are isolated in ``links`` (own components): never pinned
+        has_fixed[label[~active]] = True
+        _, first = np.unique(label, return_index=True)
+        pins = first[~has_fixed]
+        eliminate = fixed | ~active
+        eliminate[pins] = True
+        return eliminate
 
-    def _solve_kinematic(self, A, X, links):
+    @staticmethod
+    def _constrain(M: sp.csr_matrix, B: np.ndarray, eliminate: np.ndarray):
+        """Identity rows/columns for eliminated dofs (structure kept), zero right-hand side."""
+        M = M.copy()
+        rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+        kill = eliminate[rows] | eliminate[M.indices]
+        M.data[kill] = 0.0
+        M.data[kill & (rows == M.indices)] = 1.0
+        B = np.array(B, dtype=float)
+        B[eliminate] = 0.0
+        return M, B
+
+    def _factor_solve(self, M, B, eliminate, seconds):
+        Mc, Bc = self._constrain(M, B, eliminate)
+        t0 = time.perf_counter()
+        factor = SPDFactorization(Mc, backend=self.backend)
+        t1 = time.perf_counter()
+        X = factor.solve(Bc)
+        X[eliminate] = 0.0
+        seconds.update(factorize=t1 - t0, solve=time.perf_counter() - t1)
+        self.reduced_system = (Mc, Bc)
+        return X
+
+    def _solve_kinematic(self, A, X, links, seconds):
         rve, d = self.rve, self.rve.dim
-        n = A.shape[0]
+        rhs = -(A @ X)
         if self.bc == "periodic":
             pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
-            Ar = pmap.reduce_matrix(A)
-            links_r = pmap.reduce_matrix(links)
-            rhs = pmap.reduce_vector(-(A @ X))
-            fixed = np.zeros(pmap.num_reduced, dtype=bool)
+            M = pmap.reduce_matrix(A)
+            links = None if links is None else pmap.reduce_matrix(links)
+            rhs = pmap.reduce_vector(rhs)
+            fixed = np.zeros(M.shape[0], dtype=bool)
         else:
-            pmap = None
-            Ar, links_r, rhs = A, links, -(A @ X)
-            on_box = np.zeros(n, dtype=bool)
+            pmap, M = None, A
+            fixed = np.zeros(A.shape[0], dtype=bool)
             for axis in range(d):
-                on_box |= np.isclose(X[:, axis], 0.0, atol=1e-10 * rve.period[axis])
-                on_box |= np.isclose(X[:, axis], rve.period[axis], atol=1e-10 * rve.period[axis])
-            fixed = on_box
-        active = np.asarray(links_r.diagonal() > 0)
-        pins = self._pins(links_r, active, fixed)
-        solve_mask = active & ~fixed
-        solve_mask[pins] = False
-        idx = np.flatnonzero(solve_mask)
-        t0 = time.perf_counter()
-        factor = SPDFactorization(Ar[idx][:, idx], backend=self.backend)
-        t1 = time.perf_counter()
-        Wr = np.zeros((Ar.shape[0], d))
-        Wr[idx] = factor.solve(rhs[idx])
+                tol = 1e-10 * rve.period[axis]
+                fixed |= np.isclose(X[:, axis], 0.0, atol=tol)
+                fixed |= np.isclose(X[:, axis], rve.period[axis], atol=tol)
+        eliminate = self._fixed_dofs(M, links, fixed)
+        Wr = self._factor_solve(M, rhs, eliminate, seconds)
         t2 = time.perf_counter()
         W = pmap.expand(Wr) if pmap is not None else Wr
         # K_ji = |Y|^-1 y_j^T A (y_i + w_i)
         K = X.T @ (A @ (X + W)) / rve.volume
-        return K, W, idx.size, t1 - t0, t2 - t1
+        seconds["postprocess"] = time.perf_counter() - t2
+        return K, W, int(M.shape[0] - eliminate.sum())
 
-    def _solve_flux(self, A, links, mass):
+    def _solve_flux(self, A, X, links, seconds):
         rve, d, V = self.rve, self.rve.dim, self.V
         mesh = rve.mesh
         fdim = mesh.topology.dim - 1
@@ -267,25 +314,18 @@ class DiffusionCellProblem:
         R = np.column_stack(
             [fem.assemble_vector(fem.form(n_vec[j] * v * ds)).array[:n_nodes] for j in range(d)]
         )
-        active = np.asarray(links.diagonal() > 0)
-        pins = self._pins(links, active, np.zeros(n_nodes, dtype=bool))
-        solve_mask = active.copy()
-        solve_mask[pins] = False
-        idx = np.flatnonzero(solve_mask)
-        t0 = time.perf_counter()
-        factor = SPDFactorization(A[idx][:, idx], backend=self.backend)
-        t1 = time.perf_counter()
-        U = np.zeros((n_nodes, d))
-        U[idx] = factor.solve(R[idx])
+        eliminate = self._fixed_dofs(A, links, np.zeros(n_nodes, dtype=bool))
+        U = self._factor_solve(A, R, eliminate, seconds)
         t2 = time.perf_counter()
-        S = R.T @ U / rve.volume  # <grad u_i>_j
+        S = R.T @ U / rve.volume  # S_ji = <d_j u_i> for the unit flux Q = e_i
         S = 0.5 * (S + S.T)
         K = np.linalg.inv(S)
-        # fluctuation fields for the unit *gradient* load cases: u = Σ_i U_i K_i - e·y
-        X = V.tabulate_dof_coordinates()[:n_nodes, :d] - lo
+        # fluctuations of the unit *gradient* load cases: u = Σ_k U_k K_ki, w = u - e_i·y
         W = U @ K - X
-        W[~active] = 0.0
-        return K, W, idx.size, t1 - t0, t2 - t1
+        if links is not None:  # nodes touched by no conducting cell carry no field
+            W[np.asarray(links.diagonal() == 0)] = 0.0
+        seconds["postprocess"] = time.perf_counter() - t2
+        return K, W, int(n_nodes - eliminate.sum())
 
 
 def homogenize_diffusion(

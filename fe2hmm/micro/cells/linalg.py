@@ -6,13 +6,13 @@ or ``d(d+1)/2`` (elasticity) unit load cases.
 
 from __future__ import annotations
 
+from mpi4py import MPI
+from petsc4py import PETSc
+
 import numpy as np
 import scipy.sparse as sp
 
 from fe2hmm import _compat  # noqa: F401  (dolfinx/petsc4py import order)
-
-from mpi4py import MPI
-from petsc4py import PETSc
 
 __all__ = ["SPDFactorization", "BACKENDS"]
 

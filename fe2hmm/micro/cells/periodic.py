@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from dolfinx import fem
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
-
-from dolfinx import fem
-
 from fe2hmm.errors import NonPeriodicMeshError
 
 __all__ = ["PeriodicDofMap"]
@@ -120,9 +118,14 @@ class PeriodicDofMap:
     def reduce_vector(self, b: np.ndarray) -> np.ndarray:
         """``Pᵀ b`` for ``b`` of shape ``(n_full,)`` or ``(n_full, m)``."""
         b = np.asarray(b, dtype=float)
-        out = np.zeros((self.num_reduced, *b.shape[1:]))
-        np.add.at(out, self.full_to_reduced, b)
-        return out
+        cols = b.reshape(b.shape[0], -1)
+        out = np.column_stack(
+            [
+                np.bincount(self.full_to_reduced, weights=c, minlength=self.num_reduced)
+                for c in cols.T
+            ]
+        )
+        return out.reshape(self.num_reduced, *b.shape[1:])
 
     def expand(self, w: np.ndarray) -> np.ndarray:
         """``P w`` for ``w`` of shape ``(n_reduced,)`` or ``(n_reduced, m)``."""

@@ -1,0 +1,226 @@
+"""Benchmark: seconds per effective conductivity K* against dofs, 2D and 3D.
+
+For each cell (circle in 2D, sphere in 3D, contrast 10, volume fraction 0.5 / 0.2) the table
+splits fe2hmm's time into mesh generation (gmsh), assembly, set-up (periodic reduction,
+connectivity, right-hand sides), factorisation, solve and post-processing, and compares, in the
+same process on the same reduced SPD system:
+
+- ``bare``: dolfinx assembly + MUMPS Cholesky factorisation + the d solves, nothing else
+  (the lower bound for fe2hmm's approach); goal total/bare <= 1.3;
+- ``splu``: SciPy's SuperLU factorisation + solves of the same matrix; goal: fe2hmm's
+  factorise+solve no slower.
+
+With ``--peer-python PATH`` (a Python that has ``muspectre``), the whole-process time of
+``fe2hmm homogenize diffusion`` at the resolution that reaches 0.1 % on K* is compared with
+``benchmarks/peer_muspectre.py`` (µSpectre's Fourier solver on a voxel image) at the pixel
+count that reaches 0.1 %: goal >= 5x faster.
+
+Run: ``python benchmarks/cell_diffusion.py [--quick] [--peer-python PATH] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse.linalg as spla
+import ufl
+from dolfinx import fem
+
+import fe2hmm  # noqa: F401  (dolfinx import order)
+from fe2hmm import analytic, rve
+from fe2hmm.micro.cells.diffusion import DiffusionCellProblem
+from fe2hmm.micro.cells.linalg import SPDFactorization
+from fe2hmm.rve.cell import INCLUSION, MATRIX
+
+KM, KI = 1.0, 10.0
+HERE = Path(__file__).resolve().parent
+
+
+def best_of(repeats, fn):
+    """Minimum wall time of ``repeats`` calls and the last result."""
+    best, result = np.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def bare_assembly(problem):
+    """dolfinx assembly of the same stiffness matrix, nothing else."""
+    k, _ = problem._conductivity_field()
+    V = problem.V
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    return fem.assemble_matrix(
+        fem.form(ufl.inner(k * ufl.grad(u), ufl.grad(v)) * ufl.dx)
+    ).to_scipy()
+
+
+def measure(name, dim, f, resolution, repeats):
+    t_mesh, cell = best_of(
+        1, lambda: rve.create(name, dim=dim, volume_fraction=f, resolution=resolution)
+    )
+    problem = DiffusionCellProblem(cell, {MATRIX: KM, INCLUSION: KI})
+    problem.solve()  # warm-up: JIT forms are cached from here on
+    runs = [problem.solve() for _ in range(repeats)]
+    sol = min(runs, key=lambda s: s.seconds["total"])
+    A, B = problem.reduced_system
+    t_asm, _ = best_of(repeats, lambda: bare_assembly(problem))
+
+    def factor_solve(backend):
+        factor = SPDFactorization(A, backend=backend)
+        return factor.solve(B)
+
+    t_fs, X = best_of(repeats, lambda: factor_solve("mumps"))
+    t_splu, X_lu = best_of(repeats, lambda: spla.splu(A.tocsc()).solve(np.ascontiguousarray(B)))
+    assert np.allclose(X, X_lu, rtol=1e-8, atol=1e-10 * np.abs(X).max())
+    K = sol.effective_tensor
+    ref = analytic.square_array_cylinders(KM, KI, f) if dim == 2 else None
+    return {
+        "rve": name,
+        "dim": dim,
+        "resolution": resolution,
+        "dofs": int(sol.dofs),
+        "mesh_seconds": t_mesh,
+        "split": {k: v for k, v in sol.seconds.items()},
+        "seconds": sol.seconds["total"],
+        "bare_seconds": t_asm + t_fs,
+        "splu_seconds": t_splu,
+        "mumps_factor_solve_seconds": t_fs,
+        "K11": float(K[0, 0]),
+        "relative_error_vs_perrins": None if ref is None else float(abs(K[0, 0] - ref) / ref),
+    }
+
+
+def whole_process(cmd):
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peer_comparison(peer_python, fe2hmm_resolution, pixels, repeats):
+    """Whole-process fe2hmm CLI vs µSpectre script, both at 0.1 % accuracy on K*."""
+    ref = analytic.square_array_cylinders(KM, KI, 0.5)
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "fe2hmm",
+        "homogenize",
+        "diffusion",
+        "--rve",
+        "circle",
+        "--volume-fraction",
+        "0.5",
+        "--matrix",
+        str(KM),
+        "--inclusion",
+        str(KI),
+        "--resolution",
+        str(fe2hmm_resolution),
+        "--json",
+    ]
+    peer_cmd = [
+        peer_python,
+        str(HERE / "peer_muspectre.py"),
+        "--pixels",
+        str(pixels),
+        "--volume-fraction",
+        "0.5",
+        "--matrix",
+        str(KM),
+        "--inclusion",
+        str(KI),
+        "--json",
+    ]
+    t_ours, ours = best_of(repeats, lambda: whole_process(ours_cmd))
+    t_peer, peer = best_of(repeats, lambda: whole_process(peer_cmd))
+    ours, peer = ours[1], peer[1]
+    return {
+        "reference_K": ref,
+        "fe2hmm": {
+            "resolution": fe2hmm_resolution,
+            "seconds": t_ours,
+            "K11": ours["effective_tensor"][0][0],
+            "error": abs(ours["effective_tensor"][0][0] - ref) / ref,
+        },
+        "muspectre": {
+            "pixels": pixels,
+            "seconds": t_peer,
+            "K11": peer["effective_tensor"][0][0],
+            "error": abs(peer["effective_tensor"][0][0] - ref) / ref,
+        },
+        "speedup": t_peer / t_ours,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="diffusion cell problem benchmark")
+    parser.add_argument("--quick", action="store_true", help="small cases only (smoke test)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peer-python", default=None, help="python with muspectre installed")
+    parser.add_argument("--peer-pixels", type=int, default=513)
+    parser.add_argument(
+        "--fe2hmm-resolution",
+        type=int,
+        default=16,
+        help="CLI resolution for the peer comparison (0.1 %% accuracy)",
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    cases = [("circle", 2, 0.5, r) for r in ((16, 32) if args.quick else (32, 64, 128, 256))]
+    cases += [("sphere", 3, 0.2, r) for r in ((6,) if args.quick else (8, 12, 16, 20))]
+    rows = [measure(*c, repeats=1 if args.quick else args.repeats) for c in cases]
+    head = (
+        f"{'dim':>3} {'res':>4} {'dofs':>8} {'mesh':>7} {'asm':>7} {'setup':>7} {'fact':>7} "
+        f"{'solve':>7} {'post':>7} {'total':>7} {'bare':>7} {'ratio':>6} {'splu f+s':>8} "
+        f"{'mumps f+s':>9} {'K11 err':>8}"
+    )
+    print("seconds per K* (min of repeats; mesh = gmsh generation, not in total)")
+    print(head)
+    for r in rows:
+        s = r["split"]
+        err = r["relative_error_vs_perrins"]
+        print(
+            f"{r['dim']:>3} {r['resolution']:>4} {r['dofs']:>8} {r['mesh_seconds']:7.3f} "
+            f"{s['assemble']:7.3f} {s['setup']:7.3f} {s['factorize']:7.3f} {s['solve']:7.3f} "
+            f"{s['postprocess']:7.3f} {r['seconds']:7.3f} {r['bare_seconds']:7.3f} "
+            f"{r['seconds'] / r['bare_seconds']:6.2f} {r['splu_seconds']:8.3f} "
+            f"{r['mumps_factor_solve_seconds']:9.3f} "
+            f"{'' if err is None else f'{err:8.1e}'}"
+        )
+    result = {
+        "cases": [
+            {k: r[k] for k in ("dim", "dofs", "seconds", "bare_seconds", "splu_seconds")}
+            | {"resolution": r["resolution"], "mesh_seconds": r["mesh_seconds"]}
+            for r in rows
+        ]
+    }
+    if args.peer_python:
+        peer = peer_comparison(
+            args.peer_python,
+            args.fe2hmm_resolution,
+            args.peer_pixels,
+            1 if args.quick else args.repeats,
+        )
+        print("\nwhole process, K* of a square array (f = 0.5, contrast 10) to 0.1 %:")
+        for key in ("fe2hmm", "muspectre"):
+            p = peer[key]
+            size = p.get("resolution", p.get("pixels"))
+            print(
+                f"  {key:>9}: {size:>5} {'elements/edge' if key == 'fe2hmm' else 'pixels/edge'}"
+                f"  {p['seconds']:6.2f} s   K11 = {p['K11']:.6f}  error {p['error']:.1e}"
+            )
+        print(f"  speed-up of fe2hmm: {peer['speedup']:.1f}x")
+        result["peer"] = peer
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

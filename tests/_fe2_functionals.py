@@ -1,0 +1,36 @@
+"""Helper script for tests/test_mpi_consistency.py: FE² functionals as one JSON line (rank 0)."""
+
+import json
+
+from mpi4py import MPI
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+
+from fe2hmm.demos.composite_conduction import solve_macro
+from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+
+
+def functionals(comm):
+    mesh = dmesh.create_unit_square(comm, 8, 8)
+    model = DiffusionCellModel(rve="circle", matrix=1.0, inclusion=10.0, resolution=12)
+    _, T, closure, result = solve_macro(model, mesh, quadrature_degree=2)
+    x = ufl.SpatialCoordinate(mesh)
+    values = [
+        comm.allreduce(fem.assemble_scalar(fem.form(e * ufl.dx)), op=MPI.SUM)
+        for e in (T, T**2, T * x[0], ufl.inner(ufl.grad(T), ufl.grad(T)))
+    ]
+    return {
+        "functionals": values,
+        "iterations": result.iterations,
+        "points": comm.allreduce(closure.num_points, op=MPI.SUM),
+    }
+
+
+if __name__ == "__main__":
+    out = functionals(MPI.COMM_WORLD)
+    if MPI.COMM_WORLD.rank == 0:
+        print(json.dumps(out))
+    assert np.all(np.isfinite(out["functionals"]))

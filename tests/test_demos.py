@@ -1,0 +1,94 @@
+"""Every demo runs and its own check passes (the demos end in checked results)."""
+
+import json
+
+import pytest
+from conftest import REPO, run_python, serial_only
+
+pytestmark = serial_only
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_composite_conduction_default(tmp_path):
+    out = run_python(
+        [REPO / "demos/composite_conduction.py", "--n", "16", "--json", "--output-dir", tmp_path]
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert summary["newton_iterations"] == 1
+    assert summary["closure_vs_perrins_l2"] < 5e-3
+    assert 0 < summary["cell_problems_solved"] < summary["quadrature_points"]
+    assert (tmp_path / "composite_conduction.xdmf").exists()
+    assert (tmp_path / "composite_conduction.png").stat().st_size > 10_000
+
+
+def test_composite_conduction_dns_table_via_cli(tmp_path):
+    out = run_python(
+        [
+            "-m",
+            "fe2hmm",
+            "demo",
+            "composite_conduction",
+            "--dns",
+            "--eps",
+            "4,8",
+            "--n",
+            "16",
+            "--no-plot",
+            "--json",
+            "--output-dir",
+            tmp_path,
+        ]
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = last_json(out.stdout)["rows"]
+    assert [r["eps"] for r in rows] == [0.25, 0.125]
+    for r in rows:
+        assert {"eps", "dns_dofs", "dns_seconds", "hmm_seconds", "l2_error", "h1_error"} <= set(r)
+    assert rows[1]["l2_error"] < rows[0]["l2_error"]
+    assert rows[1]["h1_error"] < rows[0]["h1_error"]
+
+
+@pytest.mark.slow
+def test_composite_conduction_dns_rates(tmp_path):
+    out = run_python(
+        [
+            "-m",
+            "fe2hmm",
+            "demo",
+            "composite_conduction",
+            "--dns",
+            "--no-plot",
+            "--json",
+            "--output-dir",
+            tmp_path,
+        ],
+        timeout=1200,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    # homogenisation theory: L2 error O(eps); H1 error of the corrected field at least O(eps^1/2)
+    assert summary["l2_rate"] > 0.8
+    assert summary["h1_rate"] > 0.4
+    assert summary["rows"][-1]["l2_error"] < 0.02
+
+
+@pytest.mark.slow
+def test_composite_conduction_under_mpi(tmp_path):
+    out = run_python(
+        [
+            REPO / "demos/composite_conduction.py",
+            "--n",
+            "16",
+            "--json",
+            "--no-plot",
+            "--output-dir",
+            tmp_path,
+        ],
+        nprocs=2,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert last_json(out.stdout)["newton_iterations"] == 1
