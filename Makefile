@@ -48,8 +48,9 @@ test: test-serial test-mpi test-slow
 test-serial: $(VENV)/.installed-test
 	"$(PY)" -m pytest
 
+# the same suite under MPI; tests that spawn their own processes skip themselves there
 test-mpi: $(VENV)/.installed-test
-	"$(MPIEXEC)" -n $(NPROCS) "$(PY)" -m pytest -m "mpi and not slow" -p no:cacheprovider -q
+	"$(MPIEXEC)" -n $(NPROCS) "$(PY)" -m pytest -p no:cacheprovider -q
 
 test-slow: $(VENV)/.installed-test
 	"$(PY)" -m pytest -m slow

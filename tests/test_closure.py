@@ -153,6 +153,7 @@ class FailsRight(LinearMicroModel):
 
 
 @pytest.mark.mpi
+@pytest.mark.timeout(120)  # a hang on one rank would show up here
 def test_micro_failure_names_point_and_macro_coordinates():
     mesh, V, _ = _problem(4)
     T = fem.Function(V)
