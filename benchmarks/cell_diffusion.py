@@ -27,12 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from mpi4py import MPI  # noqa: F401  (MPI before dolfinx, as with every dolfinx script)
+
 import numpy as np
 import scipy.sparse.linalg as spla
 import ufl
 from dolfinx import fem
 
-import fe2hmm  # noqa: F401  (dolfinx import order)
 from fe2hmm import analytic, rve
 from fe2hmm.micro.cells.diffusion import DiffusionCellProblem
 from fe2hmm.micro.cells.linalg import SPDFactorization

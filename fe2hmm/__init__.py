@@ -2,11 +2,37 @@
 
 A macro problem is written as a UFL form; its constitutive data at quadrature points are computed
 on demand by micro-models (periodic cell problems, particle and stochastic simulators) through a
-:class:`~fe2hmm.closure.Closure`.
+:class:`~fe2hmm.closure.Closure`. The main classes are importable from the top level; they load
+lazily so that ``import fe2hmm`` (and the CLI's ``--help``) stay cheap.
 """
 
-from fe2hmm import _compat  # noqa: F401  (must precede every dolfinx import)
+import importlib
+
+# Every fe2hmm submodule import runs this file first: _compat loads the dolfinx wheel's
+# bootstrap (mpi4py.MPI before the compiled bindings) where that wheel is installed.
+from fe2hmm import _compat  # noqa: F401
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {
+    "Closure": "fe2hmm.closure",
+    "NewtonSolver": "fe2hmm.newton",
+    "NewtonResult": "fe2hmm.newton",
+    "MicroModel": "fe2hmm.micro.interface",
+    "LinearMicroModel": "fe2hmm.micro.interface",
+    "MicroResult": "fe2hmm.micro.interface",
+    "DiffusionCellModel": "fe2hmm.micro.cells.diffusion",
+    "DiffusionCellProblem": "fe2hmm.micro.cells.diffusion",
+    "homogenize_diffusion": "fe2hmm.micro.cells.diffusion",
+    "MicroSolveError": "fe2hmm.errors",
+    "NonPeriodicMeshError": "fe2hmm.errors",
+    "NewtonConvergenceError": "fe2hmm.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fe2hmm' has no attribute {name!r}")

@@ -104,6 +104,11 @@ def _build_parser() -> argparse.ArgumentParser:
             help="elements per cell edge (default: generator's)",
         )
         p.add_argument("--degree", type=_positive_int, default=1, help="Lagrange degree")
+        p.add_argument(
+            "--output",
+            default=None,
+            help="write the cell mesh, phases and fluctuation fields to this XDMF file",
+        )
         p.add_argument("--json", action="store_true", help="print a JSON object last")
 
     demo = sub.add_parser("demo", help="run a demo (fe2hmm demo --list)")
@@ -156,6 +161,8 @@ def _homogenize_diffusion(args) -> dict:
         cell, {MATRIX: args.matrix, INCLUSION: args.inclusion}, bc=bc, degree=args.degree
     )
     seconds = time.perf_counter() - t0
+    if args.output:
+        solution.write_xdmf(args.output, cell.cell_tags)
     K = solution.effective_tensor
     report = {
         "physics": "diffusion",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import basix.ufl
@@ -19,7 +20,6 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 from ufl.algorithms.apply_derivatives import apply_derivatives
 
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import LinearMicroModel, MicroModel
 
@@ -27,7 +27,8 @@ __all__ = ["Closure", "ClosureTimings"]
 
 _log = logging.getLogger(__name__)
 
-ParameterSource = "ufl.core.expr.Expr | float | np.ndarray | Callable[[np.ndarray], np.ndarray]"
+#: What a per-point parameter may be bound to.
+ParameterSource = ufl.core.expr.Expr | float | np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -77,7 +78,7 @@ class Closure:
         model: MicroModel,
         mesh: _dmesh.Mesh,
         inputs: dict[str, ufl.core.expr.Expr],
-        parameters: dict[str, object] | None = None,
+        parameters: dict[str, ParameterSource] | None = None,
         quadrature_degree: int = 2,
         name: str = "closure",
     ) -> None:
@@ -208,7 +209,7 @@ class Closure:
             )
         return values
 
-    def set_parameter(self, key: str, source) -> None:
+    def set_parameter(self, key: str, source: ParameterSource) -> None:
         """Replace the values of one per-point parameter (e.g. a field that evolves).
 
         Args:

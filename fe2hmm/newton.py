@@ -19,7 +19,6 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.closure import Closure
 from fe2hmm.errors import NewtonConvergenceError
 

@@ -4,11 +4,13 @@ import argparse
 
 from mpi4py import MPI
 
-from fe2hmm import rve
 from dolfinx import io
+
+from fe2hmm import rve
 
 
 def main(argv=None):
+    """Parse arguments, generate the cell, write it."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("name", choices=rve.available())
     parser.add_argument("--dim", type=int, default=None)
@@ -30,8 +32,10 @@ def main(argv=None):
         f.write_mesh(cell.mesh)
         cell.cell_tags.name = "phase"
         f.write_meshtags(cell.cell_tags, cell.mesh.geometry)
-    print(f"wrote {args.output}: {cell.mesh.topology.index_map(cell.dim).size_local} cells, "
-          f"volume fractions {cell.volume_fractions}")
+    print(
+        f"wrote {args.output}: {cell.mesh.topology.index_map(cell.dim).size_local} cells, "
+        f"volume fractions {cell.volume_fractions}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from dolfinx import mesh as _dmesh
 
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
-
 __all__ = ["RVE", "MATRIX", "INCLUSION"]
 
 #: Cell tag of the matrix phase in every generated RVE.

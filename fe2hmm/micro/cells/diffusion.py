@@ -30,7 +30,6 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 from scipy.sparse.csgraph import connected_components
 
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.micro.cells.linalg import SPDFactorization
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.interface import LinearMicroModel
@@ -94,6 +93,30 @@ class DiffusionCellSolution:
                 w.x.scatter_forward()
                 self._fluctuations.append(w)
         return self._fluctuations
+
+    def write_xdmf(self, filename: str, cell_tags: _dmesh.MeshTags | None = None) -> None:
+        """Write the cell mesh, its phase tags and the fluctuations ``w_i`` to XDMF (ParaView).
+
+        Args:
+            filename: output ``.xdmf`` path (an ``.h5`` file is written beside it).
+            cell_tags: phase tags to include (e.g. ``rve.cell_tags``).
+        """
+        from dolfinx import io
+
+        mesh = self._V.mesh
+        fields = self.fluctuations
+        if self._V.element.basix_element.degree != 1:
+            P1 = fem.functionspace(mesh, ("Lagrange", 1))
+            fields = [fem.Function(P1, name=w.name) for w in self.fluctuations]
+            for target, w in zip(fields, self.fluctuations, strict=True):
+                target.interpolate(w)
+        with io.XDMFFile(mesh.comm, str(filename), "w") as out:
+            out.write_mesh(mesh)
+            if cell_tags is not None:
+                cell_tags.name = "phase"
+                out.write_meshtags(cell_tags, mesh.geometry)
+            for w in fields:
+                out.write_function(w)
 
 
 def _check_conductivity(value, dim: int, phase: int) -> np.ndarray:

@@ -12,8 +12,6 @@ from petsc4py import PETSc
 import numpy as np
 import scipy.sparse as sp
 
-from fe2hmm import _compat  # noqa: F401  (dolfinx/petsc4py import order)
-
 __all__ = ["SPDFactorization", "BACKENDS"]
 
 #: Available backends: PETSc+MUMPS Cholesky (default), PETSc+MUMPS LU, SciPy SuperLU.

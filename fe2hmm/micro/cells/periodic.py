@@ -14,7 +14,6 @@ from dolfinx import fem
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 from fe2hmm.errors import NonPeriodicMeshError
 
 __all__ = ["PeriodicDofMap"]
