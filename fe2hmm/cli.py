@@ -201,7 +201,7 @@ def _print_report(report: dict) -> None:
         print("  [" + "  ".join(f"{x: .6f}" for x in row) + "]")
     if "hashin_shtrikman_bounds" in report:
         lo, hi = report["hashin_shtrikman_bounds"]
-        print(f"Hashin–Shtrikman bounds (isotropic): [{lo:.6f}, {hi:.6f}]")
+        print(f"Hashin–Shtrikman bounds (valid for isotropic cells): [{lo:.6f}, {hi:.6f}]")
 
 
 def _run_demo(name: str, argv: Sequence[str]) -> int:

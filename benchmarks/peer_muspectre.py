@@ -1,0 +1,82 @@
+"""Peer for benchmarks/cell_diffusion.py: K* of a circle cell with µSpectre's Fourier solver.
+
+Standalone on purpose (no fe2hmm, no dolfinx imports), so that its process stays lean; run it
+with a Python that has ``muspectre`` (PyPI wheel 0.27.0, CPython 3.11 only):
+
+    python3.11 -m venv /tmp/musvenv && /tmp/musvenv/bin/pip install muspectre
+    /tmp/musvenv/bin/python benchmarks/peer_muspectre.py --pixels 513 --json
+
+The unit cell [0, 1]^2 is an N x N pixel image: a pixel belongs to the centred disk of area
+fraction f when its centre lies inside it. Each unit macro gradient e_i is imposed and solved
+by µSpectre's spectral (Fourier-projection) Newton–CG solver; K*[:, i] is the mean flux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def effective_conductivity(pixels: int, f: float, k_matrix: float, k_inclusion: float, tol: float):
+    """Return K* (2x2), CG iterations, and seconds of set-up + solve."""
+    import muSpectre as msp
+
+    t0 = time.perf_counter()
+    cell = msp.cell.CellData.make([pixels, pixels], [1.0, 1.0])
+    cell.nb_quad_pts = 1
+    matrix = msp.material.MaterialLinearDiffusion_2d.make(cell, "matrix", k_matrix)
+    inclusion = msp.material.MaterialLinearDiffusion_2d.make(cell, "inclusion", k_inclusion)
+    radius = np.sqrt(f / np.pi)
+    centres = (np.arange(pixels) + 0.5) / pixels
+    for index, pixel in cell.pixels.enumerate():
+        x, y = centres[pixel[0]], centres[pixel[1]]
+        if (x - 0.5) ** 2 + (y - 0.5) ** 2 < radius**2:
+            inclusion.add_pixel(index)
+        else:
+            matrix.add_pixel(index)
+    krylov = msp.solvers.KrylovSolverCG(tol, 10 * pixels, verbose=msp.Verbosity.Silent)
+    solver = msp.solvers.SolverNewtonCG(cell, krylov, msp.Verbosity.Silent, 1e-8, 0.0, 10)
+    K = np.zeros((2, 2))
+    iterations = 0
+    for i in range(2):
+        load = np.zeros((2, 1))
+        load[i, 0] = 1.0
+        result = solver.solve_load_increment(load)
+        flux = np.asarray(result.stress).reshape(2, -1, order="F")
+        K[:, i] = flux.mean(axis=1)
+        iterations += int(getattr(result, "nb_fev", 0))
+    return K, iterations, time.perf_counter() - t0
+
+
+def main(argv=None):
+    """Parse arguments, solve, print K* (and a JSON line with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pixels", type=int, default=513)
+    parser.add_argument("--volume-fraction", type=float, default=0.5)
+    parser.add_argument("--matrix", type=float, default=1.0)
+    parser.add_argument("--inclusion", type=float, default=10.0)
+    parser.add_argument("--tol", type=float, default=1e-8, help="CG tolerance")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    K, iterations, seconds = effective_conductivity(
+        args.pixels, args.volume_fraction, args.matrix, args.inclusion, args.tol
+    )
+    print(f"muSpectre {args.pixels}^2 pixels: K* = {K.tolist()}  ({seconds:.2f} s)")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "pixels": args.pixels,
+                    "effective_tensor": K.tolist(),
+                    "seconds": seconds,
+                    "iterations": iterations,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
