@@ -1,8 +1,8 @@
 # fe2hmm — the README's two commands:
 #   make run    set up .venv (if missing), install fe2hmm (+ the dolfinx wheel unless dolfinx is
 #               already importable, as in the FEniCS Docker image), run the main demo
-#   make test   the same set-up with test extras, then the whole suite: serial, then the MPI
-#               tests under `mpiexec -n 2`, then the slow validation tests (`-m slow`)
+#   make test   the same set-up with test extras, then ruff, the whole suite serially, the same
+#               suite under `mpiexec -n 2`, and the slow validation tests (`-m slow`)
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
@@ -43,7 +43,7 @@ $(VENV)/.installed-%: pyproject.toml $(VENV)/.created
 run: $(VENV)/.installed-demo
 	"$(PY)" -m fe2hmm.cli demo composite_conduction
 
-test: test-serial test-mpi test-slow
+test: lint test-serial test-mpi test-slow
 
 test-serial: $(VENV)/.installed-test
 	"$(PY)" -m pytest

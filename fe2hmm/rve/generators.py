@@ -99,7 +99,9 @@ def _ball_measure(radius: float, dim: int) -> float:
 
 def _ball_radius(measure: float, dim: int) -> float:
     """Inverse of :func:`_ball_measure`."""
-    return math.sqrt(measure / math.pi) if dim == 2 else (3.0 * measure / (4.0 * math.pi)) ** (1 / 3)
+    return (
+        math.sqrt(measure / math.pi) if dim == 2 else (3.0 * measure / (4.0 * math.pi)) ** (1 / 3)
+    )
 
 
 def _check_real(name: str, arg: str, value: Any) -> float:
@@ -133,7 +135,8 @@ def _check_fraction(name: str, volume_fraction: Any, maximum: float, *, open_max
     if f <= 0.0 or f > maximum or (open_max and f >= maximum):
         interval = f"(0, {maximum:.6g})" if open_max else f"(0, {maximum:.6g}]"
         raise ValueError(
-            f"{name}: volume_fraction={volume_fraction!r} is outside the allowed interval {interval}"
+            f"{name}: volume_fraction={volume_fraction!r} is outside the allowed "
+            f"interval {interval}"
         )
     return f
 
@@ -466,8 +469,14 @@ def laminate(
     """
     d = _check_dim("laminate", dim)
     res = _check_resolution("laminate", resolution, d)
-    f = _check_fraction("laminate", volume_fraction, max_volume_fraction("laminate", d), open_max=True)
-    if isinstance(normal, bool) or not isinstance(normal, numbers.Integral) or normal not in range(d):
+    f = _check_fraction(
+        "laminate", volume_fraction, max_volume_fraction("laminate", d), open_max=True
+    )
+    if (
+        isinstance(normal, bool)
+        or not isinstance(normal, numbers.Integral)
+        or normal not in range(d)
+    ):
         raise ValueError(f"laminate: normal={normal!r} is invalid; expected an axis in 0..{d - 1}")
     axis = int(normal)
 

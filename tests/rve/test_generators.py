@@ -1,6 +1,5 @@
 """gmsh generators of periodic unit cells (fe2hmm.rve)."""
 
-
 import numpy as np
 import pytest
 import ufl
