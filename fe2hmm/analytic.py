@@ -24,6 +24,12 @@ __all__ = [
     "maxwell_garnett",
     "square_array_cylinders",
     "keller_dual",
+    "isotropic_stiffness",
+    "isotropic_stiffness_tensor",
+    "to_voigt",
+    "laminate_stiffness",
+    "voigt_reuss_stiffness",
+    "voigt_pairs",
 ]
 
 
@@ -149,3 +155,84 @@ def keller_dual(K: np.ndarray, k1: float, k2: float) -> np.ndarray:
         raise ValueError(f"Keller duality is 2D: K must be 2x2, got {K.shape}")
     R = np.array([[0.0, -1.0], [1.0, 0.0]])
     return k1 * k2 * R @ np.linalg.inv(K) @ R.T
+
+
+# ------------------------------------------------------------------------------ elasticity
+def voigt_pairs(dim: int) -> list[tuple[int, int]]:
+    """Tensor index pairs in Voigt order: 2D ``(11, 22, 12)``, 3D ``(11, 22, 33, 23, 13, 12)``."""
+    if dim == 2:
+        return [(0, 0), (1, 1), (0, 1)]
+    if dim == 3:
+        return [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+
+
+def isotropic_stiffness_tensor(E: float, nu: float, dim: int = 2) -> np.ndarray:
+    """Fourth-order isotropic stiffness ``C_ijkl``, shape ``(d, d, d, d)`` (plane strain in 2D)."""
+    if not (E > 0 and -1 < nu < 0.5):
+        raise ValueError(f"need E > 0 and -1 < nu < 0.5, got E={E!r}, nu={nu!r}")
+    lam, mu = E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+    eye = np.eye(dim)
+    return lam * np.einsum("ij,kl->ijkl", eye, eye) + mu * (
+        np.einsum("ik,jl->ijkl", eye, eye) + np.einsum("il,jk->ijkl", eye, eye)
+    )
+
+
+def to_voigt(C: np.ndarray) -> np.ndarray:
+    """Voigt matrix (engineering shear) of a fourth-order stiffness, ``(3, 3)`` or ``(6, 6)``."""
+    dim = C.shape[0]
+    pairs = voigt_pairs(dim)
+    return np.array([[C[i, j, k, m] for (k, m) in pairs] for (i, j) in pairs])
+
+
+def isotropic_stiffness(E: float, nu: float, dim: int = 2) -> np.ndarray:
+    """Voigt stiffness of an isotropic phase (plane strain in 2D); ``C[-1, -1]`` = shear modulus."""
+    return to_voigt(isotropic_stiffness_tensor(E, nu, dim))
+
+
+def laminate_stiffness(C1: np.ndarray, C2: np.ndarray, f2: float, normal: int = 0) -> np.ndarray:
+    """Exact effective stiffness of a two-phase laminate (Voigt, engineering shear).
+
+    Each phase strain is ``E + sym(a_k ⊗ n)`` with jumps ``a_k`` chosen so that the traction
+    ``σ n`` is continuous and ``Σ f_k a_k = 0`` (Hill's lamination formula, solved per load case).
+
+    Args:
+        C1: fourth-order stiffness of phase 1, ``(d, d, d, d)``.
+        C2: fourth-order stiffness of phase 2.
+        f2: volume fraction of phase 2 (layers).
+        normal: axis normal to the layers.
+
+    Returns:
+        Voigt matrix ``(3, 3)`` or ``(6, 6)``.
+    """
+    if not 0 < f2 < 1:
+        raise ValueError(f"volume fraction must lie in (0, 1), got {f2!r}")
+    dim = C1.shape[0]
+    f1 = 1.0 - f2
+    n = np.eye(dim)[normal]
+    Q1 = np.einsum("ipjq,p,q->ij", C1, n, n)
+    Q2 = np.einsum("ipjq,p,q->ij", C2, n, n)
+    pairs = voigt_pairs(dim)
+    columns = []
+    for i, j in pairs:
+        E = np.zeros((dim, dim))
+        E[i, j] = E[j, i] = 1.0 if i == j else 0.5
+        rhs = np.einsum("ijkl,kl,j->i", C2 - C1, E, n)
+        a1 = np.linalg.solve(Q1 + (f1 / f2) * Q2, rhs)
+        a2 = -(f1 / f2) * a1
+        eps1 = E + 0.5 * (np.outer(a1, n) + np.outer(n, a1))
+        eps2 = E + 0.5 * (np.outer(a2, n) + np.outer(n, a2))
+        sigma = f1 * np.einsum("ijkl,kl->ij", C1, eps1) + f2 * np.einsum("ijkl,kl->ij", C2, eps2)
+        columns.append([sigma[k, m] for (k, m) in pairs])
+    return np.array(columns).T
+
+
+def voigt_reuss_stiffness(
+    C1: np.ndarray, C2: np.ndarray, f2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voigt (upper) and Reuss (lower) bounds on C* (Voigt matrices), any microstructure."""
+    if not 0 <= f2 <= 1:
+        raise ValueError(f"volume fraction must lie in [0, 1], got {f2!r}")
+    upper = (1 - f2) * C1 + f2 * C2
+    lower = np.linalg.inv((1 - f2) * np.linalg.inv(C1) + f2 * np.linalg.inv(C2))
+    return upper, lower

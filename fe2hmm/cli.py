@@ -69,7 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
     hom_sub = hom.add_subparsers(dest="physics", parser_class=_Parser)
     for physics, help_text in (
         ("diffusion", "effective conductivity/permeability K* (d x d)"),
-        ("elasticity", "effective stiffness C* (Voigt notation) — not available yet"),
+        ("elasticity", "effective stiffness C* (Voigt notation, engineering shear)"),
     ):
         p = hom_sub.add_parser(physics, help=help_text)
         p.add_argument("--rve", default="circle", help="unit cell generator (default: circle)")
@@ -94,9 +94,9 @@ def _build_parser() -> argparse.ArgumentParser:
                 help="inclusion conductivity >= 0 (default: 10)",
             )
         else:
-            p.add_argument("--matrix", default="1,0.3", help="matrix E,nu")
-            p.add_argument("--inclusion", default="10,0.3", help="inclusion E,nu")
-        p.add_argument("--bc", default="periodic", help="periodic | affine | traction/flux")
+            p.add_argument("--matrix", default="1,0.3", help="matrix E,nu (default: 1,0.3)")
+            p.add_argument("--inclusion", default="10,0.3", help="inclusion E,nu (default: 10,0.3)")
+        p.add_argument("--bc", default="periodic", help="periodic | affine | traction")
         p.add_argument(
             "--resolution",
             type=_positive_int,
@@ -118,13 +118,101 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _homogenize_diffusion(args) -> dict:
-    from fe2hmm import analytic, rve
-    from fe2hmm.micro.cells.diffusion import homogenize_diffusion
-    from fe2hmm.rve.cell import INCLUSION, MATRIX
+def _create_cell(args):
+    """Validate --rve/--dim/--volume-fraction/--resolution and generate the cell."""
+    from fe2hmm import rve
 
     if args.dim not in (2, 3):
         raise _UsageError(f"argument --dim: must be 2 or 3, got {args.dim}")
+    if args.rve not in rve.available():
+        raise _UsageError(f"argument --rve: unknown RVE {args.rve!r}; valid: {rve.available()}")
+    if args.rve not in rve.available(args.dim):
+        raise _UsageError(
+            f"argument --rve: {args.rve!r} has no {args.dim}D version; "
+            f"{args.dim}D RVEs: {rve.available(args.dim)}"
+        )
+    try:
+        return rve.create(
+            args.rve, dim=args.dim, volume_fraction=args.volume_fraction, resolution=args.resolution
+        )
+    except ValueError as err:
+        text = str(err)
+        arg = (
+            "--volume-fraction"
+            if "volume_fraction" in text
+            else ("--resolution" if "resolution" in text else "--rve")
+        )
+        raise _UsageError(f"argument {arg}: {text}") from None
+
+
+def _parse_material(text: str, argument: str) -> tuple[float, float]:
+    from fe2hmm.micro.cells.elasticity import lame_parameters
+
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        E, nu = (float(p) for p in parts)
+    except ValueError:
+        raise _UsageError(
+            f"argument {argument}: expected E,nu (two numbers), got {text!r}"
+        ) from None
+    try:
+        lame_parameters(E, nu)
+    except ValueError as err:
+        raise _UsageError(f"argument {argument}: {err}") from None
+    return E, nu
+
+
+def _homogenize_elasticity(args) -> dict:
+    import numpy as np
+
+    from fe2hmm.micro.cells.elasticity import homogenize_elasticity
+    from fe2hmm.rve.cell import INCLUSION, MATRIX
+
+    matrix = _parse_material(args.matrix, "--matrix")
+    inclusion = _parse_material(args.inclusion, "--inclusion")
+    bc = {"flux": "traction", "uniform-traction": "traction"}.get(args.bc, args.bc)
+    if bc not in ("periodic", "affine", "traction"):
+        raise _UsageError(
+            f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
+            "traction"
+        )
+    t0 = time.perf_counter()
+    cell = _create_cell(args)
+    solution = homogenize_elasticity(
+        cell, {MATRIX: matrix, INCLUSION: inclusion}, bc=bc, degree=args.degree
+    )
+    seconds = time.perf_counter() - t0
+    C = solution.effective_tensor
+    return {
+        "physics": "elasticity",
+        "rve": args.rve,
+        "dim": args.dim,
+        "plane": "strain" if args.dim == 2 else None,
+        "volume_fraction": args.volume_fraction,
+        "matrix": list(matrix),
+        "inclusion": list(inclusion),
+        "bc": bc,
+        "resolution": cell.parameters.get("resolution", args.resolution),
+        "degree": args.degree,
+        "notation": "Voigt "
+        + ("(11, 22, 12)" if args.dim == 2 else "(11, 22, 33, 23, 13, 12)")
+        + ", engineering shear strain",
+        "effective_tensor": C.tolist(),
+        "eigenvalues": sorted(float(x) for x in np.linalg.eigvalsh(0.5 * (C + C.T))),
+        "hill_mandel_error": solution.hill_mandel_error,
+        "dofs": int(solution.dofs),
+        "seconds": seconds,
+        "seconds_split": solution.seconds,
+    }
+
+
+def _homogenize_diffusion(args) -> dict:
+    from fe2hmm import analytic
+    from fe2hmm.micro.cells.diffusion import homogenize_diffusion
+    from fe2hmm.rve.cell import INCLUSION, MATRIX
+
     if args.matrix <= 0:
         raise _UsageError(f"argument --matrix: conductivity must be > 0, got {args.matrix:g}")
     if args.inclusion < 0:
@@ -137,26 +225,8 @@ def _homogenize_diffusion(args) -> dict:
             f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
             "traction (= flux)"
         )
-    if args.rve not in rve.available():
-        raise _UsageError(f"argument --rve: unknown RVE {args.rve!r}; valid: {rve.available()}")
-    if args.rve not in rve.available(args.dim):
-        raise _UsageError(
-            f"argument --rve: {args.rve!r} has no {args.dim}D version; "
-            f"{args.dim}D RVEs: {rve.available(args.dim)}"
-        )
     t0 = time.perf_counter()
-    try:
-        cell = rve.create(
-            args.rve, dim=args.dim, volume_fraction=args.volume_fraction, resolution=args.resolution
-        )
-    except ValueError as err:
-        text = str(err)
-        arg = (
-            "--volume-fraction"
-            if "volume_fraction" in text
-            else ("--resolution" if "resolution" in text else "--rve")
-        )
-        raise _UsageError(f"argument {arg}: {text}") from None
+    cell = _create_cell(args)
     solution = homogenize_diffusion(
         cell, {MATRIX: args.matrix, INCLUSION: args.inclusion}, bc=bc, degree=args.degree
     )
@@ -192,13 +262,16 @@ def _homogenize_diffusion(args) -> dict:
 
 def _print_report(report: dict) -> None:
     K = report["effective_tensor"]
+    name = "K*" if report["physics"] == "diffusion" else "C* (" + report["notation"] + ")"
     print(
         f"{report['rve']} cell, d={report['dim']}, volume fraction {report['volume_fraction']:g}, "
         f"bc={report['bc']}, {report['dofs']} dofs, {report['seconds']:.3f} s"
     )
-    print("K* =")
+    print(f"{name} =")
     for row in K:
         print("  [" + "  ".join(f"{x: .6f}" for x in row) + "]")
+    if "hill_mandel_error" in report:
+        print(f"Hill–Mandel: max |<σ:ε> - Σ:E| / max|C*| = {report['hill_mandel_error']:.1e}")
     if "hashin_shtrikman_bounds" in report:
         lo, hi = report["hashin_shtrikman_bounds"]
         print(f"Hashin–Shtrikman bounds (valid for isotropic cells): [{lo:.6f}, {hi:.6f}]")
@@ -254,11 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.physics is None:
                 raise _UsageError("argument physics: choose diffusion or elasticity")
             if args.physics == "elasticity":
-                raise _UsageError(
-                    "argument physics: elasticity cell problems are not implemented yet "
-                    "(planned); use diffusion"
-                )
-            report = _homogenize_diffusion(args)
+                report = _homogenize_elasticity(args)
+            else:
+                report = _homogenize_diffusion(args)
             if args.json:
                 print(json.dumps(report))
             else:

@@ -18,6 +18,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
+from ufl.algorithms.apply_algebra_lowering import apply_algebra_lowering
 from ufl.algorithms.apply_derivatives import apply_derivatives
 
 from fe2hmm.errors import MicroSolveError
@@ -367,7 +368,7 @@ class Closure:
         for out, q in self.outputs.items():
             direction = None
             for inp, g in self._input_ufl.items():
-                dg = apply_derivatives(ufl.derivative(g, u, du))
+                dg = apply_derivatives(apply_algebra_lowering(ufl.derivative(g, u, du)))
                 term = _contract(self.tangents[out, inp], dg, len(q.ufl_shape), len(ufl.shape(g)))
                 direction = term if direction is None else direction + term
             if direction is not None:

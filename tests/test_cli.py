@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import run_python, serial_only
 
@@ -92,3 +93,49 @@ def test_unknown_demo_and_missing_physics():
     assert out.returncode == 2 and "unknown demo 'nope'" in out.stderr
     out = fe2hmm("homogenize")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_homogenize_elasticity_json_voigt_and_hill_mandel():
+    out = fe2hmm(
+        "homogenize",
+        "elasticity",
+        "--rve",
+        "laminate",
+        "--volume-fraction",
+        "0.4",
+        "--matrix",
+        "1,0.3",
+        "--inclusion",
+        "10,0.2",
+        "--resolution",
+        "6",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    C = np.array(report["effective_tensor"])
+    ref = analytic.laminate_stiffness(
+        analytic.isotropic_stiffness_tensor(1.0, 0.3, 2),
+        analytic.isotropic_stiffness_tensor(10.0, 0.2, 2),
+        0.4,
+        normal=0,
+    )
+    np.testing.assert_allclose(C, ref, atol=1e-9)  # C[2, 2] is the shear modulus G12
+    assert report["hill_mandel_error"] < 1e-12 and report["dofs"] > 0 and report["seconds"] > 0
+
+
+@pytest.mark.parametrize(
+    "args,argument",
+    [
+        (["--matrix", "1,0.5"], "--matrix"),
+        (["--inclusion", "-2,0.3"], "--inclusion"),
+        (["--matrix", "1"], "--matrix"),
+        (["--bc", "flux-free"], "--bc"),
+        (["--rve", "sphere"], "--rve"),
+    ],
+)
+def test_elasticity_bad_arguments(args, argument):
+    out = fe2hmm("homogenize", "elasticity", *args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and argument in lines[0], out.stderr

@@ -30,7 +30,7 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 from scipy.sparse.csgraph import connected_components
 
-from fe2hmm.micro.cells.linalg import SPDFactorization
+from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
@@ -266,27 +266,8 @@ class DiffusionCellProblem:
         eliminate[pins] = True
         return eliminate
 
-    @staticmethod
-    def _constrain(M: sp.csr_matrix, B: np.ndarray, eliminate: np.ndarray):
-        """Identity rows/columns for eliminated dofs (structure kept), zero right-hand side."""
-        M = M.copy()
-        rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
-        kill = eliminate[rows] | eliminate[M.indices]
-        M.data[kill] = 0.0
-        M.data[kill & (rows == M.indices)] = 1.0
-        B = np.array(B, dtype=float)
-        B[eliminate] = 0.0
-        return M, B
-
     def _factor_solve(self, M, B, eliminate, seconds):
-        Mc, Bc = self._constrain(M, B, eliminate)
-        t0 = time.perf_counter()
-        factor = SPDFactorization(Mc, backend=self.backend)
-        t1 = time.perf_counter()
-        X = factor.solve(Bc)
-        X[eliminate] = 0.0
-        seconds.update(factorize=t1 - t0, solve=time.perf_counter() - t1)
-        self.reduced_system = (Mc, Bc)
+        X, self.reduced_system = solve_constrained(M, B, eliminate, self.backend, seconds)
         return X
 
     def _solve_kinematic(self, A, X, links, seconds):

@@ -1,0 +1,400 @@
+r"""Linear elastic cell problems: effective stiffness C* (plane strain and 3D).
+
+For a unit macro strain :math:`E_I` (Voigt index I, engineering shear) the micro displacement is
+:math:`u_I = E_I\,y + w_I` with
+
+.. math:: \int_Y \sigma(\varepsilon(u_I)) : \varepsilon(v)\,\mathrm{d}y = 0 \quad \forall v,
+   \qquad \sigma = \lambda\,\mathrm{tr}(\varepsilon)\,I + 2\mu\,\varepsilon ,
+
+and the averaged stress gives the column :math:`C^*_{JI} = \langle\sigma(u_I)\rangle : E_J
+= |Y|^{-1} a(u_I, E_J y)` (energy identity). Boundary conditions on the fluctuation ``w``:
+
+- ``"periodic"``: periodic (dof reduction); translations are removed by fixing one node;
+- ``"affine"``: ``w = 0`` on the box boundary (upper bound);
+- ``"traction"``: uniform traction :math:`\sigma n = \Sigma n` for unit macro stresses; the
+  average strain :math:`|Y|^{-1}\int_{\partial Y}\mathrm{sym}(u\otimes n)` gives the compliance
+  and :math:`C^* = S^{-1}` (lower bound). Rigid-body motions are removed by a statically
+  determinate support (3-2-1 rule at box corners), not by springs: the loads are self-equilibrated.
+
+Voigt order: 2D ``(11, 22, 12)``, 3D ``(11, 22, 33, 23, 13, 12)``; shear strains are engineering
+(γ = 2ε), so ``C*[-1, -1]`` is the in-plane shear modulus. Voids must not be meshed (use the
+``voids`` RVE); meshed phases need E > 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as _dmesh
+
+from fe2hmm.analytic import voigt_pairs
+from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.interface import LinearMicroModel
+from fe2hmm.rve.cell import RVE
+
+__all__ = [
+    "BOUNDARY_CONDITIONS",
+    "ElasticityCellModel",
+    "ElasticityCellProblem",
+    "ElasticityCellSolution",
+    "homogenize_elasticity",
+    "lame_parameters",
+    "voigt_pairs",
+    "voigt_to_tensor",
+]
+
+#: Boundary conditions on the fluctuation.
+BOUNDARY_CONDITIONS = ("periodic", "affine", "traction")
+
+
+def lame_parameters(E: float, nu: float, phase: int | str = "") -> tuple[float, float]:
+    """Lamé parameters ``(λ, μ)`` of an isotropic phase (3D, and plane strain in 2D).
+
+    Raises:
+        ValueError: ``E <= 0`` or ``nu`` outside ``(-1, 0.5)``, naming the phase.
+    """
+    label = f" of phase {phase}" if phase != "" else ""
+    if not (np.isfinite(E) and E > 0):
+        raise ValueError(
+            f"Young's modulus{label} must be > 0, got {E!r} (model voids with the 'voids' RVE)"
+        )
+    if not (np.isfinite(nu) and -1.0 < nu < 0.5):
+        raise ValueError(f"Poisson's ratio{label} must lie in (-1, 0.5), got {nu!r}")
+    return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+
+
+class ElasticityCellSolution:
+    """Result of an elastic cell problem.
+
+    Attributes:
+        effective_tensor: C* in Voigt notation (engineering shear), ``(3, 3)`` or ``(6, 6)``.
+        dofs: unknowns of the solved system (after constraints).
+        hill_mandel_error: ``max |⟨σ(u_I):ε(u_J)⟩ - Σ_I:E_J| / max |C*|`` over all load cases.
+        seconds: wall-time split (``assemble``, ``setup``, ``factorize``, ``solve``,
+            ``postprocess``, ``total``).
+    """
+
+    def __init__(self, C, V, W, dofs, hill_mandel_error, seconds):
+        self.effective_tensor = C
+        self.dofs = dofs
+        self.hill_mandel_error = hill_mandel_error
+        self.seconds = seconds
+        self._V, self._W = V, W
+        self._fluctuations = None
+
+    @property
+    def fluctuations(self) -> list[fem.Function]:
+        """Fluctuation displacements ``w_I`` of the unit-strain load cases (built on access)."""
+        if self._fluctuations is None:
+            self._fluctuations = []
+            n = self._W.shape[0]
+            for i in range(self._W.shape[1]):
+                w = fem.Function(self._V, name=f"w{i}")
+                w.x.array[:n] = self._W[:, i]
+                w.x.scatter_forward()
+                self._fluctuations.append(w)
+        return self._fluctuations
+
+
+class ElasticityCellProblem:
+    """The linear elastic cell problem on one RVE.
+
+    Args:
+        rve: the unit cell (mesh with phase tags; voids not meshed).
+        materials: phase tag -> ``(E, nu)`` (Young's modulus > 0, Poisson ratio in (-1, 0.5)).
+        bc: boundary condition, one of :data:`BOUNDARY_CONDITIONS`.
+        degree: Lagrange degree of the displacement.
+        backend: linear solver backend.
+
+    Raises:
+        ValueError: unknown bc, missing or invalid material.
+    """
+
+    def __init__(
+        self,
+        rve: RVE,
+        materials: dict[int, tuple[float, float]],
+        bc: str = "periodic",
+        degree: int = 1,
+        backend: str = "mumps",
+    ) -> None:
+        if bc not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
+        if int(degree) != degree or degree < 1:
+            raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
+        missing = [p for p in rve.phases if p not in materials]
+        if missing:
+            raise ValueError(
+                f"no (E, nu) given for phase(s) {missing} of RVE {rve.name!r} "
+                f"(phases present: {rve.phases})"
+            )
+        self.lame = {}
+        for p in rve.phases:
+            try:
+                E, nu = (float(x) for x in materials[p])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"material of phase {p} must be a pair (E, nu), got {materials[p]!r}"
+                ) from None
+            self.lame[int(p)] = lame_parameters(E, nu, p)
+        self.rve, self.bc, self.backend = rve, bc, backend
+        d = rve.dim
+        self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree), (d,)))
+
+    def _stiffness(self):
+        mesh, d = self.rve.mesh, self.rve.dim
+        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
+        Q = fem.functionspace(mesh, ("DG", 0))
+        lam, mu = fem.Function(Q), fem.Function(Q)
+        tags = self.rve.cell_tags
+        dofs = Q.dofmap.list[:n_cells, 0]
+        for phase, (la, m) in self.lame.items():
+            cells = tags.indices[tags.values == phase]
+            lam.x.array[dofs[cells]] = la
+            mu.x.array[dofs[cells]] = m
+        u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+
+        def eps(w):
+            return ufl.sym(ufl.grad(w))
+
+        sigma = 2 * mu * eps(u) + lam * ufl.tr(eps(u)) * ufl.Identity(d)
+        A = fem.assemble_matrix(fem.form(ufl.inner(sigma, eps(v)) * ufl.dx)).to_scipy().tocsr()
+        return A
+
+    def solve(self) -> ElasticityCellSolution:
+        """Solve the unit-strain (or unit-stress) load cases and return C*.
+
+        Returns:
+            C* (Voigt, engineering shear), fluctuations, dofs, Hill–Mandel error, timings.
+        """
+        t0 = time.perf_counter()
+        rve, d, V = self.rve, self.rve.dim, self.V
+        A = self._stiffness()
+        n_nodes = V.dofmap.index_map.size_local
+        n = n_nodes * d
+        A = A[:n, :n]
+        seconds = {"assemble": time.perf_counter() - t0}
+        X = V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
+        pairs = voigt_pairs(d)
+        # affine displacement fields E_I y of the unit strains, flattened (node-major, bs = d)
+        UE = np.zeros((n, len(pairs)))
+        for col, (i, j) in enumerate(pairs):
+            field = np.zeros((n_nodes, d))
+            if i == j:
+                field[:, i] = X[:, i]
+            else:  # engineering shear gamma_ij = 1: eps_ij = eps_ji = 1/2
+                field[:, i] = 0.5 * X[:, j]
+                field[:, j] = 0.5 * X[:, i]
+            UE[:, col] = field.reshape(-1)
+        if self.bc == "traction":
+            C, W, U, ndofs, hm = self._solve_traction(A, X, UE, seconds)
+        else:
+            C, W, U, ndofs, hm = self._solve_kinematic(A, X, UE, seconds)
+        seconds["total"] = time.perf_counter() - t0
+        seconds["setup"] = seconds["total"] - sum(
+            seconds[k] for k in ("assemble", "factorize", "solve", "postprocess")
+        )
+        return ElasticityCellSolution(C, V, W, ndofs, hm, seconds)
+
+    def _solve_kinematic(self, A, X, UE, seconds):
+        rve, d = self.rve, self.rve.dim
+        rhs = -(A @ UE)
+        if self.bc == "periodic":
+            pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
+            M = pmap.reduce_matrix(A)
+            rhs = pmap.reduce_vector(rhs)
+            eliminate = np.zeros(M.shape[0], dtype=bool)
+            eliminate[:d] = True  # translations: fix one (reduced) node
+        else:
+            pmap, M = None, A
+            on_box = np.zeros(X.shape[0], dtype=bool)
+            for axis in range(d):
+                tol = 1e-10 * rve.period[axis]
+                on_box |= np.isclose(X[:, axis], 0.0, atol=tol)
+                on_box |= np.isclose(X[:, axis], rve.period[axis], atol=tol)
+            eliminate = np.repeat(on_box, d)
+        Wr, _ = solve_constrained(M, rhs, eliminate, self.backend, seconds)
+        t2 = time.perf_counter()
+        W = pmap.expand(Wr) if pmap is not None else Wr
+        U = UE + W
+        AU = A @ U
+        C = UE.T @ AU / rve.volume  # C_JI = |Y|^-1 a(u_I, E_J y)
+        energy = U.T @ AU / rve.volume  # <sigma(u_I) : eps(u_J)>
+        hm = float(np.abs(energy - C).max() / np.abs(C).max())
+        seconds["postprocess"] = time.perf_counter() - t2
+        return C, W, U, int(M.shape[0] - eliminate.sum()), hm
+
+    def _solve_traction(self, A, X, UE, seconds):
+        rve, d, V = self.rve, self.rve.dim, self.V
+        mesh = rve.mesh
+        lo, hi = np.asarray(rve.lower, float), np.asarray(rve.upper, float)
+        tol = 1e-10 * rve.period.max()
+
+        def on_box(x):
+            mask = np.zeros(x.shape[1], dtype=bool)
+            for axis in range(d):
+                mask |= np.isclose(x[axis], lo[axis], atol=tol)
+                mask |= np.isclose(x[axis], hi[axis], atol=tol)
+            return mask
+
+        fdim = mesh.topology.dim - 1
+        facets = _dmesh.locate_entities_boundary(mesh, fdim, on_box)
+        tags = _dmesh.meshtags(mesh, fdim, facets, np.full(facets.size, 1, dtype=np.int32))
+        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
+        nrm = ufl.FacetNormal(mesh)
+        v = ufl.TestFunction(V)
+        n = A.shape[0]
+        R = []
+        for i, j in voigt_pairs(d):
+            g = v[i] * nrm[i] if i == j else v[i] * nrm[j] + v[j] * nrm[i]
+            R.append(fem.assemble_vector(fem.form(g * ds)).array[:n])
+        R = np.column_stack(R)  # (Σ_J n)·v for unit Voigt stresses = boundary strain functionals
+        # 3-2-1 support at box corners: removes rigid motions, loads are self-equilibrated
+        corners = [lo.copy(), lo + np.eye(d)[0] * rve.period[0]]
+        if d == 3:
+            corners.append(lo + np.eye(d)[1] * rve.period[1])
+        nodes = [int(np.argmin(np.linalg.norm(X + lo - c, axis=1))) for c in corners]
+        fixed_components = [range(d), range(1, d), range(2, d)][: len(nodes)]
+        eliminate = np.zeros(n, dtype=bool)
+        for node, comps in zip(nodes, fixed_components, strict=True):
+            eliminate[[node * d + c for c in comps]] = True
+        U, _ = solve_constrained(A, R, eliminate, self.backend, seconds)
+        t2 = time.perf_counter()
+        S = R.T @ U / rve.volume  # <eps_I> (engineering) for unit stress J
+        energy = U.T @ (A @ U) / rve.volume  # <sigma : eps> = Σ_J : <eps_I> by Hill-Mandel
+        hm = float(np.abs(energy - S).max() / np.abs(S).max())
+        S = 0.5 * (S + S.T)
+        C = np.linalg.inv(S)
+        Ugrad = U @ C  # unit-strain load cases as combinations of the unit-stress ones
+        W = Ugrad - UE
+        seconds["postprocess"] = time.perf_counter() - t2
+        return C, W, Ugrad, int(n - eliminate.sum()), hm
+
+
+def homogenize_elasticity(
+    rve: RVE,
+    materials: dict[int, tuple[float, float]],
+    bc: str = "periodic",
+    degree: int = 1,
+    backend: str = "mumps",
+) -> ElasticityCellSolution:
+    """Effective stiffness of one RVE (wrapper of :class:`ElasticityCellProblem`).
+
+    Args:
+        rve: the unit cell.
+        materials: phase tag -> ``(E, nu)``.
+        bc: ``"periodic"``, ``"affine"`` or ``"traction"``.
+        degree: Lagrange degree.
+        backend: linear solver backend.
+
+    Returns:
+        The solution with ``effective_tensor`` in Voigt notation.
+    """
+    return ElasticityCellProblem(rve, materials, bc=bc, degree=degree, backend=backend).solve()
+
+
+def voigt_to_tensor(C: np.ndarray) -> np.ndarray:
+    """Fourth-order ``C_ijkl`` from a Voigt matrix with engineering shear, ``(d, d, d, d)``.
+
+    With engineering shear strains, ``C_voigt[I(ij), J(kl)] = C_ijkl`` for every index order.
+    """
+    m = C.shape[0]
+    dim = {3: 2, 6: 3}.get(m)
+    if dim is None or C.shape != (m, m):
+        raise ValueError(f"Voigt matrix must be 3x3 (2D) or 6x6 (3D), got shape {C.shape}")
+    index = np.zeros((dim, dim), dtype=int)
+    for col, (i, j) in enumerate(voigt_pairs(dim)):
+        index[i, j] = index[j, i] = col
+    return C[index[:, :, None, None], index[None, None, :, :]]
+
+
+class ElasticityCellModel(LinearMicroModel):
+    """Micro-model: stress ``σ = C*(φ) : ε`` from an elastic cell problem per distinct φ.
+
+    Input ``{"strain": (d, d)}`` (the macro small strain), output ``{"stress": (d, d)}``, per-point
+    parameter ``{"volume_fraction": ()}``; the tangent is the fourth-order C* ``(d, d, d, d)``.
+    Plane strain in 2D. The macro residual of ``-div σ = f`` is ``∫ σ : ε(v) dx - ∫ f·v dx``.
+
+    Args:
+        rve: generator name (see :func:`fe2hmm.rve.create`), e.g. ``"circle"`` or ``"voids"``.
+        matrix: ``(E, nu)`` of the matrix.
+        inclusion: ``(E, nu)`` of the inclusion (ignored for ``"voids"``).
+        dim: 2 (plane strain) or 3.
+        bc: cell boundary condition (:data:`BOUNDARY_CONDITIONS`).
+        resolution: RVE mesh resolution; generator default if None.
+        degree: Lagrange degree of the cell problem.
+        rve_options: extra generator options.
+        parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
+    """
+
+    def __init__(
+        self,
+        rve: str = "circle",
+        matrix: tuple[float, float] = (1.0, 0.3),
+        inclusion: tuple[float, float] = (10.0, 0.3),
+        dim: int = 2,
+        bc: str = "periodic",
+        resolution: int | None = None,
+        degree: int = 1,
+        rve_options: dict | None = None,
+        parameter_tolerance: float = 0.0,
+    ) -> None:
+        from fe2hmm import rve as rve_module
+
+        super().__init__(parameter_tolerance=parameter_tolerance)
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        if bc not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
+        lame_parameters(*matrix, phase="matrix")
+        if rve != "voids":
+            lame_parameters(*inclusion, phase="inclusion")
+        if rve not in rve_module.available(dim):
+            raise ValueError(
+                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
+            )
+        self.rve_name, self.dim, self.bc = rve, int(dim), bc
+        self.matrix, self.inclusion = tuple(matrix), tuple(inclusion)
+        self.resolution, self.degree = resolution, int(degree)
+        self.rve_options = dict(rve_options or {})
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"strain": (d, d)}``."""
+        return {"strain": (self.dim, self.dim)}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"stress": (d, d)}``."""
+        return {"stress": (self.dim, self.dim)}
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"volume_fraction": ()}``."""
+        return {"volume_fraction": ()}
+
+    def stiffness(self, volume_fraction: float) -> np.ndarray:
+        """C* (Voigt, engineering shear) for one volume fraction."""
+        from fe2hmm import rve as rve_module
+        from fe2hmm.rve.cell import INCLUSION, MATRIX
+
+        cell = rve_module.create(
+            self.rve_name,
+            dim=self.dim,
+            volume_fraction=float(volume_fraction),
+            resolution=self.resolution,
+            **self.rve_options,
+        )
+        materials = {MATRIX: self.matrix, INCLUSION: self.inclusion}
+        return homogenize_elasticity(
+            cell, materials, bc=self.bc, degree=self.degree
+        ).effective_tensor
+
+    def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict:
+        """``{("stress", "strain"): C*_ijkl}`` for one volume fraction."""
+        C = self.stiffness(float(parameters["volume_fraction"]))
+        return {("stress", "strain"): voigt_to_tensor(C)}
