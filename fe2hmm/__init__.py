@@ -27,6 +27,8 @@ _LAZY = {
     "ElasticityCellModel": "fe2hmm.micro.cells.elasticity",
     "ElasticityCellProblem": "fe2hmm.micro.cells.elasticity",
     "homogenize_elasticity": "fe2hmm.micro.cells.elasticity",
+    "HyperelasticCellModel": "fe2hmm.micro.cells.hyperelastic",
+    "HyperelasticCellProblem": "fe2hmm.micro.cells.hyperelastic",
     "MicroSolveError": "fe2hmm.errors",
     "NonPeriodicMeshError": "fe2hmm.errors",
     "NewtonConvergenceError": "fe2hmm.errors",

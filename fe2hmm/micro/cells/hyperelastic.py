@@ -1,0 +1,273 @@
+r"""Finite-strain hyperelastic cell problems with the consistent (condensed) macro tangent.
+
+For a macro deformation gradient :math:`\bar F` the micro deformation is
+:math:`\varphi(y) = \bar F y + w(y)` with :math:`w` periodic, and :math:`w` solves
+
+.. math:: R(w; v) = \int_Y P(\bar F + \nabla w) : \nabla v\,\mathrm{d}y = 0 \quad\forall v,
+
+by Newton's method. The phases are compressible neo-Hookean,
+:math:`\psi = \tfrac{\mu}{2}(\mathrm{tr}\,C - d - 2\ln J) + \tfrac{\lambda}{2}(\ln J)^2`
+(in 2D: plane strain), which linearises to Hooke's law with the same Lamé parameters.
+
+Outputs: the average first Piola–Kirchhoff stress :math:`\bar P = |Y|^{-1}\int_Y P`, and the
+consistent tangent :math:`\bar{\mathbb A} = \partial\bar P/\partial\bar F`. At the converged state,
+with the micro tangent matrix :math:`K` and the affine fields :math:`U_{ij} = (e_i\otimes e_j)\,y`,
+
+.. math:: |Y|\,\bar{\mathbb A}_{IJ} = U_I^\top K U_J - (P^\top K U_I)^\top (P^\top K P)^{-1}
+   (P^\top K U_J),
+
+i.e. the linear homogenisation of the tangent operator (static condensation of the fluctuation):
+no finite differences, one extra solve with the last Newton factorisation's matrix.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import ufl
+from dolfinx import fem
+
+from fe2hmm.errors import MicroSolveError
+from fe2hmm.micro.cells.elasticity import lame_parameters
+from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+
+__all__ = ["HyperelasticCellProblem", "HyperelasticCellModel", "neo_hookean_stress"]
+
+
+def neo_hookean_stress(F: np.ndarray, lam: float, mu: float) -> np.ndarray:
+    """First Piola–Kirchhoff stress of the compressible neo-Hookean law, ``F`` of shape ``(d, d)``.
+
+    ``P = μ (F - F^{-T}) + λ ln(J) F^{-T}``.
+    """
+    J = np.linalg.det(F)
+    if J <= 0:
+        raise ValueError(f"det F must be > 0, got {J:g}")
+    FinvT = np.linalg.inv(F).T
+    return mu * (F - FinvT) + lam * np.log(J) * FinvT
+
+
+class HyperelasticCellProblem:
+    """Periodic neo-Hookean cell problem on one RVE.
+
+    Args:
+        rve: the unit cell (voids not meshed).
+        materials: phase tag -> ``(E, nu)`` (small-strain moduli of the neo-Hookean phases).
+        degree: Lagrange degree of the fluctuation.
+        rtol: Newton tolerance on the residual norm relative to ``|Y| max(|P̄|, 1)``.
+        max_iterations: Newton iterations before :class:`MicroSolveError`.
+    """
+
+    def __init__(
+        self,
+        rve: RVE,
+        materials: dict[int, tuple[float, float]],
+        degree: int = 1,
+        rtol: float = 1e-10,
+        max_iterations: int = 25,
+    ) -> None:
+        missing = [p for p in rve.phases if p not in materials]
+        if missing:
+            raise ValueError(f"no (E, nu) given for phase(s) {missing} of RVE {rve.name!r}")
+        self.rve, self.rtol, self.max_iterations = rve, float(rtol), int(max_iterations)
+        d = rve.dim
+        mesh = rve.mesh
+        self.V = fem.functionspace(mesh, ("Lagrange", int(degree), (d,)))
+        Q = fem.functionspace(mesh, ("DG", 0))
+        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
+        lam, mu = fem.Function(Q), fem.Function(Q)
+        cdofs = Q.dofmap.list[:n_cells, 0]
+        for p in rve.phases:
+            la, m = lame_parameters(*materials[p], phase=p)
+            cells = rve.cell_tags.indices[rve.cell_tags.values == p]
+            lam.x.array[cdofs[cells]], mu.x.array[cdofs[cells]] = la, m
+        self.F_macro = fem.Constant(mesh, np.eye(d))
+        self.w = fem.Function(self.V, name="w")
+        v, dw = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        F = ufl.variable(self.F_macro + ufl.grad(self.w))
+        J = ufl.det(F)
+        psi = mu / 2 * (ufl.tr(F.T * F) - d - 2 * ufl.ln(J)) + lam / 2 * ufl.ln(J) ** 2
+        P = ufl.diff(psi, F)
+        residual = ufl.inner(P, ufl.grad(v)) * ufl.dx
+        self._R = fem.form(residual)
+        self._K = fem.form(ufl.derivative(residual, self.w, dw))
+        self._J = fem.form(J * ufl.dx)
+        self.pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
+        n_nodes = self.V.dofmap.index_map.size_local
+        self._n = n_nodes * d
+        X = self.V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
+        self._UE = np.zeros((self._n, d * d))  # affine fields (e_i ⊗ e_j) y, column i*d + j
+        for i in range(d):
+            for j in range(d):
+                field = np.zeros((n_nodes, d))
+                field[:, i] = X[:, j]
+                self._UE[:, i * d + j] = field.reshape(-1)
+        self._eliminate = np.zeros(self.pmap.num_reduced, dtype=bool)
+        self._eliminate[:d] = True  # translations of the periodic fluctuation
+
+    def _assemble(self):
+        n = self._n
+        R = fem.assemble_vector(self._R).array[:n].copy()
+        K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
+        return R, K
+
+    def solve(self, F_macro: np.ndarray, w0: np.ndarray | None = None):
+        """Solve the cell for ``F̄`` and return ``(P̄, Ā, w, iterations)``.
+
+        Args:
+            F_macro: macro deformation gradient, shape ``(d, d)``, ``det > 0``.
+            w0: initial fluctuation (full dof vector), e.g. the last converged one.
+
+        Returns:
+            ``P̄`` ``(d, d)``, ``Ā`` ``(d, d, d, d)``, the converged fluctuation dof vector and
+            the number of Newton iterations.
+
+        Raises:
+            MicroSolveError: ``det F̄ <= 0``, a non-positive micro Jacobian, or no convergence.
+        """
+        d, n, pmap = self.rve.dim, self._n, self.pmap
+        F_macro = np.asarray(F_macro, dtype=float).reshape(d, d)
+        if not np.all(np.isfinite(F_macro)) or np.linalg.det(F_macro) <= 0:
+            raise MicroSolveError(
+                f"macro deformation gradient with det F = "
+                f"{np.linalg.det(F_macro):g} <= 0 (or not finite)"
+            )
+        self.F_macro.value[:] = F_macro
+        self.w.x.array[:n] = 0.0 if w0 is None else w0
+        self.w.x.scatter_forward()
+        volume = self.rve.volume
+        history = []
+        for iteration in range(self.max_iterations + 1):
+            R, K = self._assemble()
+            Rr = pmap.reduce_vector(R)
+            Rr[self._eliminate] = 0.0
+            P_avg = (self._UE.T @ R).reshape(d, d) / volume  # ∫P_ij = R(U_ij)
+            norm = float(np.linalg.norm(Rr))
+            history.append(norm)
+            if not np.isfinite(norm):
+                raise MicroSolveError("non-finite micro residual (element inversion?)")
+            if norm <= self.rtol * volume * max(1.0, np.abs(P_avg).max()):
+                break
+            if iteration == self.max_iterations:
+                raise MicroSolveError(
+                    f"micro Newton did not converge in {self.max_iterations} iterations "
+                    f"(residual norms {', '.join(f'{h:.2e}' for h in history[-4:])})"
+                )
+            Kr = pmap.reduce_matrix(K)
+            try:
+                dw, _ = solve_constrained(Kr, -Rr, self._eliminate, backend="mumps-lu")
+            except RuntimeError as err:
+                raise MicroSolveError(f"micro tangent solve failed: {err}") from err
+            self.w.x.array[:n] += pmap.expand(dw)
+            self.w.x.scatter_forward()
+        # consistent macro tangent by static condensation of the fluctuation
+        KU = K @ self._UE
+        G = pmap.reduce_vector(KU)
+        X, _ = solve_constrained(pmap.reduce_matrix(K), G, self._eliminate, backend="mumps-lu")
+        A = (self._UE.T @ KU - G.T @ X) / volume
+        return P_avg, A.reshape(d, d, d, d), self.w.x.array[:n].copy(), iteration
+
+
+class HyperelasticCellModel(MicroModel):
+    """Micro-model: ``P̄(F̄)`` and ``∂P̄/∂F̄`` from periodic neo-Hookean cells.
+
+    Input ``{"F": (d, d)}`` (macro deformation gradient), output ``{"P": (d, d)}`` (first
+    Piola–Kirchhoff stress), per-point parameter ``{"volume_fraction": ()}``. One cell mesh and
+    problem per distinct volume fraction; identical ``(F̄, φ)`` requests are solved once; each
+    point warm-starts from its last converged fluctuation.
+
+    Args:
+        rve: generator name (e.g. ``"circle"``, ``"voids"``).
+        matrix: ``(E, nu)`` of the matrix.
+        inclusion: ``(E, nu)`` of the inclusion (ignored for ``"voids"``).
+        dim: 2 (plane strain) or 3.
+        resolution: RVE resolution; generator default if None.
+        degree: Lagrange degree.
+    """
+
+    def __init__(
+        self,
+        rve: str = "circle",
+        matrix: tuple[float, float] = (1.0, 0.3),
+        inclusion: tuple[float, float] = (10.0, 0.3),
+        dim: int = 2,
+        resolution: int | None = None,
+        degree: int = 1,
+    ) -> None:
+        from fe2hmm import rve as rve_module
+
+        super().__init__()
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        lame_parameters(*matrix, phase="matrix")
+        if rve != "voids":
+            lame_parameters(*inclusion, phase="inclusion")
+        if rve not in rve_module.available(dim):
+            raise ValueError(
+                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
+            )
+        self.rve_name, self.dim = rve, int(dim)
+        self.materials = {MATRIX: tuple(matrix), INCLUSION: tuple(inclusion)}
+        self.resolution, self.degree = resolution, int(degree)
+        self._problems: dict[float, HyperelasticCellProblem] = {}
+        self._last_w: dict[int, np.ndarray] = {}
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"F": (d, d)}``."""
+        return {"F": (self.dim, self.dim)}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"P": (d, d)}``."""
+        return {"P": (self.dim, self.dim)}
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"volume_fraction": ()}``."""
+        return {"volume_fraction": ()}
+
+    def problem(self, volume_fraction: float) -> HyperelasticCellProblem:
+        """The (cached) cell problem of one volume fraction."""
+        from fe2hmm import rve as rve_module
+
+        key = float(volume_fraction)
+        if key not in self._problems:
+            cell = rve_module.create(
+                self.rve_name, dim=self.dim, volume_fraction=key, resolution=self.resolution
+            )
+            materials = {p: self.materials[p] for p in cell.phases}
+            self._problems[key] = HyperelasticCellProblem(cell, materials, degree=self.degree)
+        return self._problems[key]
+
+    def evaluate(self, inputs, parameters, *, tangents=True) -> MicroResult:
+        """Solve one cell per distinct ``(F̄, φ)``; see :class:`MicroModel`."""
+        n = self.check_batch(inputs, parameters)
+        self.statistics.points_requested += n
+        d = self.dim
+        F = np.asarray(inputs["F"], dtype=float).reshape(n, d * d)
+        phi = np.asarray(parameters["volume_fraction"], dtype=float).reshape(n, 1)
+        _, first, inverse = np.unique(
+            np.hstack([F, phi]), axis=0, return_index=True, return_inverse=True
+        )
+        P = np.empty((len(first), d, d))
+        A = np.empty((len(first), d, d, d, d))
+        for k, i in enumerate(first):
+            t0 = time.perf_counter()
+            problem = self.problem(phi[i, 0])
+            w0 = self._last_w.get(int(i))
+            if w0 is not None and w0.shape[0] != problem._n:
+                w0 = None  # the point's microstructure changed: no warm start
+            try:
+                P[k], A[k], w, _ = problem.solve(F[i].reshape(d, d), w0)
+            except MicroSolveError as err:
+                raise MicroSolveError(err.message, point=int(i)) from err
+            self._last_w[int(i)] = w
+            self.statistics.micro_solves += 1
+            self.statistics.seconds += time.perf_counter() - t0
+        inverse = inverse.reshape(-1)
+        tangent = {("P", "F"): A[inverse]} if tangents else {}
+        return MicroResult({"P": P[inverse]}, tangent)
