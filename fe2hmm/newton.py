@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from petsc4py import PETSc
@@ -22,7 +22,7 @@ from dolfinx.fem import petsc as fem_petsc
 from fe2hmm.closure import Closure
 from fe2hmm.errors import NewtonConvergenceError
 
-__all__ = ["NewtonSolver", "NewtonResult"]
+__all__ = ["NewtonSolver", "NewtonResult", "LoadStep", "solve_incrementally"]
 
 _log = logging.getLogger(__name__)
 
@@ -183,3 +183,91 @@ class NewtonSolver:
             o = getattr(self, obj, None)
             if o is not None:
                 o.destroy()
+
+
+@dataclass
+class LoadStep:
+    """One converged load increment of :func:`solve_incrementally`.
+
+    Attributes:
+        load: load factor reached.
+        iterations: Newton iterations of the converged attempt.
+        residual_norms: residual history of the converged attempt.
+        cuts: failed attempts (rolled back and halved) before this step converged.
+    """
+
+    load: float
+    iterations: int
+    residual_norms: list[float]
+    cuts: int = 0
+
+
+def solve_incrementally(
+    newton: NewtonSolver,
+    apply_load: Callable[[float], None],
+    loads: Sequence[float],
+    histories: Sequence = (),
+    min_increment: float = 1e-6,
+    start: float = 0.0,
+) -> list[LoadStep]:
+    """Load stepping with history commit on convergence and rollback + step cutting on failure.
+
+    Args:
+        newton: the macro Newton solver (its ``u`` is the state).
+        apply_load: sets boundary data/sources for a load factor.
+        loads: target load factors, in order (may go down: unloading).
+        histories: objects with ``commit()`` and ``rollback()`` (e.g. :class:`PlasticCellModel`).
+        min_increment: smallest load increment before giving up.
+        start: load factor of the current (converged, committed) state.
+
+    Returns:
+        One :class:`LoadStep` per converged increment (cut steps add entries).
+
+    Raises:
+        NewtonConvergenceError: the increment fell below ``min_increment``.
+
+    Note:
+        Collective; failures are raised on every rank by the closures and the solver, so all
+        ranks cut together.
+    """
+    from fe2hmm.errors import MicroSolveError
+
+    steps: list[LoadStep] = []
+    current = float(start)
+    u = newton.u
+    for target in loads:
+        cuts = 0
+        while current != target:
+            increment = target - current
+            trial = target
+            while True:
+                saved = u.x.array.copy()
+                apply_load(trial)
+                try:
+                    result = newton.solve()
+                except (NewtonConvergenceError, MicroSolveError) as err:
+                    for h in histories:
+                        h.rollback()
+                    u.x.array[:] = saved
+                    u.x.scatter_forward()
+                    cuts += 1
+                    increment *= 0.5
+                    if abs(increment) < min_increment:
+                        raise NewtonConvergenceError(
+                            f"load step to {trial:g} failed and the increment fell below "
+                            f"{min_increment:g} after {cuts} cuts: {err}"
+                        ) from err
+                    _log.info(
+                        "step to load %g failed (%s); cutting to %g",
+                        trial,
+                        err,
+                        current + increment,
+                    )
+                    trial = current + increment
+                    continue
+                for h in histories:
+                    h.commit()
+                steps.append(LoadStep(trial, result.iterations, result.residual_norms, cuts))
+                current = trial
+                break
+    return steps

@@ -1,0 +1,384 @@
+r"""Small-strain J2 plasticity with isotropic hardening: material points, cells, FE² micro-model.
+
+Material (von Mises, linear isotropic hardening, associative; Simo & Hughes 1998, Box 3.2): with
+:math:`\sigma^{tr} = \lambda\,\mathrm{tr}(\varepsilon-\varepsilon^p_n)I + 2\mu(\varepsilon-
+\varepsilon^p_n)`, :math:`s = \mathrm{dev}\,\sigma^{tr}`, :math:`q = \sqrt{3/2}\,|s|`, the trial
+yield function is :math:`f = q - (\sigma_y + H p_n)`. If :math:`f > 0`,
+:math:`\Delta p = f/(3\mu + H)`, :math:`n = s/|s|`,
+:math:`\sigma = \sigma^{tr} - 2\mu\sqrt{3/2}\,\Delta p\,n`,
+:math:`\varepsilon^p = \varepsilon^p_n + \sqrt{3/2}\,\Delta p\,n`, and the algorithmic tangent is
+:math:`\kappa\,I\otimes I + 2\mu\theta\,\mathbb I_{dev} - 2\mu\bar\theta\,n\otimes n` with
+:math:`\theta = 1 - 3\mu\Delta p/q`, :math:`\bar\theta = 3\mu/(3\mu + H) - (1-\theta)`.
+All tensors are 3×3 (plane strain embeds the 2D strain with ε_zz = 0).
+
+The cell problem imposes a macro strain :math:`\bar E` with a periodic fluctuation, solves the
+micro equilibrium by Newton with the algorithmic tangent (assembled through a
+:class:`~fe2hmm.closure.Closure` on the cell mesh: the same lift → local solve → restrict engine
+as the macro level), and returns :math:`\bar\sigma` and the condensed consistent tangent.
+Internal variables live per macro point × micro quadrature point; they are updated only by
+:meth:`PlasticCellModel.commit` (after a converged macro step) and discarded otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import ufl
+from dolfinx import fem
+
+from fe2hmm.closure import Closure
+from fe2hmm.errors import MicroSolveError
+from fe2hmm.micro.cells.elasticity import lame_parameters
+from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+
+__all__ = ["j2_return_mapping", "J2Material", "PlasticCellProblem", "PlasticCellModel"]
+
+_I3 = np.eye(3)
+_II = np.einsum("ij,kl->ijkl", _I3, _I3)
+_IS = 0.5 * (np.einsum("ik,jl->ijkl", _I3, _I3) + np.einsum("il,jk->ijkl", _I3, _I3))
+_IDEV = _IS - _II / 3.0
+
+
+def j2_return_mapping(eps, eps_p, p, lam, mu, sigma_y, hardening):
+    """Radial return for a batch of points.
+
+    Args:
+        eps: total strain ``(n, 3, 3)``.
+        eps_p: committed plastic strain ``(n, 3, 3)``.
+        p: committed equivalent plastic strain ``(n,)``.
+        lam: Lamé λ ``(n,)``.
+        mu: shear modulus ``(n,)``.
+        sigma_y: initial yield stress ``(n,)`` (``inf`` for elastic phases).
+        hardening: linear isotropic hardening modulus H ``(n,)``.
+
+    Returns:
+        ``(sigma (n, 3, 3), tangent (n, 3, 3, 3, 3), eps_p_new, p_new)``.
+    """
+    ee = eps - eps_p
+    tr = np.trace(ee, axis1=1, axis2=2)
+    sig_tr = lam[:, None, None] * tr[:, None, None] * _I3 + 2 * mu[:, None, None] * ee
+    s = sig_tr - np.trace(sig_tr, axis1=1, axis2=2)[:, None, None] * _I3 / 3
+    s_norm = np.sqrt(np.einsum("nij,nij->n", s, s))
+    q = np.sqrt(1.5) * s_norm
+    f = q - (sigma_y + hardening * p)
+    plastic = f > 0
+    kappa = lam + 2 * mu / 3
+    tangent = (
+        kappa[:, None, None, None, None] * _II + 2 * mu[:, None, None, None, None] * _IDEV
+    ).copy()
+    sigma, eps_p_new, p_new = sig_tr.copy(), eps_p.copy(), p.copy()
+    if plastic.any():
+        i = np.flatnonzero(plastic)
+        m, H = mu[i], hardening[i]
+        dp = f[i] / (3 * m + H)
+        n = s[i] / s_norm[i][:, None, None]
+        sigma[i] -= (2 * m * np.sqrt(1.5) * dp)[:, None, None] * n
+        eps_p_new[i] += (np.sqrt(1.5) * dp)[:, None, None] * n
+        p_new[i] += dp
+        theta = 1 - 3 * m * dp / q[i]
+        theta_bar = 3 * m / (3 * m + H) - (1 - theta)
+        tangent[i] = (
+            kappa[i][:, None, None, None, None] * _II
+            + (2 * m * theta)[:, None, None, None, None] * _IDEV
+            - (2 * m * theta_bar)[:, None, None, None, None] * np.einsum("nij,nkl->nijkl", n, n)
+        )
+    return sigma, tangent, eps_p_new, p_new
+
+
+class J2Material(MicroModel):
+    """Micro-level material model (used by the cell's own closure): ε (d×d) -> σ (d×d).
+
+    Per-point parameters ``lam, mu, sigma_y, hardening`` (phase fields); history ``eps_p``
+    ``(n, 3, 3)`` and ``p`` ``(n,)`` is *committed* state, ``trial_*`` the last evaluation.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.eps_p: np.ndarray | None = None
+        self.p: np.ndarray | None = None
+        self.trial_eps_p: np.ndarray | None = None
+        self.trial_p: np.ndarray | None = None
+
+    @property
+    def input_shapes(self):
+        """``{"strain": (d, d)}``."""
+        return {"strain": (self.dim, self.dim)}
+
+    @property
+    def output_shapes(self):
+        """``{"stress": (d, d)}``."""
+        return {"stress": (self.dim, self.dim)}
+
+    @property
+    def parameter_shapes(self):
+        """Phase fields ``lam``, ``mu``, ``sigma_y``, ``hardening``."""
+        return {"lam": (), "mu": (), "sigma_y": (), "hardening": ()}
+
+    def evaluate(self, inputs, parameters, *, tangents=True):
+        """Return mapping at all micro quadrature points from the committed history."""
+        n, d = inputs["strain"].shape[0], self.dim
+        if self.eps_p is None or self.eps_p.shape[0] != n:
+            self.eps_p, self.p = np.zeros((n, 3, 3)), np.zeros(n)
+        eps = np.zeros((n, 3, 3))
+        eps[:, :d, :d] = inputs["strain"]
+        sigma, C, self.trial_eps_p, self.trial_p = j2_return_mapping(
+            eps, self.eps_p, self.p, *(parameters[k] for k in ("lam", "mu", "sigma_y", "hardening"))
+        )
+        tangent = {("stress", "strain"): C[:, :d, :d, :d, :d]} if tangents else {}
+        return MicroResult({"stress": sigma[:, :d, :d]}, tangent)
+
+
+class PlasticCellProblem:
+    """Periodic small-strain cell with elasto-plastic (J2) phases.
+
+    Args:
+        rve: the unit cell (voids not meshed).
+        materials: phase tag -> ``(E, nu, sigma_y, H)``; ``sigma_y = inf`` for an elastic phase.
+        quadrature_degree: micro quadrature degree (1 for P1: constant strain per cell).
+        rtol: micro Newton tolerance on the residual relative to ``|Y| max(|σ̄|, 1)``.
+        max_iterations: micro Newton iterations before :class:`MicroSolveError`.
+    """
+
+    def __init__(
+        self,
+        rve: RVE,
+        materials: dict[int, tuple[float, float, float, float]],
+        quadrature_degree: int = 1,
+        rtol: float = 1e-10,
+        max_iterations: int = 25,
+    ) -> None:
+        d = rve.dim
+        mesh = rve.mesh
+        self.rve, self.rtol, self.max_iterations = rve, float(rtol), int(max_iterations)
+        self.V = fem.functionspace(mesh, ("Lagrange", 1, (d,)))
+        Q = fem.functionspace(mesh, ("DG", 0))
+        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
+        cdofs = Q.dofmap.list[:n_cells, 0]
+        fields = {k: fem.Function(Q) for k in ("lam", "mu", "sigma_y", "hardening")}
+        for phase in rve.phases:
+            if phase not in materials:
+                raise ValueError(f"no material (E, nu, sigma_y, H) for phase {phase}")
+            E, nu, sy, H = (float(x) for x in materials[phase])
+            if not sy > 0 or not H >= 0:
+                raise ValueError(
+                    f"phase {phase}: need sigma_y > 0 (inf if elastic) and H >= 0, "
+                    f"got sigma_y={sy!r}, H={H!r}"
+                )
+            la, m = lame_parameters(E, nu, phase)
+            cells = rve.cell_tags.indices[rve.cell_tags.values == phase]
+            for key, value in (
+                ("lam", la),
+                ("mu", m),
+                ("sigma_y", min(sy, 1e300)),
+                ("hardening", H),
+            ):
+                fields[key].x.array[cdofs[cells]] = value
+        self.E_macro = fem.Constant(mesh, np.zeros((d, d)))
+        self.w = fem.Function(self.V)
+        self.material = J2Material(d)
+        strain = ufl.sym(ufl.grad(self.w)) + self.E_macro
+        self.closure = Closure(
+            self.material,
+            mesh,
+            {"strain": strain},
+            fields,
+            quadrature_degree=quadrature_degree,
+            name="cell",
+        )
+        v, dw = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        residual = ufl.inner(self.closure.outputs["stress"], ufl.grad(v)) * self.closure.dx
+        self._R = fem.form(residual)
+        self._K = fem.form(self.closure.jacobian(residual, self.w, dw))
+        self.pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
+        n_nodes = self.V.dofmap.index_map.size_local
+        self._n = n_nodes * d
+        X = self.V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
+        self._UE = np.zeros((self._n, d * d))  # affine fields (e_i ⊗ e_j) y
+        for i in range(d):
+            for j in range(d):
+                field = np.zeros((n_nodes, d))
+                field[:, i] = X[:, j]
+                self._UE[:, i * d + j] = field.reshape(-1)
+        self._eliminate = np.zeros(self.pmap.num_reduced, dtype=bool)
+        self._eliminate[:d] = True
+
+    def _residual_norm(self) -> float:
+        self.closure.update(tangents=False)
+        Rr = self.pmap.reduce_vector(fem.assemble_vector(self._R).array[: self._n])
+        Rr[self._eliminate] = 0.0
+        return float(np.linalg.norm(Rr))
+
+    def _line_search(self, dw: np.ndarray, norm: float, max_halvings: int = 6) -> None:
+        """Backtracking on the residual norm.
+
+        Full steps near the solution keep the quadratic rate; damped ones help while the plastic
+        zones are still being found.
+        """
+        n = self._n
+        w0 = self.w.x.array[:n].copy()
+        alpha = 1.0
+        for _ in range(max_halvings):
+            self.w.x.array[:n] = w0 + alpha * dw
+            self.w.x.scatter_forward()
+            if self._residual_norm() < norm:
+                return
+            alpha *= 0.5
+        self.w.x.array[:n] = w0 + alpha * dw  # accept the smallest step and go on
+        self.w.x.scatter_forward()
+
+    @property
+    def num_points(self) -> int:
+        """Micro quadrature points (size of the history arrays)."""
+        return self.closure.num_points
+
+    def solve(self, E_macro, eps_p, p, w0=None):
+        """Solve the cell for macro strain ``Ē`` from committed history ``(eps_p, p)``.
+
+        Returns:
+            ``(σ̄ (d, d), tangent (d, d, d, d), w, trial_eps_p, trial_p, iterations)``.
+
+        Raises:
+            MicroSolveError: no convergence or a failed micro solve.
+        """
+        d, n, pmap, vol = self.rve.dim, self._n, self.pmap, self.rve.volume
+        self.E_macro.value[:] = np.asarray(E_macro, dtype=float).reshape(d, d)
+        self.material.eps_p, self.material.p = eps_p, p
+        self.w.x.array[:n] = 0.0 if w0 is None else w0
+        self.w.x.scatter_forward()
+        history = []
+        for iteration in range(self.max_iterations + 1):
+            self.closure.update()
+            R = fem.assemble_vector(self._R).array[:n].copy()
+            K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
+            Rr = pmap.reduce_vector(R)
+            Rr[self._eliminate] = 0.0
+            sigma = (self._UE.T @ R).reshape(d, d) / vol
+            norm = float(np.linalg.norm(Rr))
+            history.append(norm)
+            if norm <= self.rtol * vol * max(1.0, np.abs(sigma).max()):
+                break
+            if iteration == self.max_iterations or not np.isfinite(norm):
+                raise MicroSolveError(
+                    f"plastic cell Newton did not converge in {iteration} iterations "
+                    f"(residual norms {', '.join(f'{h:.2e}' for h in history[-4:])})"
+                )
+            dw, _ = solve_constrained(pmap.reduce_matrix(K), -Rr, self._eliminate, "mumps-lu")
+            self._line_search(pmap.expand(dw), norm)
+        KU = K @ self._UE
+        G = pmap.reduce_vector(KU)
+        X, _ = solve_constrained(pmap.reduce_matrix(K), G, self._eliminate, "mumps-lu")
+        tangent = ((self._UE.T @ KU - G.T @ X) / vol).reshape(d, d, d, d)
+        m = self.material
+        return sigma, tangent, self.w.x.array[:n].copy(), m.trial_eps_p, m.trial_p, iteration
+
+
+class PlasticCellModel(MicroModel):
+    """FE² micro-model with history: ``σ̄(Ē)`` and the consistent tangent from J2 cells.
+
+    Input ``{"strain": (d, d)}``, output ``{"stress": (d, d)}``, parameter
+    ``{"volume_fraction": ()}``. Every macro point keeps its own micro history (plastic strain
+    and equivalent plastic strain at every micro quadrature point). :meth:`evaluate` never
+    changes it; :meth:`commit` accepts the last evaluated (trial) state after a converged macro
+    step, :meth:`rollback` discards it (e.g. before cutting the step).
+
+    Args:
+        rve: generator name, e.g. ``"voids"`` (porous) or ``"circle"``.
+        matrix: ``(E, nu, sigma_y, H)`` of the matrix.
+        inclusion: ``(E, nu, sigma_y, H)`` of the inclusion (ignored for ``"voids"``).
+        dim: 2 (plane strain).
+        resolution: RVE resolution.
+    """
+
+    def __init__(
+        self,
+        rve: str = "voids",
+        matrix: tuple[float, float, float, float] = (1.0, 0.3, 0.01, 0.1),
+        inclusion: tuple[float, float, float, float] = (10.0, 0.3, np.inf, 0.0),
+        dim: int = 2,
+        resolution: int | None = None,
+    ) -> None:
+        super().__init__()
+        if dim != 2:
+            raise NotImplementedError("plastic cells are implemented in 2D (plane strain) only")
+        self.rve_name, self.dim, self.resolution = rve, dim, resolution
+        self.materials = {MATRIX: tuple(matrix), INCLUSION: tuple(inclusion)}
+        self._problems: dict[float, PlasticCellProblem] = {}
+        self.history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._trial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._w: dict[int, np.ndarray] = {}
+
+    @property
+    def input_shapes(self):
+        """``{"strain": (d, d)}``."""
+        return {"strain": (self.dim, self.dim)}
+
+    @property
+    def output_shapes(self):
+        """``{"stress": (d, d)}``."""
+        return {"stress": (self.dim, self.dim)}
+
+    @property
+    def parameter_shapes(self):
+        """``{"volume_fraction": ()}``."""
+        return {"volume_fraction": ()}
+
+    def problem(self, volume_fraction: float) -> PlasticCellProblem:
+        """The cached cell problem of one volume fraction."""
+        from fe2hmm import rve as rve_module
+
+        key = float(volume_fraction)
+        if key not in self._problems:
+            cell = rve_module.create(
+                self.rve_name, dim=self.dim, volume_fraction=key, resolution=self.resolution
+            )
+            self._problems[key] = PlasticCellProblem(
+                cell, {p: self.materials[p] for p in cell.phases}
+            )
+        return self._problems[key]
+
+    def evaluate(self, inputs, parameters, *, tangents=True):
+        """Solve every point's cell from its committed history (no dedupe: histories differ)."""
+        n = self.check_batch(inputs, parameters)
+        self.statistics.points_requested += n
+        d = self.dim
+        sigma = np.empty((n, d, d))
+        tangent = np.empty((n, d, d, d, d))
+        self._trial = {}
+        for i in range(n):
+            t0 = time.perf_counter()
+            problem = self.problem(parameters["volume_fraction"][i])
+            m = problem.num_points
+            eps_p, p = self.history.get(i, (np.zeros((m, 3, 3)), np.zeros(m)))
+            try:
+                sigma[i], tangent[i], w, tep, tp, _ = problem.solve(
+                    inputs["strain"][i], eps_p, p, self._w.get(i)
+                )
+            except MicroSolveError as err:
+                raise MicroSolveError(err.message, point=i) from err
+            self._trial[i] = (tep.copy(), tp.copy())
+            self._w[i] = w
+            self.statistics.micro_solves += 1
+            self.statistics.seconds += time.perf_counter() - t0
+        return MicroResult({"stress": sigma}, {("stress", "strain"): tangent} if tangents else {})
+
+    def commit(self) -> None:
+        """Accept the last evaluated state as the committed history of every point."""
+        self.history.update(self._trial)
+        self._trial = {}
+
+    def rollback(self) -> None:
+        """Discard the last evaluated state (the committed history is unchanged)."""
+        self._trial = {}
+        self._w = {}
+
+    def equivalent_plastic_strain(self) -> np.ndarray:
+        """Committed cell-average equivalent plastic strain per macro point, shape ``(n,)``."""
+        if not self.history:
+            return np.zeros(0)
+        n = max(self.history) + 1
+        return np.array([self.history[i][1].mean() if i in self.history else 0.0 for i in range(n)])
