@@ -92,3 +92,15 @@ def test_composite_conduction_under_mpi(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert last_json(out.stdout)["newton_iterations"] == 1
+
+
+def test_porous_plasticity_demo(tmp_path):
+    out = run_python(
+        [REPO / "demos/porous_plasticity.py", "--json", "--output-dir", tmp_path], timeout=900
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert all(summary["checks"].values()), summary["checks"]
+    assert summary["unloading_slope"] == pytest.approx(summary["elastic_slope"], rel=1e-6)
+    assert (tmp_path / "porous_plasticity.png").exists()
+    assert (tmp_path / "porous_plasticity.xdmf").exists()
