@@ -214,6 +214,8 @@ class HyperelasticCellModel(MicroModel):
         self.resolution, self.degree = resolution, int(degree)
         self._problems: dict[float, HyperelasticCellProblem] = {}
         self._last_w: dict[int, np.ndarray] = {}
+        #: sparse factorisations done so far (micro Newton steps + one per condensed tangent)
+        self.factorizations = 0
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -262,10 +264,11 @@ class HyperelasticCellModel(MicroModel):
             if w0 is not None and w0.shape[0] != problem._n:
                 w0 = None  # the point's microstructure changed: no warm start
             try:
-                P[k], A[k], w, _ = problem.solve(F[i].reshape(d, d), w0)
+                P[k], A[k], w, iterations = problem.solve(F[i].reshape(d, d), w0)
             except MicroSolveError as err:
                 raise MicroSolveError(err.message, point=int(i)) from err
             self._last_w[int(i)] = w
+            self.factorizations += iterations + 1
             self.statistics.micro_solves += 1
             self.statistics.seconds += time.perf_counter() - t0
         inverse = inverse.reshape(-1)
