@@ -104,3 +104,13 @@ def test_porous_plasticity_demo(tmp_path):
     assert summary["unloading_slope"] == pytest.approx(summary["elastic_slope"], rel=1e-6)
     assert (tmp_path / "porous_plasticity.png").exists()
     assert (tmp_path / "porous_plasticity.xdmf").exists()
+
+
+def test_fibre_plate_hole_demo(tmp_path):
+    out = run_python(
+        [REPO / "demos/fibre_plate_hole.py", "--json", "--output-dir", tmp_path], timeout=900
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert all(summary["checks"].values()), summary["checks"]
+    assert summary["fe2_stress_concentration"] > 2.0  # a real concentration (applied stress 1)
