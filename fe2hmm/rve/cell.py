@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import ufl
 from dolfinx import mesh as _dmesh
 
 __all__ = ["RVE", "MATRIX", "INCLUSION"]
@@ -53,6 +54,32 @@ class RVE:
     def volume(self) -> float:
         """Volume (area in 2D) of the whole periodic box, voids included."""
         return float(np.prod(self.period))
+
+    def on_box(self, x: np.ndarray, relative_tolerance: float = 1e-10) -> np.ndarray:
+        """Mask of points on the faces of the periodic box.
+
+        Args:
+            x: coordinates, shape ``(k, n)`` with ``k >= gdim`` (dolfinx marker convention).
+            relative_tolerance: tolerance relative to the box size.
+
+        Returns:
+            Boolean mask, shape ``(n,)``.
+        """
+        x = np.asarray(x)
+        tol = relative_tolerance * float(self.period.max())
+        mask = np.zeros(x.shape[1], dtype=bool)
+        for axis in range(self.dim):
+            mask |= np.isclose(x[axis], self.lower[axis], atol=tol)
+            mask |= np.isclose(x[axis], self.upper[axis], atol=tol)
+        return mask
+
+    def box_measure(self) -> ufl.Measure:
+        """``ds`` restricted to the faces of the periodic box (not to void surfaces)."""
+        mesh = self.mesh
+        fdim = mesh.topology.dim - 1
+        facets = _dmesh.locate_entities_boundary(mesh, fdim, self.on_box)
+        tags = _dmesh.meshtags(mesh, fdim, facets, np.full(facets.size, 1, dtype=np.int32))
+        return ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
 
     @property
     def phases(self) -> list[int]:

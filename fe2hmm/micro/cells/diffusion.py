@@ -271,7 +271,7 @@ class DiffusionCellProblem:
         return X
 
     def _solve_kinematic(self, A, X, links, seconds):
-        rve, d = self.rve, self.rve.dim
+        rve = self.rve
         rhs = -(A @ X)
         if self.bc == "periodic":
             pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
@@ -281,11 +281,7 @@ class DiffusionCellProblem:
             fixed = np.zeros(M.shape[0], dtype=bool)
         else:
             pmap, M = None, A
-            fixed = np.zeros(A.shape[0], dtype=bool)
-            for axis in range(d):
-                tol = 1e-10 * rve.period[axis]
-                fixed |= np.isclose(X[:, axis], 0.0, atol=tol)
-                fixed |= np.isclose(X[:, axis], rve.period[axis], atol=tol)
+            fixed = rve.on_box((X + np.asarray(rve.lower)).T)
         eliminate = self._fixed_dofs(M, links, fixed)
         Wr = self._factor_solve(M, rhs, eliminate, seconds)
         t2 = time.perf_counter()
@@ -298,20 +294,7 @@ class DiffusionCellProblem:
     def _solve_flux(self, A, X, links, seconds):
         rve, d, V = self.rve, self.rve.dim, self.V
         mesh = rve.mesh
-        fdim = mesh.topology.dim - 1
-        lo, hi = np.asarray(rve.lower, float), np.asarray(rve.upper, float)
-        tol = 1e-10 * rve.period.max()
-
-        def on_box(x):
-            mask = np.zeros(x.shape[1], dtype=bool)
-            for axis in range(d):
-                mask |= np.isclose(x[axis], lo[axis], atol=tol)
-                mask |= np.isclose(x[axis], hi[axis], atol=tol)
-            return mask
-
-        facets = _dmesh.locate_entities_boundary(mesh, fdim, on_box)
-        tags = _dmesh.meshtags(mesh, fdim, facets, np.full(facets.size, 1, dtype=np.int32))
-        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
+        ds = rve.box_measure()
         n_vec = ufl.FacetNormal(mesh)
         v = ufl.TestFunction(V)
         n_nodes = A.shape[0]

@@ -28,7 +28,6 @@ import time
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx import mesh as _dmesh
 
 from fe2hmm.analytic import voigt_pairs
 from fe2hmm.micro.cells.linalg import solve_constrained
@@ -211,12 +210,7 @@ class ElasticityCellProblem:
             eliminate[:d] = True  # translations: fix one (reduced) node
         else:
             pmap, M = None, A
-            on_box = np.zeros(X.shape[0], dtype=bool)
-            for axis in range(d):
-                tol = 1e-10 * rve.period[axis]
-                on_box |= np.isclose(X[:, axis], 0.0, atol=tol)
-                on_box |= np.isclose(X[:, axis], rve.period[axis], atol=tol)
-            eliminate = np.repeat(on_box, d)
+            eliminate = np.repeat(rve.on_box((X + np.asarray(rve.lower)).T), d)
         Wr, _ = solve_constrained(M, rhs, eliminate, self.backend, seconds)
         t2 = time.perf_counter()
         W = pmap.expand(Wr) if pmap is not None else Wr
@@ -231,20 +225,8 @@ class ElasticityCellProblem:
     def _solve_traction(self, A, X, UE, seconds):
         rve, d, V = self.rve, self.rve.dim, self.V
         mesh = rve.mesh
-        lo, hi = np.asarray(rve.lower, float), np.asarray(rve.upper, float)
-        tol = 1e-10 * rve.period.max()
-
-        def on_box(x):
-            mask = np.zeros(x.shape[1], dtype=bool)
-            for axis in range(d):
-                mask |= np.isclose(x[axis], lo[axis], atol=tol)
-                mask |= np.isclose(x[axis], hi[axis], atol=tol)
-            return mask
-
-        fdim = mesh.topology.dim - 1
-        facets = _dmesh.locate_entities_boundary(mesh, fdim, on_box)
-        tags = _dmesh.meshtags(mesh, fdim, facets, np.full(facets.size, 1, dtype=np.int32))
-        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
+        lo = np.asarray(rve.lower, float)
+        ds = rve.box_measure()
         nrm = ufl.FacetNormal(mesh)
         v = ufl.TestFunction(V)
         n = A.shape[0]

@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from fe2hmm.errors import NonPeriodicMeshError
 
-__all__ = ["PeriodicDofMap"]
+__all__ = ["PeriodicDofMap", "affine_gradient_fields"]
 
 
 class PeriodicDofMap:
@@ -129,3 +129,20 @@ class PeriodicDofMap:
     def expand(self, w: np.ndarray) -> np.ndarray:
         """``P w`` for ``w`` of shape ``(n_reduced,)`` or ``(n_reduced, m)``."""
         return np.asarray(w)[self.full_to_reduced]
+
+
+def affine_gradient_fields(X: np.ndarray) -> np.ndarray:
+    """Displacement fields ``(e_i ⊗ e_j) y`` of the unit macro gradients, blocked dof layout.
+
+    Args:
+        X: node coordinates relative to the box corner, shape ``(n_nodes, d)``.
+
+    Returns:
+        Array ``(n_nodes * d, d * d)``; column ``i * d + j`` has component i equal to ``y_j``.
+    """
+    n_nodes, d = X.shape
+    U = np.zeros((n_nodes, d, d * d))
+    for i in range(d):
+        for j in range(d):
+            U[:, i, i * d + j] = X[:, j]
+    return U.reshape(n_nodes * d, d * d)

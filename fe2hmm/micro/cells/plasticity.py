@@ -31,7 +31,7 @@ from fe2hmm.closure import Closure
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.cells.elasticity import lame_parameters
 from fe2hmm.micro.cells.linalg import solve_constrained
-from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -198,12 +198,7 @@ class PlasticCellProblem:
         n_nodes = self.V.dofmap.index_map.size_local
         self._n = n_nodes * d
         X = self.V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
-        self._UE = np.zeros((self._n, d * d))  # affine fields (e_i ⊗ e_j) y
-        for i in range(d):
-            for j in range(d):
-                field = np.zeros((n_nodes, d))
-                field[:, i] = X[:, j]
-                self._UE[:, i * d + j] = field.reshape(-1)
+        self._UE = affine_gradient_fields(X)  # (e_i ⊗ e_j) y, column i*d + j
         self._eliminate = np.zeros(self.pmap.num_reduced, dtype=bool)
         self._eliminate[:d] = True
 
