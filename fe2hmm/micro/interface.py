@@ -136,8 +136,7 @@ class MicroModel(abc.ABC):
                 arr = np.asarray(given[name])
                 if arr.shape[1:] != tuple(shape):
                     raise ValueError(
-                        f"{kind} {name!r} must have shape (n, {', '.join(map(str, shape))})"
-                        f"{'' if shape else ''}, got {arr.shape}"
+                        f"{kind} {name!r} must have shape {('n', *shape)}, got {arr.shape}"
                     )
                 if n is None:
                     n = arr.shape[0]
