@@ -52,6 +52,7 @@ class MicroStatistics:
     points_requested: int = 0
     micro_solves: int = 0
     seconds: float = 0.0
+    cache_hits: int = 0
 
     def as_dict(self) -> dict:
         """Return the counters as a plain dict (for JSON reports)."""
@@ -59,6 +60,7 @@ class MicroStatistics:
             "points_requested": self.points_requested,
             "micro_solves": self.micro_solves,
             "seconds": self.seconds,
+            "cache_hits": self.cache_hits,
         }
 
 
@@ -177,6 +179,26 @@ class LinearMicroModel(MicroModel):
                 f"parameter_tolerance must be a finite number >= 0, got {parameter_tolerance!r}"
             )
         self.parameter_tolerance = float(parameter_tolerance)
+        self.cache = None
+
+    def cache_identity(self) -> dict:
+        """Everything besides the per-point parameters that determines the tensors.
+
+        Subclasses that support :meth:`enable_cache` return a JSON-serialisable dict (model
+        name and version, geometry generator, materials, resolution, boundary condition, …).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define a cache identity")
+
+    def enable_cache(self, directory) -> None:
+        """Keep effective tensors in a persistent on-disk cache (see :mod:`fe2hmm.reuse.cache`).
+
+        Args:
+            directory: cache directory; entries are keyed by :meth:`cache_identity` and the
+                parameters, so a change of either never returns a stale tensor.
+        """
+        from fe2hmm.reuse.cache import PersistentCache
+
+        self.cache = PersistentCache(directory, self.cache_identity())
 
     @abc.abstractmethod
     def effective_tensors(
@@ -223,6 +245,15 @@ class LinearMicroModel(MicroModel):
         result: dict[tuple[str, str], np.ndarray] = {}
         for u, i in enumerate(first):
             point_parameters = {k: np.asarray(parameters[k])[i] for k in names}
+            cached = self.cache.get(point_parameters) if self.cache is not None else None
+            if cached is not None:
+                self.statistics.cache_hits += 1
+                for flat, tensor in cached.items():
+                    key = tuple(flat.split("|"))
+                    if key not in result:
+                        result[key] = np.empty((len(first), *np.shape(tensor)))
+                    result[key][u] = tensor
+                continue
             t0 = time.perf_counter()
             try:
                 tensors = self.effective_tensors(point_parameters)
@@ -248,6 +279,8 @@ class LinearMicroModel(MicroModel):
                 if key not in result:
                     result[key] = np.empty((len(first), *np.shape(tensor)))
                 result[key][u] = tensor
+            if self.cache is not None:
+                self.cache.put(point_parameters, {"|".join(k): t for k, t in tensors.items()})
         _log.debug("%s: %d points, %d distinct micro solves", type(self).__name__, n, len(first))
         return {key: value[inverse] for key, value in result.items()}
 

@@ -409,6 +409,20 @@ class DiffusionCellModel(LinearMicroModel):
         """``{"volume_fraction": ()}``."""
         return {"volume_fraction": ()}
 
+    def cache_identity(self) -> dict:
+        """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
+        return {
+            "model": "DiffusionCellModel/1",
+            "rve": self.rve_name,
+            "rve_options": self.rve_options,
+            "dim": self.dim,
+            "bc": self.bc,
+            "matrix": np.asarray(self.matrix, dtype=float),
+            "inclusion": np.asarray(self.inclusion, dtype=float),
+            "resolution": self.resolution,
+            "degree": self.degree,
+        }
+
     def cell(self, volume_fraction: float) -> RVE:
         """Generate the RVE for one volume fraction."""
         from fe2hmm import rve as rve_module

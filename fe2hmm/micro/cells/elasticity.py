@@ -359,6 +359,20 @@ class ElasticityCellModel(LinearMicroModel):
         """``{"volume_fraction": ()}``."""
         return {"volume_fraction": ()}
 
+    def cache_identity(self) -> dict:
+        """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
+        return {
+            "model": "ElasticityCellModel/1",
+            "rve": self.rve_name,
+            "rve_options": self.rve_options,
+            "dim": self.dim,
+            "bc": self.bc,
+            "matrix": list(self.matrix),
+            "inclusion": list(self.inclusion),
+            "resolution": self.resolution,
+            "degree": self.degree,
+        }
+
     def stiffness(self, volume_fraction: float) -> np.ndarray:
         """C* (Voigt, engineering shear) for one volume fraction."""
         from fe2hmm import rve as rve_module
