@@ -45,7 +45,7 @@ class PersistentCache:
     def __init__(self, directory: str | os.PathLike, identity: dict) -> None:
         from fe2hmm import __version__
 
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             self._identity = json.dumps(
