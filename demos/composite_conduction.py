@@ -144,20 +144,18 @@ def write_output(outdir: Path, mesh, T, closure, plot: bool):
     if not plot:
         return
     # gather owned vertex values and cell values on rank 0 for the figure
-    nv = mesh.topology.index_map(0).size_local
-    xv = (
-        mesh.geometry.x[:nv, :2]
-        if False
-        else T.function_space.tabulate_dof_coordinates()[
-            : T.function_space.dofmap.index_map.size_local, :2
-        ]
-    )
-    tv = T.x.array[: T.function_space.dofmap.index_map.size_local]
+    n_owned = T.function_space.dofmap.index_map.size_local
+    xv = T.function_space.tabulate_dof_coordinates()[:n_owned, :2]
+    tv = T.x.array[:n_owned]
     mids = dmesh.compute_midpoints(mesh, 2, np.arange(ncell, dtype=np.int32))[:, :2]
     gathered = comm.gather((xv, tv, mids, values), root=0)
     if comm.rank != 0:
         return
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -395,7 +393,10 @@ def main(argv=None):
         f"Newton converged in {newton.iterations} step(s), {hmm_seconds:.2f} s"
     )
     write_output(Path(args.output_dir), mesh, T0, closure, plot=not args.no_plot)
-    say(f"wrote {args.output_dir}/composite_conduction.xdmf (ParaView) and .png")
+    say(
+        f"wrote {args.output_dir}/composite_conduction.xdmf (ParaView)"
+        + ("" if args.no_plot else " and composite_conduction.png")
+    )
 
     # --- check against the analytic (Perrins et al.) closure on the same macro mesh
     _, T_ref, _, _ = solve_macro(PerrinsClosure(), mesh, args.quadrature_degree, macro_degree)

@@ -23,8 +23,9 @@
 #
 # **Checks.** The loading curve bends below the elastic line (yield); unloading is elastic with
 # the initial slope (to 10⁻⁶); back at $\delta = 0$ the plate is in compression (permanent set);
-# the macro Newton converges quadratically in the plastic steps (observed order > 1.8 in every
-# step long enough to measure it, i.e. with at least 4 iterations).
+# the macro Newton converges quadratically in the plastic steps: $\rho_{k+1} \le C\rho_k^2$
+# with $C < 50$ for the relative residuals $\rho_k = r_k/r_0$ (linear convergence would make
+# $\rho_{k+1}/\rho_k^2$ grow without bound).
 #
 # Run: `python demos/porous_plasticity.py [--json]`, `fe2hmm demo porous_plasticity`, also under
 # `mpiexec -n 2`.
@@ -112,6 +113,20 @@ def convergence_order(norms) -> float:
     return float(max(orders)) if orders else None
 
 
+def quadratic_constant(norms, noise: float = 1e-9) -> float:
+    """Largest ``ρ_{k+1}/ρ_k²`` (ρ_k = r_k/r_0) over reductions with ``r_{k+1} > noise``, or None.
+
+    ``noise`` is the Newton ``atol``: below it the residual reflects the micro Newton tolerance,
+    not the macro iteration.
+
+    Bounded (≈ 1–10) for quadratic convergence; linear convergence with ratio q gives q/ρ_k,
+    which grows without bound as ρ_k → 0 (e.g. 3·10³ for q = 0.1 at ρ_k = 3·10⁻⁵).
+    """
+    r = np.asarray(norms) / norms[0]
+    constants = [r[k + 1] / r[k] ** 2 for k in range(1, len(r) - 1) if norms[k + 1] > noise]
+    return float(max(constants)) if constants else None
+
+
 # %% [markdown]
 # ## Output: plastic strain field and force–displacement curve
 
@@ -134,7 +149,11 @@ def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
         f.write_function(p)
     if not plot or comm.rank != 0:
         return
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -175,13 +194,17 @@ def main(argv=None):
     rows = []
     t0 = time.perf_counter()
     current = 0.0
-    say(f"{'load':>6} {'δ':>7} {'force':>10} {'Newton':>6} {'cuts':>4} {'order':>5}")
+    say(
+        f"{'load':>6} {'δ':>7} {'force':>10} {'Newton':>6} {'cuts':>4} {'order':>5} "
+        f"{'ρ+/ρ²':>6}"
+    )
     for target in loads:
         steps = solve_incrementally(newton, apply, [target], histories=[model], start=current)
         current = target
         force = reaction()
         iterations = sum(s.iterations for s in steps)
         order = convergence_order(steps[-1].residual_norms)
+        constant = quadratic_constant(steps[-1].residual_norms)
         rows.append(
             {
                 "load": target,
@@ -190,11 +213,13 @@ def main(argv=None):
                 "iterations": iterations,
                 "cuts": sum(s.cuts for s in steps),
                 "order": order,
+                "quadratic_constant": constant,
             }
         )
         say(
             f"{target:6.2f} {DELTA_MAX * target:7.4f} {force:10.3e} {iterations:6d} "
-            f"{rows[-1]['cuts']:4d} {'' if order is None else f'{order:5.2f}':>5}"
+            f"{rows[-1]['cuts']:4d} {'' if order is None else f'{order:5.2f}':>5} "
+            f"{'' if constant is None else f'{constant:6.2f}':>6}"
         )
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     p_max = comm.allreduce(float(model.equivalent_plastic_strain().max(initial=0.0)), op=MPI.MAX)
@@ -211,14 +236,15 @@ def main(argv=None):
     k_unload = (rows[peak]["force"] - rows[peak + 1]["force"]) / (
         rows[peak]["displacement"] - rows[peak + 1]["displacement"]
     )
-    # the order is measurable once a step needs >= 4 iterations (3 reductions); shorter steps
-    # converge before the asymptotic regime is visible
-    plastic_orders = [r["order"] for r in rows if r["iterations"] >= 4 and r["order"] is not None]
+    # quadratic convergence: ρ_{k+1} <= C ρ_k² with a bounded C in every step with at least two
+    # reductions above the noise floor (the observed order itself is a noisy estimate when a
+    # micro active set changes between iterations; it is printed for information)
+    constants = [r["quadratic_constant"] for r in rows if r["quadratic_constant"] is not None]
     checks = {
         "yielded": rows[peak]["force"] < 0.9 * k_elastic * rows[peak]["displacement"],
         "elastic_unloading": abs(k_unload - k_elastic) < 1e-6 * k_elastic,
         "permanent_set": rows[-1]["force"] < 0.0,
-        "quadratic_newton": bool(plastic_orders) and min(plastic_orders) > 1.8,
+        "quadratic_newton": bool(constants) and max(constants) < 50.0,
         "plastic_flow": p_max > 0,
     }
     say("checks: " + ", ".join(f"{k}={'ok' if v else 'FAILED'}" for k, v in checks.items()))

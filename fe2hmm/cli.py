@@ -184,6 +184,8 @@ def _homogenize_elasticity(args) -> dict:
         cell, {MATRIX: matrix, INCLUSION: inclusion}, bc=bc, degree=args.degree
     )
     seconds = time.perf_counter() - t0
+    if args.output:
+        solution.write_xdmf(args.output, cell.cell_tags)
     C = solution.effective_tensor
     return {
         "physics": "elasticity",
@@ -284,14 +286,20 @@ def _run_demo(name: str, argv: Sequence[str]) -> int:
     if name not in names:
         raise _UsageError(f"argument name: unknown demo {name!r}; available: {', '.join(names)}")
     path = _demo_dir() / f"{name}.py"
-    saved = sys.argv
-    sys.argv = [str(path), *argv]
+    saved, saved_error = sys.argv, argparse.ArgumentParser.error
+    sys.argv = [f"fe2hmm demo {name}", *argv]
+
+    def one_line_error(parser, message):  # the demo's own argparse errors: one line, status 2
+        raise _UsageError(f"demo {name}: {message}")
+
+    argparse.ArgumentParser.error = one_line_error  # restored below; demos stay plain argparse
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = saved
+        argparse.ArgumentParser.error = saved_error
     return 0
 
 
@@ -336,9 +344,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _print_report(report)
             return 0
     except _UsageError as err:
-        print(f"fe2hmm: error: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:
         print(f"fe2hmm: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - the CLI never shows a traceback

@@ -139,3 +139,38 @@ def test_elasticity_bad_arguments(args, argument):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and argument in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("physics", ["diffusion", "elasticity"])
+def test_output_writes_mesh_phases_and_fluctuations(physics, tmp_path):
+    target = tmp_path / "sub" / "cell.xdmf"
+    out = fe2hmm(
+        "homogenize", physics, "--resolution", "8", "--degree", "2", "--output", str(target)
+    )
+    assert out.returncode == 0, out.stderr
+    xml = target.read_text()
+    assert target.with_suffix(".h5").stat().st_size > 0
+    # the phase tags and one fluctuation per unit load case (2 for diffusion, 3 for elasticity)
+    assert 'Name="phase"' in xml
+    cases = 2 if physics == "diffusion" else 3
+    assert all(f'Name="w{i}"' in xml for i in range(cases)) and f'Name="w{cases}"' not in xml
+
+
+def test_demo_bad_argument_is_one_line():
+    out = fe2hmm("demo", "composite_conduction", "--bogus")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--bogus" in lines[0] and "composite_conduction" in lines[0]
+
+
+def test_failure_during_computation_exits_1(monkeypatch, capsys):
+    from fe2hmm import cli
+    from fe2hmm.micro.cells import diffusion
+
+    def broken(*args, **kwargs):
+        raise ValueError("matrix is singular")
+
+    monkeypatch.setattr(diffusion, "homogenize_diffusion", broken)
+    assert cli.main(["homogenize", "diffusion", "--resolution", "4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fe2hmm: failed: ValueError: matrix is singular"]

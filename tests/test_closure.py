@@ -127,6 +127,16 @@ def test_nonlinear_closure_matches_ufl_and_converges_quadratically():
     assert tail, r
     assert all(b <= 10.0 * a**2 for a, b in tail), r
 
+    # time accounting: one closure update per residual evaluation, stages non-negative and
+    # inside the Newton solve's own wall time
+    t = closure.timings.as_dict()
+    assert t["updates"] == len(result.residual_norms)
+    assert all(t[k] >= 0.0 for k in ("evaluate_inputs", "micro", "write_back"))
+    assert set(result.seconds) == {"micro", "assemble", "solve"}
+    assert all(value > 0.0 for value in result.seconds.values())
+    stages = t["evaluate_inputs"] + t["micro"] + t["write_back"]
+    assert stages <= result.seconds["micro"] * (1 + 1e-9)
+
 
 def test_closure_rejects_bad_bindings():
     mesh, V, _ = _problem(2)

@@ -101,22 +101,9 @@ class DiffusionCellSolution:
             filename: output ``.xdmf`` path (an ``.h5`` file is written beside it).
             cell_tags: phase tags to include (e.g. ``rve.cell_tags``).
         """
-        from dolfinx import io
+        from fe2hmm.micro.cells.output import write_cell_fields
 
-        mesh = self._V.mesh
-        fields = self.fluctuations
-        if self._V.element.basix_element.degree != 1:
-            P1 = fem.functionspace(mesh, ("Lagrange", 1))
-            fields = [fem.Function(P1, name=w.name) for w in self.fluctuations]
-            for target, w in zip(fields, self.fluctuations, strict=True):
-                target.interpolate(w)
-        with io.XDMFFile(mesh.comm, str(filename), "w") as out:
-            out.write_mesh(mesh)
-            if cell_tags is not None:
-                cell_tags.name = "phase"
-                out.write_meshtags(cell_tags, mesh.geometry)
-            for w in fields:
-                out.write_function(w)
+        write_cell_fields(filename, self.fluctuations, cell_tags)
 
 
 def _check_conductivity(value, dim: int, phase: int) -> np.ndarray:

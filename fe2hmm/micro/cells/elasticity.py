@@ -98,6 +98,17 @@ class ElasticityCellSolution:
                 self._fluctuations.append(w)
         return self._fluctuations
 
+    def write_xdmf(self, filename: str, cell_tags=None) -> None:
+        """Write the cell mesh, its phase tags and the fluctuations ``w_I`` to XDMF (ParaView).
+
+        Args:
+            filename: output ``.xdmf`` path (an ``.h5`` file is written beside it).
+            cell_tags: phase tags to include (e.g. ``rve.cell_tags``).
+        """
+        from fe2hmm.micro.cells.output import write_cell_fields
+
+        write_cell_fields(filename, self.fluctuations, cell_tags)
+
 
 class ElasticityCellProblem:
     """The linear elastic cell problem on one RVE.
