@@ -120,6 +120,7 @@ class Closure:
             )
             return fem.functionspace(mesh, element)
 
+        self._space = space
         scalar_space = space(())
         self._points = scalar_space.element.interpolation_points
         self._num_points_per_cell = self._points.shape[0]
@@ -146,6 +147,11 @@ class Closure:
             for k, v in parameters.items()
         }
         self._tensors_cache: dict | None = None
+        self._tensor_errors: np.ndarray | None = None
+        #: output name -> ``(num_points,)`` estimated error bound of the last update's outputs
+        #: where a surrogate served them (empty without a surrogate); see
+        #: :mod:`fe2hmm.reuse.indicators`
+        self.error_bounds: dict[str, np.ndarray] = {}
         self.timings = ClosureTimings()
         self.dx = ufl.Measure(
             "dx", domain=mesh, metadata={"quadrature_degree": self.quadrature_degree}
@@ -165,6 +171,36 @@ class Closure:
     def _eval(self, expression: fem.Expression, shape: tuple[int, ...]) -> np.ndarray:
         values = expression.eval(self.mesh, self._cells)
         return np.asarray(values, dtype=float).reshape(self.num_points, *shape)
+
+    def quadrature_function(self, values: np.ndarray, name: str = "q") -> fem.Function:
+        """A quadrature-space function on the closure's points holding ``values``.
+
+        Args:
+            values: ``(num_points, *shape)`` rank-local values.
+            name: the function's name.
+        """
+        values = np.asarray(values, dtype=float)
+        if values.shape[0] != self.num_points:
+            raise ValueError(f"expected {self.num_points} values, got shape {values.shape}")
+        function = fem.Function(self._space(values.shape[1:]), name=name)
+        self._write(function, values)
+        return function
+
+    def point_values(self, function: fem.Function) -> np.ndarray:
+        """Rank-local values ``(num_points, *shape)`` of an output or tangent function.
+
+        The points are in the closure's order (as :attr:`coordinates`).
+        """
+        bs = function.function_space.dofmap.bs
+        values = function.x.array.reshape(-1, bs)[self._dofs]
+        return values.reshape(self.num_points, *function.ufl_shape)
+
+    def evaluate_inputs(self) -> dict[str, np.ndarray]:
+        """The macro inputs at the rank-local quadrature points: name -> ``(n, *shape)``."""
+        return {
+            k: self._eval(e, tuple(self.model.input_shapes[k]))
+            for k, e in self._input_exprs.items()
+        }
 
     def _parameter_values(self, key: str, source, shape: tuple[int, ...]) -> np.ndarray:
         n = self.num_points
@@ -254,17 +290,19 @@ class Closure:
         error: BaseException | None = None
         result = None
         try:
-            inputs = {
-                k: self._eval(e, tuple(self.model.input_shapes[k]))
-                for k, e in self._input_exprs.items()
-            }
+            inputs = self.evaluate_inputs()
             t1 = time.perf_counter()
             self.timings.evaluate_inputs += t1 - t0
             if isinstance(self.model, LinearMicroModel):
-                if self._tensors_cache is None:
+                if self._tensors_cache is None or not self.model.reuse:
                     self._tensors_cache = self.model.tensors(self._parameters, self.num_points)
+                    self._tensor_errors = self.model.last_tensor_errors
                 result = self.model.evaluate(
-                    inputs, self._parameters, tangents=tangents, tensors=self._tensors_cache
+                    inputs,
+                    self._parameters,
+                    tangents=tangents,
+                    tensors=self._tensors_cache,
+                    tensor_errors=self._tensor_errors,
                 )
             else:
                 result = self.model.evaluate(inputs, self._parameters, tangents=tangents)
@@ -284,6 +322,7 @@ class Closure:
                 rank=comm.rank,
             )
         t2 = time.perf_counter()
+        self.error_bounds = dict(result.error_bounds)
         for key, function in self.outputs.items():
             self._write(function, result.outputs[key])
         if tangents:

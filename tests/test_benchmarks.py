@@ -24,3 +24,23 @@ def test_fe2_elasticity_benchmark_quick_json():
     keys = {"dim", "micro_dofs", "macro_points", "seconds_per_newton", "micro_share", "bare_ratio"}
     assert {c["dim"] for c in cases} == {2, 3} and all(keys <= set(c) for c in cases)
     assert all(0 < c["micro_share"] <= 1 for c in cases)
+
+
+@serial_only
+def test_adaptive_reuse_benchmark_quick_json():
+    out = run_python([REPO / "benchmarks/adaptive_reuse.py", "--quick", "--json"], timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    cases = json.loads(out.stdout.strip().splitlines()[-1])["cases"]
+    keys = {
+        "demo",
+        "naive_micro_solves",
+        "reuse_micro_solves",
+        "naive_seconds",
+        "reuse_seconds",
+        "added_error",
+    }
+    assert [c["demo"] for c in cases] == ["composite_conduction", "porous_plasticity"]
+    for c in cases:
+        assert set(c) == keys
+        assert 0 < c["reuse_micro_solves"] < c["naive_micro_solves"]
+        assert 0 <= c["added_error"] < 1e-3

@@ -114,3 +114,34 @@ def test_fibre_plate_hole_demo(tmp_path):
     summary = last_json(out.stdout)
     assert all(summary["checks"].values()), summary["checks"]
     assert summary["fe2_stress_concentration"] > 2.0  # a real concentration (applied stress 1)
+
+
+def test_porous_plasticity_demo_elastic_predictor_saves_solves_not_accuracy(tmp_path):
+    runs = {}
+    for flag in ([], ["--no-reuse"]):
+        out = run_python(
+            [REPO / "demos/porous_plasticity.py", "--json", "--no-plot", "--output-dir", tmp_path]
+            + flag,
+            timeout=900,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        runs[bool(flag)] = last_json(out.stdout)
+    reuse, naive = runs[False], runs[True]
+    assert reuse["micro_solves"] < 0.8 * naive["micro_solves"]  # measured 798 vs 1260
+    for a, b in zip(reuse["steps"], naive["steps"], strict=True):
+        assert a["iterations"] == b["iterations"]
+        assert a["force"] == pytest.approx(b["force"], rel=1e-7, abs=1e-12)
+
+
+def test_adaptive_reuse_demo(tmp_path):
+    out = run_python(
+        [REPO / "demos/adaptive_reuse.py", "--n", "12", "--n-slab", "12", "--json"]
+        + ["--output-dir", tmp_path],
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert all(summary["checks"].values()), summary["checks"]
+    assert any(r["critical_points"] > 0 for r in summary["slab"])
+    assert summary["nodes_indicator"] > summary["nodes_plain"]
+    assert (tmp_path / "composite_indicator.xdmf").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,36 +33,60 @@ class MicroResult:
             Empty when tangents were not requested.
         standard_errors: output name -> statistical standard error ``(n, *output_shape)``, for
             stochastic models; empty for deterministic ones.
+        error_bounds: output name -> estimated bound ``(n,)`` of the output's error (2-norm)
+            against a real micro solve, where a surrogate served it (0 where a real solve did);
+            empty when no surrogate is involved.
     """
 
     outputs: dict[str, np.ndarray]
     tangents: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     standard_errors: dict[str, np.ndarray] = field(default_factory=dict)
+    error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
 class MicroStatistics:
     """Counters a micro-model keeps over its lifetime (rank-local).
 
+    A *request* is one distinct micro problem asked for after exact dedupe (one per distinct
+    parameter set for linear models; one per point otherwise). Every request is served by the
+    persistent cache, by the surrogate, or by a real solve; ``micro_solves`` also counts the
+    surrogate's training solves at parameter values nobody asked for.
+
     Attributes:
         points_requested: quadrature-point evaluations asked for.
+        micro_requests: distinct micro problems asked for (after exact dedupe).
+        exact_reuse_hits: requests answered exactly without a solve by a model's own exact
+            shortcut (e.g. the elastic predictor of plastic cells).
+        cache_hits: requests served by the persistent cache.
+        surrogate_hits: requests served by the surrogate within its tolerance.
         micro_solves: real micro problems solved (cell solves, simulations).
-        seconds: wall time spent inside micro solves.
+        seconds: wall time inside real micro solves (s).
+        reuse_seconds: wall time in dedupe, cache look-ups and surrogate predictions (s).
     """
 
     points_requested: int = 0
+    micro_requests: int = 0
+    exact_reuse_hits: int = 0
+    cache_hits: int = 0
+    surrogate_hits: int = 0
     micro_solves: int = 0
     seconds: float = 0.0
-    cache_hits: int = 0
+    reuse_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         """Return the counters as a plain dict (for JSON reports)."""
-        return {
-            "points_requested": self.points_requested,
-            "micro_solves": self.micro_solves,
-            "seconds": self.seconds,
-            "cache_hits": self.cache_hits,
-        }
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        """One line: points, requests, served by cache/surrogate, solved, time split."""
+        return (
+            f"{self.points_requested} points, {self.micro_requests} distinct requests: "
+            f"{self.exact_reuse_hits} exact shortcuts, {self.cache_hits} from cache, "
+            f"{self.surrogate_hits} from surrogate, "
+            f"{self.micro_solves} micro solves ({self.seconds:.2f} s solving, "
+            f"{self.reuse_seconds:.2f} s reuse overhead)"
+        )
 
 
 class MicroModel(abc.ABC):
@@ -168,18 +193,27 @@ class LinearMicroModel(MicroModel):
             are binned to multiples of it, and every point of a bin uses the tensor computed at
             the first point of that bin: the error this adds is bounded by the tensor's
             variation over one bin width.
+        reuse: ``False`` switches every reuse off — no dedupe, no tensors kept across closure
+            updates: one micro solve per point per update (the naive FE² baseline of the
+            benchmarks).
     """
 
     is_linear = True
 
-    def __init__(self, parameter_tolerance: float = 0.0) -> None:
+    def __init__(self, parameter_tolerance: float = 0.0, reuse: bool = True) -> None:
         super().__init__()
         if not (parameter_tolerance >= 0.0 and np.isfinite(parameter_tolerance)):
             raise ValueError(
                 f"parameter_tolerance must be a finite number >= 0, got {parameter_tolerance!r}"
             )
         self.parameter_tolerance = float(parameter_tolerance)
+        self.reuse = bool(reuse)
         self.cache = None
+        self.surrogate = None
+        self._surrogate_layout: dict = {}
+        #: per-point bound ``(n,)`` of the max-entry error of the tensors of the last
+        #: :meth:`tensors` call (None without a surrogate)
+        self.last_tensor_errors: np.ndarray | None = None
 
     def cache_identity(self) -> dict:
         """Everything besides the per-point parameters that determines the tensors.
@@ -200,6 +234,34 @@ class LinearMicroModel(MicroModel):
 
         self.cache = PersistentCache(directory, self.cache_identity())
 
+    def enable_surrogate(self, tolerance: float = 1e-3, min_spacing: float | None = None):
+        """Serve tensors from an error-controlled interpolant over the (one, scalar) parameter.
+
+        See :mod:`fe2hmm.reuse.surrogate`: a request is served by the interpolant when its
+        error estimate (relative to the largest tensor entry) is below ``tolerance``; otherwise
+        real micro solves refine it. Real solves still go through the persistent cache.
+
+        Args:
+            tolerance: relative error tolerance of the served tensors, > 0.
+            min_spacing: smallest parameter spacing the refinement may create.
+
+        Returns:
+            The :class:`~fe2hmm.reuse.surrogate.ParameterSurrogate` (also ``self.surrogate``).
+
+        Raises:
+            ValueError: the model does not have exactly one scalar parameter.
+        """
+        from fe2hmm.reuse.surrogate import ParameterSurrogate
+
+        shapes = self.parameter_shapes
+        if len(shapes) != 1 or any(int(np.prod(sh, dtype=int)) != 1 for sh in shapes.values()):
+            raise ValueError(
+                f"the surrogate interpolates over one scalar parameter; {type(self).__name__} "
+                f"has parameters {dict(shapes)}"
+            )
+        self.surrogate = ParameterSurrogate(tolerance, min_spacing)
+        return self.surrogate
+
     @abc.abstractmethod
     def effective_tensors(
         self, parameters: dict[str, np.ndarray]
@@ -213,10 +275,44 @@ class LinearMicroModel(MicroModel):
             ``(output, input)`` -> tensor of shape ``(*output_shape, *input_shape)``.
         """
 
+    def _solve(self, point_parameters: dict, point: int) -> dict[tuple[str, str], np.ndarray]:
+        """One real micro solve (through the persistent cache), with statistics and checks."""
+        if self.cache is not None:
+            cached = self.cache.get(point_parameters)
+            if cached is not None:
+                self.statistics.cache_hits += 1
+                return {tuple(flat.split("|")): t for flat, t in cached.items()}
+        t0 = time.perf_counter()
+        try:
+            tensors = self.effective_tensors(point_parameters)
+        except MicroSolveError as err:
+            raise MicroSolveError(
+                str(err.args[0]), point=point, parameters=point_parameters
+            ) from err
+        except (ValueError, RuntimeError, ArithmeticError) as err:
+            raise MicroSolveError(
+                f"{type(self).__name__} failed: {err}", point=point, parameters=point_parameters
+            ) from err
+        self.statistics.seconds += time.perf_counter() - t0
+        self.statistics.micro_solves += 1
+        for key, tensor in tensors.items():
+            if not np.all(np.isfinite(tensor)):
+                raise MicroSolveError(
+                    f"{type(self).__name__} returned a non-finite tensor {key}",
+                    point=point,
+                    parameters=point_parameters,
+                )
+        if self.cache is not None:
+            self.cache.put(point_parameters, {"|".join(k): t for k, t in tensors.items()})
+        return tensors
+
     def tensors(
         self, parameters: dict[str, np.ndarray], n: int
     ) -> dict[tuple[str, str], np.ndarray]:
         """Effective tensors at ``n`` points, one micro solve per distinct parameter set.
+
+        Distinct sets are served by the persistent cache, then by the surrogate (if enabled),
+        then by real micro solves, in that order; see :attr:`statistics`.
 
         Args:
             parameters: name -> ``(n, *shape)``.
@@ -228,8 +324,10 @@ class LinearMicroModel(MicroModel):
         Raises:
             MicroSolveError: naming the first point that uses the failed parameter set.
         """
-        import time
+        from fe2hmm.progress import progress
 
+        t_start = time.perf_counter()
+        solve_seconds = self.statistics.seconds
         names = sorted(self.parameter_shapes)
         if names:
             rows = np.concatenate(
@@ -237,52 +335,70 @@ class LinearMicroModel(MicroModel):
             )
         else:
             rows = np.zeros((n, 0))
-        keys = (
-            rows if self.parameter_tolerance == 0.0 else np.round(rows / self.parameter_tolerance)
+        if not self.reuse:
+            first, inverse = np.arange(n), np.arange(n)
+        else:
+            keys = (
+                rows
+                if self.parameter_tolerance == 0.0
+                else np.round(rows / self.parameter_tolerance)
+            )
+            _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        self.statistics.micro_requests += len(first)
+
+        def point_parameters(i: int) -> dict:
+            return {k: np.asarray(parameters[k])[i] for k in names}
+
+        per_set: list[dict] = []
+        self.last_tensor_errors = None
+        if self.surrogate is not None and self.reuse and len(first):
+            per_set, errors = self._serve_by_surrogate(rows[first, 0], first, names, parameters)
+            self.last_tensor_errors = errors[inverse]
+        else:
+            for i in progress(first, desc=type(self).__name__):
+                per_set.append(self._solve(point_parameters(int(i)), int(i)))
+        result = (
+            {key: np.stack([tensors[key] for tensors in per_set]) for key in per_set[0]}
+            if per_set
+            else {}
         )
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        result: dict[tuple[str, str], np.ndarray] = {}
-        for u, i in enumerate(first):
-            point_parameters = {k: np.asarray(parameters[k])[i] for k in names}
-            cached = self.cache.get(point_parameters) if self.cache is not None else None
-            if cached is not None:
-                self.statistics.cache_hits += 1
-                for flat, tensor in cached.items():
-                    key = tuple(flat.split("|"))
-                    if key not in result:
-                        result[key] = np.empty((len(first), *np.shape(tensor)))
-                    result[key][u] = tensor
-                continue
-            t0 = time.perf_counter()
-            try:
-                tensors = self.effective_tensors(point_parameters)
-            except MicroSolveError as err:
-                raise MicroSolveError(
-                    str(err.args[0]), point=int(i), parameters=point_parameters
-                ) from err
-            except (ValueError, RuntimeError, ArithmeticError) as err:
-                raise MicroSolveError(
-                    f"{type(self).__name__} failed: {err}",
-                    point=int(i),
-                    parameters=point_parameters,
-                ) from err
-            self.statistics.seconds += time.perf_counter() - t0
-            self.statistics.micro_solves += 1
-            for key, tensor in tensors.items():
-                if not np.all(np.isfinite(tensor)):
-                    raise MicroSolveError(
-                        f"{type(self).__name__} returned a non-finite tensor {key}",
-                        point=int(i),
-                        parameters=point_parameters,
-                    )
-                if key not in result:
-                    result[key] = np.empty((len(first), *np.shape(tensor)))
-                result[key][u] = tensor
-            if self.cache is not None:
-                self.cache.put(point_parameters, {"|".join(k): t for k, t in tensors.items()})
-        _log.debug("%s: %d points, %d distinct micro solves", type(self).__name__, n, len(first))
+        self.statistics.reuse_seconds += (time.perf_counter() - t_start) - (
+            self.statistics.seconds - solve_seconds
+        )
+        _log.debug("%s: %d points, %d distinct requests", type(self).__name__, n, len(first))
         return {key: value[inverse] for key, value in result.items()}
+
+    def _serve_by_surrogate(self, values, first, names, parameters) -> list[dict]:
+        """Tensors of the distinct requests ``values`` from the surrogate (training it)."""
+        name = names[0]
+        shape = self.parameter_shapes[name]
+        layout: dict = {}
+        nearest = {float(v): int(i) for v, i in zip(values, first, strict=True)}
+
+        def solve(p: float) -> np.ndarray:
+            point = nearest.get(p, int(first[np.argmin(np.abs(values - p))]))
+            tensors = self._solve({name: np.full(shape, p)}, point)
+            if not layout:
+                layout.update({key: np.shape(t) for key, t in tensors.items()})
+            return np.concatenate([np.ravel(tensors[key]) for key in layout])
+
+        layout.update(self._surrogate_layout)
+        known = self.surrogate.nodes.copy()
+        tensors, estimates, solved = self.surrogate.serve(values, solve)
+        self._surrogate_layout = dict(layout)
+        # served without a solve in this call: interpolated, or a node trained earlier
+        self.statistics.surrogate_hits += int((~solved | np.isin(values, known)).sum())
+        per_set = []
+        for row in tensors:
+            entry, offset = {}, 0
+            for key, sh in layout.items():
+                size = int(np.prod(sh, dtype=int))
+                entry[key] = row[offset : offset + size].reshape(sh)
+                offset += size
+            per_set.append(entry)
+        scale = float(np.abs(self.surrogate.values).max())
+        return per_set, np.where(solved, 0.0, estimates * scale)
 
     def evaluate(
         self,
@@ -291,6 +407,7 @@ class LinearMicroModel(MicroModel):
         *,
         tangents: bool = True,
         tensors: dict[tuple[str, str], np.ndarray] | None = None,
+        tensor_errors: np.ndarray | None = None,
     ) -> MicroResult:
         """Outputs ``Σ_in T·input`` with one solve per distinct parameter set.
 
@@ -299,6 +416,8 @@ class LinearMicroModel(MicroModel):
             parameters: parameter name -> ``(n, *parameter_shape)``.
             tangents: also return the tensors as tangents.
             tensors: precomputed tensors from :meth:`tensors` (skips the micro solves).
+            tensor_errors: per-point bound ``(n,)`` of the tensors' max-entry error (from a
+                surrogate); turned into ``error_bounds`` of the outputs.
 
         Returns:
             Outputs and (optionally) tangents for all points.
@@ -307,7 +426,8 @@ class LinearMicroModel(MicroModel):
         self.statistics.points_requested += n
         if tensors is None:
             tensors = self.tensors(parameters, n)
-        outputs = {}
+            tensor_errors = self.last_tensor_errors
+        outputs, bounds = {}, {}
         for out, oshape in self.output_shapes.items():
             value = np.zeros((n, *oshape))
             for inp in self.input_shapes:
@@ -317,5 +437,11 @@ class LinearMicroModel(MicroModel):
                 x = np.asarray(inputs[inp], dtype=float).reshape(n, -1)
                 tm = t.reshape(n, int(np.prod(oshape, dtype=int)), x.shape[1])
                 value += np.einsum("nij,nj->ni", tm, x).reshape(n, *oshape)
+                if tensor_errors is not None:
+                    # |ΔT x| <= |ΔT|_F |x| <= sqrt(size) max|ΔT_ij| |x|
+                    bound = np.sqrt(tm.shape[1] * tm.shape[2]) * tensor_errors
+                    bounds[out] = bounds.get(out, 0.0) + bound * np.linalg.norm(x, axis=1)
             outputs[out] = value
-        return MicroResult(outputs=outputs, tangents=dict(tensors) if tangents else {})
+        return MicroResult(
+            outputs=outputs, tangents=dict(tensors) if tangents else {}, error_bounds=bounds
+        )

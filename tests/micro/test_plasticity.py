@@ -99,6 +99,37 @@ def test_history_changes_only_on_commit():
     assert model.equivalent_plastic_strain()[0] > 0  # committed history kept
 
 
+def test_elastic_predictor_is_exact_and_decides_yield_exactly():
+    """Elastic loading, plastic flow, elastic unloading, reverse yielding: the exact predictor
+    answers the elastic requests (and only those) with the real solve's stress and tangent."""
+    fast = PlasticCellModel(rve="voids", matrix=MAT, resolution=6)
+    slow = PlasticCellModel(rve="voids", matrix=MAT, resolution=6, elastic_reuse=False)
+    phi = {"volume_fraction": np.array([0.2])}
+    path = [  # (macro strain, cell stays elastic from the committed state?)
+        (0.1 * E_BAR, True),
+        (E_BAR, False),
+        (0.6 * E_BAR, True),  # unloading
+        (0.95 * E_BAR, True),  # reloading below the previous state: still elastic
+        (-E_BAR, False),  # reverse yielding
+    ]
+    for k, (E, elastic) in enumerate(path):
+        before = fast.statistics.exact_reuse_hits
+        a = fast.evaluate({"strain": E[None]}, phi)
+        b = slow.evaluate({"strain": E[None]}, phi)
+        assert fast.statistics.exact_reuse_hits - before == int(elastic), k
+        scale = np.abs(b.outputs["stress"]).max()
+        # equal to the micro Newton tolerance (rtol 1e-10 on the cell residual)
+        np.testing.assert_allclose(a.outputs["stress"], b.outputs["stress"], atol=1e-8 * scale)
+        C = b.tangents["stress", "strain"]
+        np.testing.assert_allclose(a.tangents["stress", "strain"], C, atol=1e-8 * np.abs(C).max())
+        fast.commit()
+        slow.commit()
+    np.testing.assert_allclose(
+        fast.equivalent_plastic_strain(), slow.equivalent_plastic_strain(), rtol=1e-8
+    )
+    assert fast.statistics.micro_solves == 2 and slow.statistics.micro_solves == len(path)
+
+
 def _plate(comm, model, max_iterations=25):
     mesh = dmesh.create_rectangle(comm, [[0, 0], [2, 1]], [4, 2])
     V = fem.functionspace(mesh, ("Lagrange", 1, (2,)))

@@ -344,6 +344,8 @@ class DiffusionCellModel(LinearMicroModel):
         parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
         keep_solutions: keep each :class:`DiffusionCellSolution` (fields for plotting) keyed by
             volume fraction in :attr:`solutions`.
+        reuse: ``False`` for the naive baseline (see
+            :class:`~fe2hmm.micro.interface.LinearMicroModel`).
     """
 
     def __init__(
@@ -358,10 +360,11 @@ class DiffusionCellModel(LinearMicroModel):
         rve_options: dict | None = None,
         parameter_tolerance: float = 0.0,
         keep_solutions: bool = False,
+        reuse: bool = True,
     ) -> None:
         from fe2hmm import rve as rve_module
 
-        super().__init__(parameter_tolerance=parameter_tolerance)
+        super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         if bc not in BOUNDARY_CONDITIONS:

@@ -322,6 +322,8 @@ class ElasticityCellModel(LinearMicroModel):
         degree: Lagrange degree of the cell problem.
         rve_options: extra generator options.
         parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
+        reuse: ``False`` for the naive baseline (see
+            :class:`~fe2hmm.micro.interface.LinearMicroModel`).
     """
 
     def __init__(
@@ -335,10 +337,11 @@ class ElasticityCellModel(LinearMicroModel):
         degree: int = 1,
         rve_options: dict | None = None,
         parameter_tolerance: float = 0.0,
+        reuse: bool = True,
     ) -> None:
         from fe2hmm import rve as rve_module
 
-        super().__init__(parameter_tolerance=parameter_tolerance)
+        super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         if bc not in BOUNDARY_CONDITIONS:

@@ -93,7 +93,8 @@ class J2Material(MicroModel):
     """Micro-level material model (used by the cell's own closure): ε (d×d) -> σ (d×d).
 
     Per-point parameters ``lam, mu, sigma_y, hardening`` (phase fields); history ``eps_p``
-    ``(n, 3, 3)`` and ``p`` ``(n,)`` is *committed* state, ``trial_*`` the last evaluation.
+    ``(n, 3, 3)`` and ``p`` ``(n,)`` is *committed* state, ``trial_*`` the last evaluation
+    (``trial_sigma``: the full 3×3 stress, σ_zz included in plane strain).
     """
 
     def __init__(self, dim: int) -> None:
@@ -103,6 +104,7 @@ class J2Material(MicroModel):
         self.p: np.ndarray | None = None
         self.trial_eps_p: np.ndarray | None = None
         self.trial_p: np.ndarray | None = None
+        self.trial_sigma: np.ndarray | None = None
 
     @property
     def input_shapes(self):
@@ -129,6 +131,7 @@ class J2Material(MicroModel):
         sigma, C, self.trial_eps_p, self.trial_p = j2_return_mapping(
             eps, self.eps_p, self.p, *(parameters[k] for k in ("lam", "mu", "sigma_y", "hardening"))
         )
+        self.trial_sigma = sigma
         tangent = {("stress", "strain"): C[:, :d, :d, :d, :d]} if tangents else {}
         return MicroResult({"stress": sigma[:, :d, :d]}, tangent)
 
@@ -201,6 +204,7 @@ class PlasticCellProblem:
         self._UE = affine_gradient_fields(X)  # (e_i ⊗ e_j) y, column i*d + j
         self._eliminate = np.zeros(self.pmap.num_reduced, dtype=bool)
         self._eliminate[:d] = True
+        self._elastic: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _residual_norm(self) -> float:
         self.closure.update(tangents=False)
@@ -230,6 +234,69 @@ class PlasticCellProblem:
     def num_points(self) -> int:
         """Micro quadrature points (size of the history arrays)."""
         return self.closure.num_points
+
+    def elastic_operators(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Operators of the purely elastic response, computed once per cell.
+
+        Returns:
+            ``(C (d, d, d, d), W (n_dofs, d²), S (d², m, 3, 3))``: the elastic effective
+            tangent, the fluctuations of the unit macro gradients ``e_i ⊗ e_j`` (column
+            ``i*d + j``) and the micro stress (3×3, σ_zz included) they cause at the ``m``
+            micro quadrature points.
+        """
+        if self._elastic is None:
+            d, n, pmap, vol, m = self.rve.dim, self._n, self.pmap, self.rve.volume, self.num_points
+            self.E_macro.value[:] = 0.0
+            self.material.eps_p, self.material.p = np.zeros((m, 3, 3)), np.zeros(m)
+            self.w.x.array[:] = 0.0
+            self.closure.update()  # zero stress: the elastic tangent everywhere
+            K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
+            KU = K @ self._UE
+            G = pmap.reduce_vector(KU)
+            X, _ = solve_constrained(pmap.reduce_matrix(K), G, self._eliminate, "mumps-lu")
+            C = ((self._UE.T @ KU - G.T @ X) / vol).reshape(d, d, d, d)
+            W = -pmap.expand(X)
+            lam = self.closure.parameters["lam"]
+            mu = self.closure.parameters["mu"]
+            S = np.empty((d * d, m, 3, 3))
+            for c in range(d * d):
+                self.w.x.array[:n] = W[:, c]
+                self.w.x.scatter_forward()
+                self.E_macro.value[:] = np.eye(d * d)[c].reshape(d, d)
+                eps = np.zeros((m, 3, 3))
+                eps[:, :d, :d] = self.closure.evaluate_inputs()["strain"]
+                tr = np.trace(eps, axis1=1, axis2=2)
+                S[c] = lam[:, None, None] * tr[:, None, None] * _I3 + 2 * mu[:, None, None] * eps
+            self.w.x.array[:] = 0.0
+            self.E_macro.value[:] = 0.0
+            self._elastic = (C, W, S)
+        return self._elastic
+
+    def elastic_trial(self, dE: np.ndarray, sigma: np.ndarray, p: np.ndarray):
+        """Micro stress after a macro strain increment if the whole cell stays elastic.
+
+        With the plastic strain frozen the cell problem is linear, so the elastic trial
+        ``σ + Σ_c dE_c S_c`` is the exact micro stress if no micro point reaches the yield
+        surface — and conversely, if one does, the true response is plastic.
+
+        Args:
+            dE: macro strain increment from the committed state ``(d, d)``.
+            sigma: committed micro stress ``(m, 3, 3)``.
+            p: committed equivalent plastic strain ``(m,)``.
+
+        Returns:
+            The trial micro stress ``(m, 3, 3)``, or ``None`` if some point would yield.
+        """
+        _, _, S = self.elastic_operators()
+        trial = sigma + np.tensordot(np.asarray(dE, dtype=float).reshape(-1), S, axes=1)
+        s = trial - np.trace(trial, axis1=1, axis2=2)[:, None, None] * _I3 / 3
+        q = np.sqrt(1.5 * np.einsum("nij,nij->n", s, s))
+        sigma_y = self.closure.parameters["sigma_y"]
+        yield_stress = sigma_y + self.closure.parameters["hardening"] * p
+        # a margin of 1e-10 σ_y: points at the yield surface to round-off take the real solve
+        if np.any(q - yield_stress > -1e-10 * np.minimum(sigma_y, 1.0)):
+            return None
+        return trial
 
     def solve(self, E_macro, eps_p, p, w0=None):
         """Solve the cell for macro strain ``Ē`` from committed history ``(eps_p, p)``.
@@ -281,12 +348,20 @@ class PlasticCellModel(MicroModel):
     changes it; :meth:`commit` accepts the last evaluated (trial) state after a converged macro
     step, :meth:`rollback` discards it (e.g. before cutting the step).
 
+    With ``elastic_reuse`` (default) a point whose cell stays elastic from its committed state
+    is answered without a cell solve, exactly: with frozen plastic strain the cell problem is
+    linear, so ``σ̄ = σ̄_n + C_el : (Ē - Ē_n)`` with the elastic operators computed once per cell,
+    and the elastic trial micro stress decides, exactly, whether any micro point yields
+    (:meth:`PlasticCellProblem.elastic_trial`). Elastic loading, unloading and reloading below
+    the previous yield stress cost no cell solves. Counted in ``statistics.exact_reuse_hits``.
+
     Args:
         rve: generator name, e.g. ``"voids"`` (porous) or ``"circle"``.
         matrix: ``(E, nu, sigma_y, H)`` of the matrix.
         inclusion: ``(E, nu, sigma_y, H)`` of the inclusion (ignored for ``"voids"``).
         dim: 2 (plane strain).
         resolution: RVE resolution.
+        elastic_reuse: answer elastic points by the exact elastic predictor.
     """
 
     def __init__(
@@ -296,15 +371,20 @@ class PlasticCellModel(MicroModel):
         inclusion: tuple[float, float, float, float] = (10.0, 0.3, np.inf, 0.0),
         dim: int = 2,
         resolution: int | None = None,
+        elastic_reuse: bool = True,
     ) -> None:
         super().__init__()
         if dim != 2:
             raise NotImplementedError("plastic cells are implemented in 2D (plane strain) only")
         self.rve_name, self.dim, self.resolution = rve, dim, resolution
+        self.elastic_reuse = bool(elastic_reuse)
         self.materials = {MATRIX: tuple(matrix), INCLUSION: tuple(inclusion)}
         self._problems: dict[float, PlasticCellProblem] = {}
         self.history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._trial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # committed / trial (Ē, σ̄, micro stress (m, 3, 3), w) per point, for the predictor
+        self._state: dict[int, tuple] = {}
+        self._trial_state: dict[int, tuple] = {}
         self._w: dict[int, np.ndarray] = {}
 
     @property
@@ -337,25 +417,46 @@ class PlasticCellModel(MicroModel):
         return self._problems[key]
 
     def evaluate(self, inputs, parameters, *, tangents=True):
-        """Solve every point's cell from its committed history (no dedupe: histories differ)."""
+        """Every point's cell from its committed history (no dedupe: histories differ)."""
         n = self.check_batch(inputs, parameters)
         self.statistics.points_requested += n
+        self.statistics.micro_requests += n
         d = self.dim
         sigma = np.empty((n, d, d))
         tangent = np.empty((n, d, d, d, d))
-        self._trial = {}
+        self._trial, self._trial_state = {}, {}
         for i in range(n):
             t0 = time.perf_counter()
             problem = self.problem(parameters["volume_fraction"][i])
             m = problem.num_points
             eps_p, p = self.history.get(i, (np.zeros((m, 3, 3)), np.zeros(m)))
-            try:
-                sigma[i], tangent[i], w, tep, tp, _ = problem.solve(
-                    inputs["strain"][i], eps_p, p, self._w.get(i)
+            E = np.asarray(inputs["strain"][i], dtype=float)
+            if self.elastic_reuse:
+                E_n, sigma_n, micro_n, w_n = self._state.get(i) or (
+                    np.zeros((d, d)),
+                    np.zeros((d, d)),
+                    np.zeros((m, 3, 3)),
+                    np.zeros(problem.V.dofmap.index_map.size_local * d),
                 )
+                micro = problem.elastic_trial(E - E_n, micro_n, p)
+                if micro is not None:
+                    C, W, _ = problem.elastic_operators()
+                    sigma[i] = sigma_n + np.einsum("ijkl,kl->ij", C, E - E_n)
+                    tangent[i] = C
+                    w = w_n + W @ (E - E_n).reshape(-1)
+                    self._trial[i] = (eps_p, p)
+                    self._trial_state[i] = (E, sigma[i].copy(), micro, w)
+                    self._w[i] = w
+                    self.statistics.exact_reuse_hits += 1
+                    self.statistics.reuse_seconds += time.perf_counter() - t0
+                    continue
+            try:
+                sigma[i], tangent[i], w, tep, tp, _ = problem.solve(E, eps_p, p, self._w.get(i))
             except MicroSolveError as err:
                 raise MicroSolveError(err.message, point=i) from err
             self._trial[i] = (tep.copy(), tp.copy())
+            if self.elastic_reuse:
+                self._trial_state[i] = (E, sigma[i].copy(), problem.material.trial_sigma.copy(), w)
             self._w[i] = w
             self.statistics.micro_solves += 1
             self.statistics.seconds += time.perf_counter() - t0
@@ -364,11 +465,12 @@ class PlasticCellModel(MicroModel):
     def commit(self) -> None:
         """Accept the last evaluated state as the committed history of every point."""
         self.history.update(self._trial)
-        self._trial = {}
+        self._state.update(self._trial_state)
+        self._trial, self._trial_state = {}, {}
 
     def rollback(self) -> None:
         """Discard the last evaluated state (the committed history is unchanged)."""
-        self._trial = {}
+        self._trial, self._trial_state = {}, {}
         self._w = {}
 
     def equivalent_plastic_strain(self) -> np.ndarray:

@@ -1,0 +1,184 @@
+"""Benchmark: micro solves and wall time of FE² with reuse off (naive) and on, and the error
+that reuse adds.
+
+Cases (the same macro problems as the demos):
+
+- ``composite_conduction``: the graded fibre composite (``demos/composite_conduction.py``),
+  K*(φ) from periodic circle cells. *Naive*: one cell solve per quadrature point per closure
+  update (``DiffusionCellModel(reuse=False)``). *Dedupe*: one solve per distinct φ, tensors kept
+  across updates. *Reuse*: dedupe + the error-controlled surrogate over φ
+  (``enable_surrogate(tolerance)``).
+- ``porous_plasticity``: the porous J2 plate loaded past yield and unloaded
+  (``demos/porous_plasticity.py``). *Naive*: a cell solve per point per macro Newton iteration.
+  *Reuse*: the exact elastic predictor (``PlasticCellModel(elastic_reuse=True)``).
+
+Added error: relative L2 norm of (reuse − naive) macro solution (for the plate: the largest over
+the load steps). Both runs happen in this process, one after the other.
+
+Run: ``python benchmarks/adaptive_reuse.py [--quick] [--tolerance 1e-3] [--json]``; with
+``--json`` the last line is ``{"cases": [{"demo", "naive_micro_solves", "reuse_micro_solves",
+"naive_seconds", "reuse_seconds", "added_error"}, …]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from mpi4py import MPI
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+
+from fe2hmm.demos import composite_conduction, porous_plasticity
+from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+from fe2hmm.newton import solve_incrementally
+
+
+def _norm(f, comm) -> float:
+    return float(np.sqrt(comm.allreduce(fem.assemble_scalar(fem.form(ufl.inner(f, f) * ufl.dx)))))
+
+
+def conduction_run(mesh, resolution: int, mode: str, tolerance: float):
+    """Solve the graded-composite macro problem with the given reuse mode."""
+    model = DiffusionCellModel(
+        rve="circle",
+        matrix=composite_conduction.K_MATRIX,
+        inclusion=composite_conduction.K_FIBRE,
+        resolution=resolution,
+        reuse=mode != "naive",
+    )
+    if mode == "reuse":
+        model.enable_surrogate(tolerance)
+    comm = mesh.comm
+    comm.barrier()
+    t0 = time.perf_counter()
+    _, T, closure, result = composite_conduction.solve_macro(model, mesh, quadrature_degree=2)
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    assert result.converged
+    return T, model, seconds, closure.timings.updates
+
+
+def plasticity_run(nx: int, resolution: int, reuse: bool, comm):
+    """The porous plate's load/unload path; displacement snapshots after every step."""
+    mesh, u, model, closure, newton, apply, _ = porous_plasticity.build(
+        comm, nx, resolution, reuse=reuse
+    )
+    comm.barrier()
+    t0 = time.perf_counter()
+    snapshots, current = [], 0.0
+    for target in porous_plasticity.LOADS:
+        solve_incrementally(newton, apply, [target], histories=[model], start=current)
+        current = target
+        snapshots.append(u.x.array.copy())
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    return u, snapshots, model, seconds
+
+
+def total(model, key: str, comm) -> int:
+    return int(comm.allreduce(getattr(model.statistics, key)))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small cases (smoke test)")
+    parser.add_argument("--tolerance", type=float, default=1e-3, help="surrogate tolerance")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    comm = MPI.COMM_WORLD
+    say = print if comm.rank == 0 else (lambda *a, **k: None)
+    cases, table = [], []
+
+    # --- graded composite (linear closure, K*(φ) from cells)
+    n, resolution = (8, 10) if args.quick else (32, 16)
+    mesh = dmesh.create_unit_square(comm, n, n)
+    runs = {
+        m: conduction_run(mesh, resolution, m, args.tolerance) for m in ("naive", "dedupe", "reuse")
+    }
+    T_naive = runs["naive"][0]
+    for mode, (T, model, seconds, _updates) in runs.items():
+        error = _norm(T - T_naive, comm) / _norm(T_naive, comm)
+        table.append(
+            (
+                "composite_conduction",
+                mode,
+                total(model, "points_requested", comm),
+                total(model, "micro_solves", comm),
+                seconds,
+                error,
+                model.statistics,
+            )
+        )
+    cases.append(
+        {
+            "demo": "composite_conduction",
+            "naive_micro_solves": table[0][3],
+            "reuse_micro_solves": table[2][3],
+            "naive_seconds": table[0][4],
+            "reuse_seconds": table[2][4],
+            "added_error": table[2][5],
+        }
+    )
+
+    # --- porous elasto-plastic plate (history-dependent closure)
+    nx, resolution = (2, 6) if args.quick else (3, 8)
+    u_n, snaps_n, model_n, sec_n = plasticity_run(nx, resolution, False, comm)
+    u_r, snaps_r, model_r, sec_r = plasticity_run(nx, resolution, True, comm)
+    diff = fem.Function(u_n.function_space)
+    ref = fem.Function(u_n.function_space)
+    errors = []
+    for a, b in zip(snaps_r, snaps_n, strict=True):
+        diff.x.array[:] = a - b
+        ref.x.array[:] = b
+        errors.append(_norm(diff, comm) / _norm(ref, comm))
+    for mode, model, seconds, error in (
+        ("naive", model_n, sec_n, 0.0),
+        ("reuse", model_r, sec_r, max(errors)),
+    ):
+        table.append(
+            (
+                "porous_plasticity",
+                mode,
+                total(model, "points_requested", comm),
+                total(model, "micro_solves", comm),
+                seconds,
+                error,
+                model.statistics,
+            )
+        )
+    cases.append(
+        {
+            "demo": "porous_plasticity",
+            "naive_micro_solves": table[3][3],
+            "reuse_micro_solves": table[4][3],
+            "naive_seconds": sec_n,
+            "reuse_seconds": sec_r,
+            "added_error": max(errors),
+        }
+    )
+
+    say(f"adaptive reuse, {comm.size} rank(s), surrogate tolerance {args.tolerance:g}")
+    say(
+        f"{'demo':<22} {'mode':<7} {'points':>8} {'solves':>7} {'fewer':>7} {'seconds':>8} "
+        f"{'faster':>7} {'added error':>11}"
+    )
+    base = {}
+    for demo, mode, points, solves, seconds, error, _ in table:
+        base.setdefault(demo, (solves, seconds))
+        s0, t0 = base[demo]
+        say(
+            f"{demo:<22} {mode:<7} {points:>8d} {solves:>7d} {s0 / max(solves, 1):>6.1f}x "
+            f"{seconds:>8.2f} {t0 / seconds:>6.1f}x {error:>11.1e}"
+        )
+    for demo, mode, *_, stats in table:
+        if mode != "naive":
+            say(f"  {demo} {mode}: {stats.summary()} (rank 0)")
+    if args.json:
+        say(json.dumps({"cases": cases}))
+
+
+if __name__ == "__main__":
+    main()
