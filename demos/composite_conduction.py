@@ -64,6 +64,7 @@ from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.newton import NewtonSolver
 from fe2hmm.rve import create as create_rve
 from fe2hmm.rve.cell import INCLUSION, MATRIX
+from fe2hmm.timing import format_time_report, time_report
 
 PHI0, PHI1 = 0.1, 0.5  # fibre area fraction at x1 = 0 and x1 = 1
 K_MATRIX, K_FIBRE = 1.0, 10.0
@@ -83,8 +84,19 @@ def volume_fraction(x):
 
 
 # %%
-def solve_macro(model, mesh, quadrature_degree: int, degree: int = 1):
-    """Solve the homogenised problem on ``mesh`` (P``degree``) closed by ``model``."""
+def solve_macro(
+    model,
+    mesh,
+    quadrature_degree: int,
+    degree: int = 1,
+    scheduler: str = "owner",
+    fraction=volume_fraction,
+):
+    """Solve the homogenised problem on ``mesh`` (P``degree``) closed by ``model``.
+
+    ``scheduler`` says where the cell problems run under MPI (see :mod:`fe2hmm.scheduler`);
+    ``fraction(x)`` gives the fibre fraction from the UFL coordinate (default: the grading).
+    """
     V = fem.functionspace(mesh, ("Lagrange", degree))
     T = fem.Function(V, name="T")
     v = ufl.TestFunction(V)
@@ -93,9 +105,10 @@ def solve_macro(model, mesh, quadrature_degree: int, degree: int = 1):
         model,
         mesh,
         inputs={"gradient": ufl.grad(T)},
-        parameters={"volume_fraction": volume_fraction(x)},
+        parameters={"volume_fraction": fraction(x)},
         quadrature_degree=quadrature_degree,
         name="conduction",
+        scheduler=scheduler,
     )
     F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - SOURCE * v * closure.dx
     facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
@@ -370,6 +383,15 @@ def main(argv=None):
     parser.add_argument("--eps", default="8,16,32", help="1/epsilon values for --dns")
     parser.add_argument("--output-dir", default="output/composite_conduction")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--scheduler",
+        default="owner",
+        choices=["owner", "pooled", "serial"],
+        help="where cell problems run under MPI (default: owner)",
+    )
+    parser.add_argument(
+        "--time-report", action="store_true", help="print the parallel time report (rank 0)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args(argv)
     comm = MPI.COMM_WORLD
@@ -383,8 +405,14 @@ def main(argv=None):
     n_macro = args.n if not args.dns else max(args.n, 48)
     mesh = dmesh.create_unit_square(comm, n_macro, n_macro)
     macro_degree = args.macro_degree or (2 if args.dns else 1)
-    mesh, T0, closure, newton = solve_macro(model, mesh, args.quadrature_degree, macro_degree)
-    hmm_seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    mesh, T0, closure, newton = solve_macro(
+        model, mesh, args.quadrature_degree, macro_degree, scheduler=args.scheduler
+    )
+    wall = time.perf_counter() - t0
+    hmm_seconds = comm.allreduce(wall, op=MPI.MAX)
+    report = time_report([closure], [newton], wall, comm)
+    if args.time_report:
+        say(format_time_report(report))
     points = comm.allreduce(closure.num_points, op=MPI.SUM)
     solves = comm.allreduce(model.statistics.micro_solves, op=MPI.SUM)
     say(
@@ -411,6 +439,7 @@ def main(argv=None):
         "newton_iterations": newton.iterations,
         "hmm_seconds": hmm_seconds,
         "closure_vs_perrins_l2": closure_diff,
+        "time_report": report,
     }
     ok = newton.converged and newton.iterations == 1 and closure_diff < 5e-3
 

@@ -42,12 +42,13 @@ from mpi4py import MPI
 
 import numpy as np
 import ufl
-from dolfinx import fem, io
+from dolfinx import fem, io, la
 from dolfinx import mesh as dmesh
 
 from fe2hmm.closure import Closure
 from fe2hmm.micro.cells.plasticity import PlasticCellModel
 from fe2hmm.newton import NewtonSolver, solve_incrementally
+from fe2hmm.timing import format_time_report, time_report
 
 MATRIX = (1.0, 0.3, 0.01, 0.1)  # E, nu, sigma_y, H
 POROSITY = 0.2
@@ -61,8 +62,19 @@ LOADS = [0.05, 0.2, 0.4, 0.6, 0.8, 1.0, 0.75, 0.5, 0.25, 0.0]  # load, unload (l
 
 
 # %%
-def build(comm, nx: int, resolution: int, reuse: bool = True):
-    """Mesh, closure, Newton solver, load setter and reaction-force evaluator."""
+def build(
+    comm,
+    nx: int,
+    resolution: int,
+    reuse: bool = True,
+    scheduler: str = "owner",
+    porosity=POROSITY,
+):
+    """Mesh, closure, Newton solver, load setter and reaction-force evaluator.
+
+    ``scheduler``: where the cell solves run under MPI (see :mod:`fe2hmm.scheduler`);
+    ``porosity``: a number, or a callable of the coordinates ``(gdim, n)`` (per-point porosity).
+    """
     mesh = dmesh.create_rectangle(comm, [[0, 0], [2, 1]], [2 * nx, nx])
     V = fem.functionspace(mesh, ("Lagrange", 1, (2,)))
     left = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[0], 0.0))
@@ -77,19 +89,19 @@ def build(comm, nx: int, resolution: int, reuse: bool = True):
         model,
         mesh,
         inputs={"strain": ufl.sym(ufl.grad(u))},
-        parameters={"volume_fraction": POROSITY},
+        parameters={"volume_fraction": porosity},
         quadrature_degree=1,
         name="porous",
+        scheduler=scheduler,
     )
     F = ufl.inner(closure.outputs["stress"], ufl.grad(v)) * closure.dx
     # atol above the residual noise (~1e-11) that the micro Newton tolerance leaves
     newton = NewtonSolver(
         F, u, bcs, [closure], rtol=1e-9, atol=1e-9, petsc_options_prefix="porous_"
     )
-    _, x_dofs = V.sub(0).collapse()
-    owned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-    right_x = np.intersect1d(x_dofs, right)
-    right_x = right_x[right_x < owned]
+    # x-components of the owned pulled-edge nodes (``right`` holds block = node indices)
+    bs = V.dofmap.index_map_bs
+    right_x = bs * right[right < V.dofmap.index_map.size_local]
     residual = fem.form(F)
 
     def apply(t: float) -> None:
@@ -97,8 +109,9 @@ def build(comm, nx: int, resolution: int, reuse: bool = True):
 
     def reaction() -> float:
         """Horizontal force on the pulled edge (per unit thickness)."""
-        r = fem.assemble_vector(residual).array
-        return float(mesh.comm.allreduce(r[right_x].sum(), op=MPI.SUM))
+        b = fem.assemble_vector(residual)
+        b.scatter_reverse(la.InsertMode.add)  # contributions of cells on other ranks
+        return float(mesh.comm.allreduce(b.array[right_x].sum(), op=MPI.SUM))
 
     return mesh, u, model, closure, newton, apply, reaction
 
@@ -190,21 +203,31 @@ def main(argv=None):
         action="store_true",
         help="solve every cell at every iteration (no exact elastic predictor)",
     )
+    parser.add_argument(
+        "--scheduler",
+        default="owner",
+        choices=["owner", "pooled", "serial"],
+        help="where cell solves run under MPI (default: owner)",
+    )
+    parser.add_argument(
+        "--time-report", action="store_true", help="print the parallel time report (rank 0)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
 
     mesh, u, model, closure, newton, apply, reaction = build(
-        comm, args.nx, args.resolution, reuse=not args.no_reuse
+        comm, args.nx, args.resolution, reuse=not args.no_reuse, scheduler=args.scheduler
     )
-    rows = []
+    rows, results = [], []
     t0 = time.perf_counter()
     current = 0.0
     say(f"{'load':>6} {'δ':>7} {'force':>10} {'Newton':>6} {'cuts':>4} {'order':>5} {'ρ+/ρ²':>6}")
     for target in LOADS:
         steps = solve_incrementally(newton, apply, [target], histories=[model], start=current)
         current = target
+        results += [s.result for s in steps]
         force = reaction()
         iterations = sum(s.iterations for s in steps)
         order = convergence_order(steps[-1].residual_norms)
@@ -225,7 +248,11 @@ def main(argv=None):
             f"{rows[-1]['cuts']:4d} {'' if order is None else f'{order:5.2f}':>5} "
             f"{'' if constant is None else f'{constant:6.2f}':>6}"
         )
-    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    wall = time.perf_counter() - t0
+    seconds = comm.allreduce(wall, op=MPI.MAX)
+    report = time_report([closure], results, wall, comm)
+    if args.time_report:
+        say(format_time_report(report))
     p_max = comm.allreduce(float(model.equivalent_plastic_strain().max(initial=0.0)), op=MPI.MAX)
     solves = comm.allreduce(model.statistics.micro_solves, op=MPI.SUM)
     requests = comm.allreduce(model.statistics.micro_requests, op=MPI.SUM)
@@ -261,6 +288,7 @@ def main(argv=None):
         "max_equivalent_plastic_strain": p_max,
         "micro_solves": solves,
         "seconds": seconds,
+        "time_report": report,
         "checks": checks,
     }
     if args.json:

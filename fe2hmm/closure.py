@@ -23,6 +23,7 @@ from ufl.algorithms.apply_derivatives import apply_derivatives
 
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import LinearMicroModel, MicroModel
+from fe2hmm.scheduler import check_scheduler, scheduled_evaluate, scheduled_tensors
 
 __all__ = ["Closure", "ClosureTimings"]
 
@@ -38,13 +39,20 @@ class ClosureTimings:
 
     Attributes:
         evaluate_inputs: evaluating UFL inputs/parameters at quadrature points.
-        micro: inside the micro-model.
+        micro: inside the micro-model (for pooled/serial scheduling: the whole scheduled
+            stage, including its communication and waiting).
+        solve_seconds: pooled/serial scheduling only: in this rank's own micro solves.
+        communication: pooled/serial scheduling: exchanging requests and results.
+        waiting: blocked until the slowest rank finished its micro work (the barrier).
         write_back: writing outputs/tangents into quadrature functions (with ghost update).
         updates: number of :meth:`Closure.update` calls.
     """
 
     evaluate_inputs: float = 0.0
     micro: float = 0.0
+    solve_seconds: float = 0.0
+    communication: float = 0.0
+    waiting: float = 0.0
     write_back: float = 0.0
     updates: int = 0
 
@@ -68,6 +76,9 @@ class Closure:
         quadrature_degree: degree of the quadrature rule; forms using the closure's functions
             must be integrated with :attr:`dx` (same rule).
         name: label used in function names and log messages.
+        scheduler: where micro solves run under MPI (:data:`fe2hmm.scheduler.SCHEDULERS`):
+            ``"owner"`` (each rank its own points), ``"pooled"`` (global dedupe, dynamic load
+            balance) or ``"serial"`` (all on rank 0); the last two for linear models only.
 
     Note:
         Construction and :meth:`update` are collective on ``mesh.comm``: every rank evaluates
@@ -82,6 +93,7 @@ class Closure:
         parameters: dict[str, ParameterSource] | None = None,
         quadrature_degree: int = 2,
         name: str = "closure",
+        scheduler: str = "owner",
     ) -> None:
         if not isinstance(model, MicroModel):
             raise TypeError(f"model must be a fe2hmm MicroModel, got {type(model).__name__}")
@@ -105,6 +117,7 @@ class Closure:
                     f"input {key!r} has UFL shape {shape}, the micro-model expects "
                     f"{tuple(model.input_shapes[key])}"
                 )
+        self.scheduler = check_scheduler(scheduler, model)
         self.model = model
         self.mesh = mesh
         self.name = name
@@ -289,12 +302,61 @@ class Closure:
         t0 = time.perf_counter()
         error: BaseException | None = None
         result = None
-        try:
-            inputs = self.evaluate_inputs()
+        linear = isinstance(self.model, LinearMicroModel)
+        refresh = linear and (self._tensors_cache is None or not self.model.reuse)
+        inputs = None
+        scheduled = None
+        if self.scheduler != "owner" and (refresh or not linear):
+            # collective scheduling: every rank takes part, so settle earlier errors first
+            try:
+                inputs = self.evaluate_inputs()
+            except Exception as err:  # noqa: BLE001 - re-raised below on every rank
+                error = err
+            if comm.allreduce(1 if error is not None else 0):
+                self._raise_everywhere(error, comm)
             t1 = time.perf_counter()
             self.timings.evaluate_inputs += t1 - t0
-            if isinstance(self.model, LinearMicroModel):
-                if self._tensors_cache is None or not self.model.reuse:
+            shared = self.timings.communication + self.timings.waiting
+            try:
+                if linear:
+                    self._tensors_cache, self._tensor_errors = scheduled_tensors(
+                        self.model,
+                        self._parameters,
+                        self.num_points,
+                        comm,
+                        self.scheduler,
+                        self.timings,
+                    )
+                else:
+                    scheduled = scheduled_evaluate(
+                        self.model,
+                        inputs,
+                        self._parameters,
+                        tangents,
+                        comm,
+                        self.scheduler,
+                        self.timings,
+                    )
+            except MicroSolveError as err:
+                error = self._locate(err)
+            except Exception as err:  # noqa: BLE001 - re-raised below on every rank
+                error = err
+            # micro = the scheduled stage minus its communication and waiting
+            self.timings.micro += (time.perf_counter() - t1) - (
+                self.timings.communication + self.timings.waiting - shared
+            )
+            refresh = False
+            if comm.allreduce(1 if error is not None else 0):
+                self._raise_everywhere(error, comm)
+            t0 = time.perf_counter()
+        try:
+            if inputs is None:
+                inputs = self.evaluate_inputs()
+            t1 = time.perf_counter()
+            if scheduled is None:
+                self.timings.evaluate_inputs += t1 - t0
+            if linear:
+                if refresh:
                     self._tensors_cache = self.model.tensors(self._parameters, self.num_points)
                     self._tensor_errors = self.model.last_tensor_errors
                 result = self.model.evaluate(
@@ -304,6 +366,8 @@ class Closure:
                     tensors=self._tensors_cache,
                     tensor_errors=self._tensor_errors,
                 )
+            elif scheduled is not None:
+                result = scheduled
             else:
                 result = self.model.evaluate(inputs, self._parameters, tangents=tangents)
             self.timings.micro += time.perf_counter() - t1
@@ -312,15 +376,11 @@ class Closure:
             error = self._locate(err)
         except Exception as err:  # noqa: BLE001 - re-raised below on every rank
             error = err
-        failed = comm.allreduce(1 if error is not None else 0)
+        t_wait = time.perf_counter()
+        failed = comm.allreduce(1 if error is not None else 0)  # also waits for the slowest rank
+        self.timings.waiting += time.perf_counter() - t_wait
         if failed:
-            if error is not None:
-                raise error
-            raise MicroSolveError(
-                f"closure {self.name!r}: a micro solve failed on {failed} other rank(s); "
-                "see their error",
-                rank=comm.rank,
-            )
+            self._raise_everywhere(error, comm, failed)
         t2 = time.perf_counter()
         self.error_bounds = dict(result.error_bounds)
         for key, function in self.outputs.items():
@@ -333,6 +393,16 @@ class Closure:
                 self._write(function, value)
         self.timings.write_back += time.perf_counter() - t2
         self.timings.updates += 1
+
+    def _raise_everywhere(self, error, comm, failed: int = 1):
+        """Raise this rank's error, or tell ranks without one that another rank failed."""
+        if error is not None:
+            raise error
+        raise MicroSolveError(
+            f"closure {self.name!r}: a micro solve failed on {failed} other rank(s); "
+            "see their error",
+            rank=comm.rank,
+        )
 
     def _locate(self, err: MicroSolveError) -> MicroSolveError:
         if err.point is None or not (0 <= err.point < self.num_points):

@@ -42,12 +42,15 @@ class NewtonResult:
         converged: whether the tolerances were met.
         residual_norms: l2 norm of the residual before each step and after the last one.
         seconds: wall-time split: ``"micro"`` (closure updates), ``"assemble"``, ``"solve"``.
+        iteration_seconds: the same split per iterate (rank-local), one dict per closure
+            update (see :func:`fe2hmm.timing.time_report`).
     """
 
     iterations: int
     converged: bool
     residual_norms: list[float] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    iteration_seconds: list[dict[str, float]] = field(default_factory=list)
 
 
 class NewtonSolver:
@@ -135,6 +138,7 @@ class NewtonSolver:
             MicroSolveError: from a closure update (names the quadrature point).
         """
         seconds = {"micro": 0.0, "assemble": 0.0, "solve": 0.0}
+        per_iteration: list[dict[str, float]] = []
         norms: list[float] = []
         r0 = None
         for iteration in range(self.max_iterations + 1):
@@ -145,6 +149,9 @@ class NewtonSolver:
             norm = self._residual()
             seconds["micro"] += t1 - t0
             seconds["assemble"] += time.perf_counter() - t1
+            per_iteration.append(
+                {"micro": t1 - t0, "assemble": time.perf_counter() - t1, "solve": 0.0}
+            )
             if not np.isfinite(norm):
                 raise NewtonConvergenceError(
                     f"non-finite residual norm {norm} at Newton iteration {iteration}"
@@ -153,7 +160,7 @@ class NewtonSolver:
             r0 = norm if r0 is None else r0
             _log.info("Newton iteration %d: |F| = %.3e", iteration, norm)
             if norm <= self.atol or (iteration > 0 and norm <= self.rtol * r0):
-                return NewtonResult(iteration, True, norms, seconds)
+                return NewtonResult(iteration, True, norms, seconds, per_iteration)
             if iteration == self.max_iterations:
                 break
             t2 = time.perf_counter()
@@ -172,6 +179,8 @@ class NewtonSolver:
             self.u.x.scatter_forward()
             seconds["assemble"] += t3 - t2
             seconds["solve"] += time.perf_counter() - t3
+            per_iteration[-1]["assemble"] += t3 - t2
+            per_iteration[-1]["solve"] += time.perf_counter() - t3
         raise NewtonConvergenceError(
             f"Newton did not converge in {self.max_iterations} iterations: residual norms "
             + ", ".join(f"{n:.3e}" for n in norms)
@@ -194,12 +203,14 @@ class LoadStep:
         iterations: Newton iterations of the converged attempt.
         residual_norms: residual history of the converged attempt.
         cuts: failed attempts (rolled back and halved) before this step converged.
+        result: the converged attempt's :class:`NewtonResult` (timings included).
     """
 
     load: float
     iterations: int
     residual_norms: list[float]
     cuts: int = 0
+    result: NewtonResult | None = None
 
 
 def solve_incrementally(
@@ -267,7 +278,9 @@ def solve_incrementally(
                     continue
                 for h in histories:
                     h.commit()
-                steps.append(LoadStep(trial, result.iterations, result.residual_norms, cuts))
+                steps.append(
+                    LoadStep(trial, result.iterations, result.residual_norms, cuts, result)
+                )
                 current = trial
                 break
     return steps

@@ -1,6 +1,10 @@
-"""Helper script for tests/test_mpi_consistency.py: FE² functionals as one JSON line (rank 0)."""
+"""Helper script for tests/test_mpi_consistency.py: FE² functionals as one JSON line (rank 0).
+
+Usage: ``python tests/_fe2_functionals.py [SCHEDULER] [surrogate]``.
+"""
 
 import json
+import sys
 
 from mpi4py import MPI
 
@@ -13,10 +17,12 @@ from fe2hmm.demos.composite_conduction import solve_macro
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
 
 
-def functionals(comm):
+def functionals(comm, scheduler="owner", surrogate=False):
     mesh = dmesh.create_unit_square(comm, 8, 8)
     model = DiffusionCellModel(rve="circle", matrix=1.0, inclusion=10.0, resolution=12)
-    _, T, closure, result = solve_macro(model, mesh, quadrature_degree=2)
+    if surrogate:
+        model.enable_surrogate(1e-3)
+    _, T, closure, result = solve_macro(model, mesh, quadrature_degree=2, scheduler=scheduler)
     x = ufl.SpatialCoordinate(mesh)
     values = [
         comm.allreduce(fem.assemble_scalar(fem.form(e * ufl.dx)), op=MPI.SUM)
@@ -26,11 +32,15 @@ def functionals(comm):
         "functionals": values,
         "iterations": result.iterations,
         "points": comm.allreduce(closure.num_points, op=MPI.SUM),
+        "micro_solves": comm.allreduce(model.statistics.micro_solves, op=MPI.SUM),
     }
 
 
 if __name__ == "__main__":
-    out = functionals(MPI.COMM_WORLD)
+    args = sys.argv[1:]
+    out = functionals(
+        MPI.COMM_WORLD, args[0] if args else "owner", surrogate="surrogate" in args[1:]
+    )
     if MPI.COMM_WORLD.rank == 0:
         print(json.dumps(out))
     assert np.all(np.isfinite(out["functionals"]))

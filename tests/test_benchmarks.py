@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import REPO, run_python, serial_only
 
 
@@ -44,3 +45,20 @@ def test_adaptive_reuse_benchmark_quick_json():
         assert set(c) == keys
         assert 0 < c["reuse_micro_solves"] < c["naive_micro_solves"]
         assert 0 <= c["added_error"] < 1e-3
+
+
+@serial_only
+@pytest.mark.slow
+def test_mpi_scaling_benchmark_quick_json():
+    out = run_python([REPO / "benchmarks/mpi_scaling.py", "--quick", "--json"], timeout=1200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    cases = json.loads(out.stdout.strip().splitlines()[-1])["cases"]
+    keys = {"demo", "scheduler", "ranks", "seconds", "speedup", "imbalance", "serial_fraction"}
+    assert all(set(c) == keys for c in cases)
+    assert {(c["scheduler"], c["ranks"]) for c in cases} == {
+        ("owner", 1),
+        ("owner", 2),
+        ("pooled", 2),
+        ("serial", 2),
+    }
+    assert all(c["seconds"] > 0 and 0 <= c["serial_fraction"] <= 1 for c in cases)

@@ -5,6 +5,7 @@ import json
 from mpi4py import MPI
 
 import numpy as np
+import pytest
 from _fe2_functionals import functionals
 from conftest import REPO, run_python, serial_only
 
@@ -18,3 +19,22 @@ def test_one_and_two_ranks_identical():
     assert parallel["points"] == serial["points"]
     assert parallel["iterations"] == serial["iterations"] == 1
     np.testing.assert_allclose(parallel["functionals"], serial["functionals"], rtol=1e-10)
+
+
+@serial_only
+@pytest.mark.parametrize(
+    "scheduler,surrogate",
+    [("owner", False), ("pooled", False), ("serial", False), ("pooled", True)],
+)
+def test_every_scheduler_matches_one_rank(scheduler, surrogate):
+    """Results land on the owning points exactly as in serial, for every scheduler; pooled
+    dedupes globally (fewer solves than owner-computes); a pooled surrogate is trained on the
+    global requests, identically on every rank, so it equals the serial surrogate."""
+    serial = functionals(MPI.COMM_SELF, surrogate=surrogate)
+    args = [scheduler] + (["surrogate"] if surrogate else [])
+    out = run_python([REPO / "tests/_fe2_functionals.py", *args], nprocs=2, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    parallel = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(parallel["functionals"], serial["functionals"], rtol=1e-12)
+    if scheduler != "owner" and not surrogate:
+        assert parallel["micro_solves"] == serial["micro_solves"]  # global dedupe

@@ -10,13 +10,14 @@ from __future__ import annotations
 import abc
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fe2hmm.errors import MicroSolveError
 
-__all__ = ["MicroModel", "LinearMicroModel", "MicroResult", "MicroStatistics"]
+__all__ = ["MicroModel", "LinearMicroModel", "MicroResult", "MicroStatistics", "TaskBatch"]
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +90,21 @@ class MicroStatistics:
         )
 
 
+@dataclass
+class TaskBatch:
+    """A batch split into independent micro solves, for pooled scheduling.
+
+    Attributes:
+        tasks: picklable task objects, each with an integer ``point`` (index in the batch);
+            :meth:`MicroModel.solve_task` solves one on any rank.
+        finish: called on the owning rank with ``{point: result}`` of all tasks; returns the
+            batch's :class:`MicroResult` (points without a task were answered locally).
+    """
+
+    tasks: list
+    finish: Callable[[dict], MicroResult]
+
+
 class MicroModel(abc.ABC):
     """Abstract micro-model: a batch function ``(inputs, parameters) -> outputs (+ tangents)``.
 
@@ -140,6 +156,18 @@ class MicroModel(abc.ABC):
         Raises:
             MicroSolveError: a micro solve failed; ``point`` is the index in this batch.
         """
+
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """Split a batch into independent tasks (optional; enables pooled scheduling).
+
+        Models with per-point state implement this with :meth:`solve_task`; the default raises
+        ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not split into micro tasks")
+
+    def solve_task(self, task):
+        """Solve one task of :meth:`micro_tasks` (may run on another rank)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split into micro tasks")
 
     def check_batch(self, inputs: dict[str, np.ndarray], parameters: dict[str, np.ndarray]) -> int:
         """Validate names and shapes of a batch and return its number of points.

@@ -22,6 +22,7 @@ Internal variables live per macro point × micro quadrature point; they are upda
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import ufl
@@ -32,7 +33,7 @@ from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.cells.elasticity import lame_parameters
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
-from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
 __all__ = ["j2_return_mapping", "J2Material", "PlasticCellProblem", "PlasticCellModel"]
@@ -339,6 +340,18 @@ class PlasticCellProblem:
         return sigma, tangent, self.w.x.array[:n].copy(), m.trial_eps_p, m.trial_p, iteration
 
 
+@dataclass
+class PlasticTask:
+    """One plastic cell solve: everything needed to run it on any rank (picklable)."""
+
+    point: int
+    volume_fraction: float
+    strain: np.ndarray
+    eps_p: np.ndarray
+    p: np.ndarray
+    w0: np.ndarray | None
+
+
 class PlasticCellModel(MicroModel):
     """FE² micro-model with history: ``σ̄(Ē)`` and the consistent tangent from J2 cells.
 
@@ -418,6 +431,15 @@ class PlasticCellModel(MicroModel):
 
     def evaluate(self, inputs, parameters, *, tangents=True):
         """Every point's cell from its committed history (no dedupe: histories differ)."""
+        batch = self.micro_tasks(inputs, parameters, tangents=tangents)
+        return batch.finish({task.point: self.solve_task(task) for task in batch.tasks})
+
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """Split a batch into cell solves (tasks) and points answered by the elastic predictor.
+
+        Tasks carry everything a solve needs (φ, Ē, committed history, warm start), so any rank
+        can solve them (pooled scheduling); :meth:`TaskBatch.finish` stores the trial states.
+        """
         n = self.check_batch(inputs, parameters)
         self.statistics.points_requested += n
         self.statistics.micro_requests += n
@@ -425,9 +447,11 @@ class PlasticCellModel(MicroModel):
         sigma = np.empty((n, d, d))
         tangent = np.empty((n, d, d, d, d))
         self._trial, self._trial_state = {}, {}
+        tasks = []
         for i in range(n):
             t0 = time.perf_counter()
-            problem = self.problem(parameters["volume_fraction"][i])
+            phi = float(parameters["volume_fraction"][i])
+            problem = self.problem(phi)
             m = problem.num_points
             eps_p, p = self.history.get(i, (np.zeros((m, 3, 3)), np.zeros(m)))
             E = np.asarray(inputs["strain"][i], dtype=float)
@@ -450,17 +474,37 @@ class PlasticCellModel(MicroModel):
                     self.statistics.exact_reuse_hits += 1
                     self.statistics.reuse_seconds += time.perf_counter() - t0
                     continue
-            try:
-                sigma[i], tangent[i], w, tep, tp, _ = problem.solve(E, eps_p, p, self._w.get(i))
-            except MicroSolveError as err:
-                raise MicroSolveError(err.message, point=i) from err
-            self._trial[i] = (tep.copy(), tp.copy())
-            if self.elastic_reuse:
-                self._trial_state[i] = (E, sigma[i].copy(), problem.material.trial_sigma.copy(), w)
-            self._w[i] = w
-            self.statistics.micro_solves += 1
-            self.statistics.seconds += time.perf_counter() - t0
-        return MicroResult({"stress": sigma}, {("stress", "strain"): tangent} if tangents else {})
+            tasks.append(PlasticTask(i, phi, E, eps_p, p, self._w.get(i)))
+
+        def finish(results: dict) -> MicroResult:
+            for i, (sig, tan, w, tep, tp, micro) in results.items():
+                sigma[i], tangent[i] = sig, tan
+                self._trial[i] = (tep, tp)
+                if self.elastic_reuse:
+                    self._trial_state[i] = (
+                        np.asarray(inputs["strain"][i], dtype=float),
+                        sig.copy(),
+                        micro,
+                        w,
+                    )
+                self._w[i] = w
+            return MicroResult(
+                {"stress": sigma}, {("stress", "strain"): tangent} if tangents else {}
+            )
+
+        return TaskBatch(tasks, finish)
+
+    def solve_task(self, task: PlasticTask):
+        """One cell solve: ``(σ̄, tangent, w, trial eps_p, trial p, micro stress)``."""
+        t0 = time.perf_counter()
+        problem = self.problem(task.volume_fraction)
+        try:
+            sigma, tangent, w, tep, tp, _ = problem.solve(task.strain, task.eps_p, task.p, task.w0)
+        except MicroSolveError as err:
+            raise MicroSolveError(err.message, point=task.point) from err
+        self.statistics.micro_solves += 1
+        self.statistics.seconds += time.perf_counter() - t0
+        return sigma, tangent, w, tep.copy(), tp.copy(), problem.material.trial_sigma.copy()
 
     def commit(self) -> None:
         """Accept the last evaluated state as the committed history of every point."""
