@@ -130,11 +130,25 @@ def scheduled_evaluate(
         MicroSolveError: on every rank if a task failed; on the owning rank it names the point.
     """
     t0 = time.perf_counter()
-    batch = model.micro_tasks(inputs, parameters, tangents=tangents)
-    gathered = comm.allgather(batch.tasks)
+    error = None
+    try:
+        batch = model.micro_tasks(inputs, parameters, tangents=tangents)
+    except Exception as err:  # noqa: BLE001 - every rank must still reach the allgather
+        batch, error = None, err
+    gathered = comm.allgather(
+        (None, f"{type(error).__name__}: {error}") if error else (batch.tasks, None)
+    )
     t1 = time.perf_counter()
-    owner = [r for r, part in enumerate(gathered) for _ in part]
-    flat = [task for part in gathered for task in part]
+    broken = [r for r, (_, message) in enumerate(gathered) if message is not None]
+    if broken:
+        if error is not None:
+            raise error
+        raise MicroSolveError(
+            f"preparing micro tasks failed on rank {broken[0]}: {gathered[broken[0]][1]}",
+            rank=comm.rank,
+        )
+    owner = [r for r, (part, _) in enumerate(gathered) for _ in part]
+    flat = [task for part, _ in gathered for task in part]
     if timings is not None:
         timings.communication += t1 - t0  # includes the local predictor checks (cheap)
     results, failures = _distribute(
