@@ -13,6 +13,16 @@ import fe2hmm  # noqa: F401
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Under mpiexec each rank gets its own temporary-directory root (pytest's default root is
+    shared, and two ranks pruning old directories at once race on it)."""
+    if MPI.COMM_WORLD.size > 1 and config.option.basetemp is None:
+        import tempfile
+
+        root = Path(tempfile.gettempdir()) / f"pytest-mpi-{os.getppid()}-rank{MPI.COMM_WORLD.rank}"
+        config.option.basetemp = str(root)
+
+
 @pytest.fixture(autouse=True)
 def _collect_and_barrier():
     """dolfinx destructors can be collective: collect garbage and synchronise after each test."""
