@@ -111,6 +111,20 @@ def _distribute(solve, ntasks: int, comm: MPI.Comm, scheduler: str, timings):
     return merged, failures
 
 
+def _raise_task_failure(rank, message, owner, point, comm, parameters=None):
+    """Raise a failed task's error on every rank: located on its owner, a pointer elsewhere."""
+    if owner == comm.rank:
+        raise MicroSolveError(
+            message + (f" (solved by rank {rank})" if rank != comm.rank else ""),
+            point=point,
+            parameters=parameters,
+        )
+    raise MicroSolveError(
+        f"a micro solve of rank {owner}'s points failed on rank {rank}: {message}",
+        rank=comm.rank,
+    )
+
+
 def scheduled_evaluate(
     model: MicroModel,
     inputs: dict[str, np.ndarray],
@@ -156,15 +170,7 @@ def scheduled_evaluate(
     )
     if failures:
         rank, i, message = failures[0]
-        if owner[i] == comm.rank:
-            raise MicroSolveError(
-                message + (f" (solved by rank {rank})" if rank != comm.rank else ""),
-                point=int(flat[i].point),
-            )
-        raise MicroSolveError(
-            f"a micro solve of rank {owner[i]}'s points failed on rank {rank}: {message}",
-            rank=comm.rank,
-        )
+        _raise_task_failure(rank, message, owner[i], int(flat[i].point), comm)
     mine = {flat[i].point: results[i] for i in range(len(flat)) if owner[i] == comm.rank}
     return batch.finish(mine)
 
@@ -224,50 +230,39 @@ def scheduled_tensors(
         MicroSolveError: on every rank if a task failed; on the rank owning the failed
             parameter set it names that rank's first point using it.
     """
-    names = sorted(model.parameter_shapes)
-    rows = (
-        np.concatenate(
-            [np.asarray(parameters[k], dtype=float).reshape(n, -1) for k in names], axis=1
-        )
-        if names
-        else np.zeros((n, 0))
-    )
-    if not model.reuse:  # naive baseline: one task per point, no dedupe
+    rows = model.parameter_rows(parameters, n)
+    if model.reuse:
+        keys = model.dedupe_keys(rows)
+    else:  # naive baseline: one task per point, no dedupe
         keys = np.column_stack([np.full(n, comm.rank), np.arange(n)]).astype(float)
-    elif model.parameter_tolerance == 0.0:
-        keys = rows
-    else:
-        keys = np.round(rows / model.parameter_tolerance)
     t0 = time.perf_counter()
     local_keys, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     gathered = comm.allgather((local_keys, rows[first], first))
-    all_keys = np.concatenate([g[0] for g in gathered]) if gathered else local_keys
+    all_keys = np.concatenate([g[0] for g in gathered])
     all_rows = np.concatenate([g[1] for g in gathered])
     owner = np.concatenate([np.full(len(g[0]), r) for r, g in enumerate(gathered)])
     owner_point = np.concatenate([g[2] for g in gathered])
-    task_keys, task_first = np.unique(all_keys, axis=0, return_index=True)[:2]
+    task_keys, task_first, task_of = np.unique(
+        all_keys, axis=0, return_index=True, return_inverse=True
+    )
     ntasks = len(task_keys)
+    start = sum(len(g[0]) for g in gathered[: comm.rank])
+    mapping = task_of.reshape(-1)[start : start + len(local_keys)]  # this rank's sets -> tasks
     t1 = time.perf_counter()
     model.statistics.micro_requests += len(first)
 
-    def point_parameters(row: np.ndarray) -> dict:
-        out, offset = {}, 0
-        for k in names:
-            shape = tuple(model.parameter_shapes[k])
-            size = int(np.prod(shape, dtype=int))
-            out[k] = row[offset : offset + size].reshape(shape)
-            offset += size
-        return out
-
     if model.surrogate is not None and model.reuse:
         # collective surrogate training: identical nodes on every rank, node solves round-robin
-        tensors_of_task, errors = _collective_surrogate(model, all_rows[task_first, 0], names, comm)
+        per_task, errors = model.serve_by_surrogate(
+            all_rows[task_first, 0], _round_robin_solve(model, comm)
+        )
+        tensors_of_task = dict(enumerate(per_task))
     else:
         errors = None
 
         def solve(i: int) -> dict:
             j = int(task_first[i])
-            return model._solve(point_parameters(all_rows[j]), int(owner_point[j]))
+            return model._solve(model.row_parameters(all_rows[j]), int(owner_point[j]))
 
         tensors_of_task, failures = _distribute(solve, ntasks, comm, scheduler, timings)
         if timings is not None:
@@ -275,19 +270,15 @@ def scheduled_tensors(
         if failures:
             rank, i, message = failures[0]
             j = int(task_first[i])
-            if owner[j] == comm.rank:
-                raise MicroSolveError(
-                    message + (f" (solved by rank {rank})" if rank != comm.rank else ""),
-                    point=int(owner_point[j]),
-                    parameters=point_parameters(all_rows[j]),
-                )
-            raise MicroSolveError(
-                f"a micro solve of rank {int(owner[j])}'s points failed on rank {rank}: {message}",
-                rank=comm.rank,
+            _raise_task_failure(
+                rank,
+                message,
+                int(owner[j]),
+                int(owner_point[j]),
+                comm,
+                model.row_parameters(all_rows[j]),
             )
     # global tasks -> this rank's distinct parameter sets -> its points
-    position = {tuple(k): i for i, k in enumerate(task_keys)}
-    mapping = np.array([position[tuple(k)] for k in local_keys], dtype=int)
     inverse = inverse.reshape(-1)
     result = {}
     if ntasks:
@@ -302,41 +293,28 @@ def scheduled_tensors(
     return result, tensor_errors
 
 
-def _collective_surrogate(model: LinearMicroModel, values, names, comm):
-    """Train the model's surrogate on the global distinct values, identically on all ranks."""
-    name = names[0]
-    shape = tuple(model.parameter_shapes[name])
-    layout: dict = dict(model._surrogate_layout)
+def _round_robin_solve(model: LinearMicroModel, comm: MPI.Comm):
+    """A collective ``p -> tensors`` solve for surrogate training.
+
+    Rank ``k mod size`` solves the k-th call and broadcasts the tensors, so a surrogate trained
+    with it is identical on every rank.
+    """
+    (name,) = model.parameter_shapes
     counter = [0]
 
-    def solve(p: float) -> np.ndarray:
+    def solve(p: float) -> dict:
         root = counter[0] % comm.size
         counter[0] += 1
         payload = None
         if comm.rank == root:
             try:
-                tensors = model._solve({name: np.full(shape, p)}, 0)
+                tensors = model._solve(model.row_parameters(np.array([p])), 0)
                 payload = ({key: np.asarray(t) for key, t in tensors.items()}, None)
             except MicroSolveError as err:
                 payload = (None, err.message)
         tensors, message = comm.bcast(payload, root=root)
         if message is not None:
             raise MicroSolveError(f"surrogate training solve at {name}={p!r} failed: {message}")
-        if not layout:
-            layout.update({key: np.shape(t) for key, t in tensors.items()})
-        return np.concatenate([np.ravel(tensors[key]) for key in layout])
+        return tensors
 
-    known = model.surrogate.nodes.copy()
-    flat, estimates, solved = model.surrogate.serve(values, solve)
-    model._surrogate_layout = dict(layout)
-    model.statistics.surrogate_hits += int((~solved | np.isin(values, known)).sum())
-    per_task = {}
-    for i, row in enumerate(flat):
-        entry, offset = {}, 0
-        for key, sh in layout.items():
-            size = int(np.prod(sh, dtype=int))
-            entry[key] = row[offset : offset + size].reshape(sh)
-            offset += size
-        per_task[i] = entry
-    scale = float(np.abs(model.surrogate.values).max())
-    return per_task, np.where(solved, 0.0, estimates * scale)
+    return solve

@@ -357,20 +357,11 @@ class LinearMicroModel(MicroModel):
         t_start = time.perf_counter()
         solve_seconds = self.statistics.seconds
         names = sorted(self.parameter_shapes)
-        if names:
-            rows = np.concatenate(
-                [np.asarray(parameters[k], dtype=float).reshape(n, -1) for k in names], axis=1
-            )
-        else:
-            rows = np.zeros((n, 0))
+        rows = self.parameter_rows(parameters, n)
         if not self.reuse:
             first, inverse = np.arange(n), np.arange(n)
         else:
-            keys = (
-                rows
-                if self.parameter_tolerance == 0.0
-                else np.round(rows / self.parameter_tolerance)
-            )
+            keys = self.dedupe_keys(rows)
             _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
             inverse = inverse.reshape(-1)
         self.statistics.micro_requests += len(first)
@@ -381,7 +372,14 @@ class LinearMicroModel(MicroModel):
         per_set: list[dict] = []
         self.last_tensor_errors = None
         if self.surrogate is not None and self.reuse and len(first):
-            per_set, errors = self._serve_by_surrogate(rows[first, 0], first, names, parameters)
+            values = rows[first, 0]
+            nearest = {float(v): int(i) for v, i in zip(values, first, strict=True)}
+
+            def solve(p: float) -> dict:
+                point = nearest.get(p, int(first[np.argmin(np.abs(values - p))]))
+                return self._solve(self.row_parameters(np.array([p])), point)
+
+            per_set, errors = self.serve_by_surrogate(values, solve)
             self.last_tensor_errors = errors[inverse]
         else:
             for i in progress(first, desc=type(self).__name__):
@@ -397,28 +395,59 @@ class LinearMicroModel(MicroModel):
         _log.debug("%s: %d points, %d distinct requests", type(self).__name__, n, len(first))
         return {key: value[inverse] for key, value in result.items()}
 
-    def _serve_by_surrogate(self, values, first, names, parameters) -> list[dict]:
-        """Tensors of the distinct requests ``values`` from the surrogate (training it)."""
-        name = names[0]
-        shape = self.parameter_shapes[name]
-        layout: dict = {}
-        nearest = {float(v): int(i) for v, i in zip(values, first, strict=True)}
+    def parameter_rows(self, parameters: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """The per-point parameters as rows ``(n, k)``: names sorted, each flattened."""
+        names = sorted(self.parameter_shapes)
+        if not names:
+            return np.zeros((n, 0))
+        return np.concatenate(
+            [np.asarray(parameters[k], dtype=float).reshape(n, -1) for k in names], axis=1
+        )
 
-        def solve(p: float) -> np.ndarray:
-            point = nearest.get(p, int(first[np.argmin(np.abs(values - p))]))
-            tensors = self._solve({name: np.full(shape, p)}, point)
+    def row_parameters(self, row: np.ndarray) -> dict[str, np.ndarray]:
+        """One row of :meth:`parameter_rows` back as name -> array of the declared shape."""
+        out, offset = {}, 0
+        for k in sorted(self.parameter_shapes):
+            shape = tuple(self.parameter_shapes[k])
+            size = int(np.prod(shape, dtype=int))
+            out[k] = np.asarray(row[offset : offset + size], dtype=float).reshape(shape)
+            offset += size
+        return out
+
+    def dedupe_keys(self, rows: np.ndarray) -> np.ndarray:
+        """Keys under which rows count as identical (bitwise, or binned by the tolerance)."""
+        if self.parameter_tolerance == 0.0:
+            return rows
+        return np.round(rows / self.parameter_tolerance)
+
+    def serve_by_surrogate(
+        self, values: np.ndarray, solve: Callable[[float], dict]
+    ) -> tuple[list[dict], np.ndarray]:
+        """Tensors of the distinct parameter values ``values`` from the surrogate.
+
+        Args:
+            values: distinct values of the (one, scalar) parameter ``(m,)``.
+            solve: real micro solve ``p -> {(output, input): tensor}`` used for training (local,
+                or collective under a pooled scheduler).
+
+        Returns:
+            ``(tensors per value, per-value bound of the max-entry error (0 where solved))``.
+        """
+        layout: dict = dict(self._surrogate_layout)
+
+        def solve_flat(p: float) -> np.ndarray:
+            tensors = solve(p)
             if not layout:
                 layout.update({key: np.shape(t) for key, t in tensors.items()})
             return np.concatenate([np.ravel(tensors[key]) for key in layout])
 
-        layout.update(self._surrogate_layout)
         known = self.surrogate.nodes.copy()
-        tensors, estimates, solved = self.surrogate.serve(values, solve)
+        flat, estimates, solved = self.surrogate.serve(values, solve_flat)
         self._surrogate_layout = dict(layout)
         # served without a solve in this call: interpolated, or a node trained earlier
         self.statistics.surrogate_hits += int((~solved | np.isin(values, known)).sum())
         per_set = []
-        for row in tensors:
+        for row in flat:
             entry, offset = {}, 0
             for key, sh in layout.items():
                 size = int(np.prod(sh, dtype=int))
