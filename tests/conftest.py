@@ -6,9 +6,12 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+import numpy as np
 import pytest
 
 import fe2hmm  # noqa: F401
+from fe2hmm import analytic
+from fe2hmm.micro.interface import LinearMicroModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,3 +52,24 @@ def run_python(args, nprocs: int = 1, timeout: float = 600, cwd=REPO):
 serial_only = pytest.mark.skipif(
     MPI.COMM_WORLD.size > 1, reason="spawns its own processes; run from the serial suite"
 )
+
+
+class MaxwellGarnett(LinearMicroModel):
+    """Cheap analytic linear micro-model: flux = -K_MG(φ) gradient (contrast 10).
+
+    Raises (like a diverging cell solver) for volume fractions above ``fail_above``.
+    """
+
+    input_shapes = {"gradient": (2,)}
+    output_shapes = {"flux": (2,)}
+    parameter_shapes = {"volume_fraction": ()}
+
+    def __init__(self, fail_above=np.inf, **kwargs):
+        super().__init__(**kwargs)
+        self.fail_above = fail_above
+
+    def effective_tensors(self, parameters):
+        phi = float(parameters["volume_fraction"])
+        if phi > self.fail_above:
+            raise RuntimeError(f"cell solver diverged at phi={phi:.3f}")
+        return {("flux", "gradient"): -analytic.maxwell_garnett(1.0, 10.0, phi) * np.eye(2)}

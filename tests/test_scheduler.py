@@ -6,52 +6,21 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 import ufl
+from conftest import MaxwellGarnett
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
-from fe2hmm import analytic
 from fe2hmm.closure import Closure
+from fe2hmm.demos.composite_conduction import solve_macro
 from fe2hmm.errors import MicroSolveError
-from fe2hmm.micro.interface import LinearMicroModel, MicroModel, MicroResult
-from fe2hmm.newton import NewtonSolver
+from fe2hmm.micro.interface import MicroModel, MicroResult
 
 pytestmark = pytest.mark.mpi
 
 
-class Graded(LinearMicroModel):
-    """K*(φ) = Maxwell Garnett, contrast 10; fails above ``fail_above``."""
-
-    input_shapes = {"gradient": (2,)}
-    output_shapes = {"flux": (2,)}
-    parameter_shapes = {"volume_fraction": ()}
-
-    def __init__(self, fail_above=np.inf, **kwargs):
-        super().__init__(**kwargs)
-        self.fail_above = fail_above
-
-    def effective_tensors(self, parameters):
-        phi = float(parameters["volume_fraction"])
-        if phi > self.fail_above:
-            raise RuntimeError(f"cell solver diverged at phi={phi:.3f}")
-        return {("flux", "gradient"): -analytic.maxwell_garnett(1.0, 10.0, phi) * np.eye(2)}
-
-
 def _solve(scheduler, model, n=8):
     mesh = dmesh.create_unit_square(MPI.COMM_WORLD, n, n)
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    T, v = fem.Function(V), ufl.TestFunction(V)
-    x = ufl.SpatialCoordinate(mesh)
-    closure = Closure(
-        model,
-        mesh,
-        {"gradient": ufl.grad(T)},
-        {"volume_fraction": 0.1 + 0.4 * x[0]},
-        scheduler=scheduler,
-    )
-    F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - 10.0 * v * closure.dx
-    facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
-    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
-    NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=f"s{id(model)}_").solve()
+    _, T, closure, _ = solve_macro(model, mesh, quadrature_degree=2, scheduler=scheduler)
     return T, closure
 
 
@@ -59,7 +28,7 @@ def test_schedulers_agree_and_pooled_dedupes_globally():
     comm = MPI.COMM_WORLD
     solutions, solves = {}, {}
     for scheduler in ("owner", "pooled", "serial"):
-        model = Graded()
+        model = MaxwellGarnett()
         T, closure = _solve(scheduler, model)
         solutions[scheduler] = T.x.array.copy()
         solves[scheduler] = comm.allreduce(model.statistics.micro_solves)
@@ -75,7 +44,7 @@ def test_schedulers_agree_and_pooled_dedupes_globally():
 @pytest.mark.parametrize("scheduler", ["owner", "pooled", "serial"])
 def test_failure_on_some_points_reaches_every_rank_without_hang(scheduler):
     with pytest.raises(MicroSolveError) as info:
-        _solve(scheduler, Graded(fail_above=0.45))
+        _solve(scheduler, MaxwellGarnett(fail_above=0.45))
     err = info.value
     if err.coordinates is not None:  # the rank owning the first failing parameter set
         assert 0.1 + 0.4 * err.coordinates[0] > 0.45 - 1e-12
@@ -90,7 +59,11 @@ def test_bad_scheduler_is_rejected():
     T = fem.Function(V)
     with pytest.raises(ValueError, match="unknown scheduler 'fastest'"):
         Closure(
-            Graded(), mesh, {"gradient": ufl.grad(T)}, {"volume_fraction": 0.2}, scheduler="fastest"
+            MaxwellGarnett(),
+            mesh,
+            {"gradient": ufl.grad(T)},
+            {"volume_fraction": 0.2},
+            scheduler="fastest",
         )
     with pytest.raises(ValueError, match="use scheduler='owner'"):  # no micro_tasks()
         Closure(Cubic(), mesh, {"gradient": ufl.grad(T)}, scheduler="pooled")

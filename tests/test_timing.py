@@ -4,16 +4,11 @@ import time
 
 from mpi4py import MPI
 
-import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
+from conftest import MaxwellGarnett
 from dolfinx import mesh as dmesh
 
-from fe2hmm import analytic
-from fe2hmm.closure import Closure
-from fe2hmm.micro.interface import LinearMicroModel
-from fe2hmm.newton import NewtonSolver
+from fe2hmm.demos.composite_conduction import solve_macro
 from fe2hmm.timing import amdahl_speedup, format_time_report, time_report
 
 pytestmark = pytest.mark.mpi
@@ -30,35 +25,14 @@ def test_amdahl_law():
         amdahl_speedup(0.1, 0)
 
 
-class Graded(LinearMicroModel):
-    input_shapes = {"gradient": (2,)}
-    output_shapes = {"flux": (2,)}
-    parameter_shapes = {"volume_fraction": ()}
-
-    def effective_tensors(self, parameters):
-        k = analytic.maxwell_garnett(1.0, 10.0, float(parameters["volume_fraction"]))
-        return {("flux", "gradient"): -k * np.eye(2)}
-
-
 @pytest.mark.parametrize("scheduler", ["owner", "pooled"])
 def test_time_report_is_consistent_on_every_rank(scheduler):
     comm = MPI.COMM_WORLD
     mesh = dmesh.create_unit_square(comm, 8, 8)
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    T, v = fem.Function(V), ufl.TestFunction(V)
-    x = ufl.SpatialCoordinate(mesh)
-    closure = Closure(
-        Graded(reuse=False),  # a solve per point per update: micro work at every iteration
-        mesh,
-        {"gradient": ufl.grad(T)},
-        {"volume_fraction": 0.1 + 0.4 * x[0]},
-        scheduler=scheduler,
-    )
-    F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - v * closure.dx
-    facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
-    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
+    # reuse off: a solve per point per update, so there is micro work at every iteration
+    model = MaxwellGarnett(reuse=False)
     t0 = time.perf_counter()
-    result = NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=f"t{scheduler}_").solve()
+    _, _, closure, result = solve_macro(model, mesh, quadrature_degree=2, scheduler=scheduler)
     report = time_report([closure], [result], time.perf_counter() - t0, comm)
     assert report == comm.bcast(report, root=0)  # the same dict on every rank
     assert report["ranks"] == comm.size

@@ -10,10 +10,9 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 from fe2hmm import analytic
-from fe2hmm.closure import Closure
+from fe2hmm.demos.composite_conduction import solve_macro
 from fe2hmm.micro.catalyst_pellet import CatalystPelletModel
 from fe2hmm.micro.interface import LinearMicroModel
-from fe2hmm.newton import NewtonSolver
 from fe2hmm.reuse.indicators import closure_error_indicator, tangent_sign_indicator
 from fe2hmm.reuse.surrogate_model import ScalarSurrogateModel
 
@@ -30,17 +29,12 @@ class Graded(LinearMicroModel):
         return {("flux", "gradient"): -k * np.eye(2)}
 
 
+def _fraction(x):
+    return 0.05 + 0.6 * x[0]
+
+
 def _solve(model, mesh):
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    T, v = fem.Function(V), ufl.TestFunction(V)
-    x = ufl.SpatialCoordinate(mesh)
-    closure = Closure(
-        model, mesh, {"gradient": ufl.grad(T)}, {"volume_fraction": 0.05 + 0.6 * x[0]}
-    )
-    F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - 10.0 * v * closure.dx
-    facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
-    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
-    NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=f"i{id(model)}_").solve()
+    _, T, closure, _ = solve_macro(model, mesh, quadrature_degree=2, fraction=_fraction)
     return T, closure
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import MaxwellGarnett
 
 from fe2hmm import analytic
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
@@ -91,18 +92,6 @@ def test_bad_settings_are_rejected():
 
     with pytest.raises(ValueError, match="one scalar parameter"):
         TwoParameters().enable_surrogate()
-
-
-class MaxwellGarnett(LinearMicroModel):
-    """Cheap analytic linear micro-model: flux = -K_MG(φ) gradient."""
-
-    input_shapes = {"gradient": (2,)}
-    output_shapes = {"flux": (2,)}
-    parameter_shapes = {"volume_fraction": ()}
-
-    def effective_tensors(self, parameters):
-        k = analytic.maxwell_garnett(1.0, 10.0, float(parameters["volume_fraction"]))
-        return {("flux", "gradient"): -k * np.eye(2)}
 
 
 def test_statistics_account_for_every_request():
