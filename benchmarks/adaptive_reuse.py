@@ -56,10 +56,10 @@ def conduction_run(mesh, resolution: int, mode: str, tolerance: float):
     comm = mesh.comm
     comm.barrier()
     t0 = time.perf_counter()
-    _, T, closure, result = composite_conduction.solve_macro(model, mesh, quadrature_degree=2)
+    _, T, _, result = composite_conduction.solve_macro(model, mesh, quadrature_degree=2)
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     assert result.converged
-    return T, model, seconds, closure.timings.updates
+    return T, model, seconds
 
 
 def plasticity_run(nx: int, resolution: int, reuse: bool, comm):
@@ -82,6 +82,37 @@ def total(model, key: str, comm) -> int:
     return int(comm.allreduce(getattr(model.statistics, key)))
 
 
+def record(demo: str, runs, comm, table: list, cases: list) -> None:
+    """Add table rows and the demo's JSON case for ``runs``.
+
+    ``runs`` = ``[(mode, model, seconds, added error)]``, the naive run first, reuse last.
+    """
+    for mode, model, seconds, error in runs:
+        points = total(model, "points_requested", comm)
+        table.append(
+            (
+                demo,
+                mode,
+                points,
+                total(model, "micro_solves", comm),
+                seconds,
+                error,
+                model.statistics,
+            )
+        )
+    naive, reuse = table[-len(runs)], table[-1]
+    cases.append(
+        {
+            "demo": demo,
+            "naive_micro_solves": naive[3],
+            "reuse_micro_solves": reuse[3],
+            "naive_seconds": naive[4],
+            "reuse_seconds": reuse[4],
+            "added_error": reuse[5],
+        }
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small cases (smoke test)")
@@ -99,34 +130,21 @@ def main(argv=None) -> None:
         m: conduction_run(mesh, resolution, m, args.tolerance) for m in ("naive", "dedupe", "reuse")
     }
     T_naive = runs["naive"][0]
-    for mode, (T, model, seconds, _updates) in runs.items():
-        error = _norm(T - T_naive, comm) / _norm(T_naive, comm)
-        table.append(
-            (
-                "composite_conduction",
-                mode,
-                total(model, "points_requested", comm),
-                total(model, "micro_solves", comm),
-                seconds,
-                error,
-                model.statistics,
-            )
-        )
-    cases.append(
-        {
-            "demo": "composite_conduction",
-            "naive_micro_solves": table[0][3],
-            "reuse_micro_solves": table[2][3],
-            "naive_seconds": table[0][4],
-            "reuse_seconds": table[2][4],
-            "added_error": table[2][5],
-        }
+    record(
+        "composite_conduction",
+        [
+            (mode, model, seconds, _norm(T - T_naive, comm) / _norm(T_naive, comm))
+            for mode, (T, model, seconds) in runs.items()
+        ],
+        comm,
+        table,
+        cases,
     )
 
     # --- porous elasto-plastic plate (history-dependent closure)
     nx, resolution = (2, 6) if args.quick else (3, 8)
     u_n, snaps_n, model_n, sec_n = plasticity_run(nx, resolution, False, comm)
-    u_r, snaps_r, model_r, sec_r = plasticity_run(nx, resolution, True, comm)
+    _, snaps_r, model_r, sec_r = plasticity_run(nx, resolution, True, comm)
     diff = fem.Function(u_n.function_space)
     ref = fem.Function(u_n.function_space)
     errors = []
@@ -134,30 +152,12 @@ def main(argv=None) -> None:
         diff.x.array[:] = a - b
         ref.x.array[:] = b
         errors.append(_norm(diff, comm) / _norm(ref, comm))
-    for mode, model, seconds, error in (
-        ("naive", model_n, sec_n, 0.0),
-        ("reuse", model_r, sec_r, max(errors)),
-    ):
-        table.append(
-            (
-                "porous_plasticity",
-                mode,
-                total(model, "points_requested", comm),
-                total(model, "micro_solves", comm),
-                seconds,
-                error,
-                model.statistics,
-            )
-        )
-    cases.append(
-        {
-            "demo": "porous_plasticity",
-            "naive_micro_solves": table[3][3],
-            "reuse_micro_solves": table[4][3],
-            "naive_seconds": sec_n,
-            "reuse_seconds": sec_r,
-            "added_error": max(errors),
-        }
+    record(
+        "porous_plasticity",
+        [("naive", model_n, sec_n, 0.0), ("reuse", model_r, sec_r, max(errors))],
+        comm,
+        table,
+        cases,
     )
 
     say(f"adaptive reuse, {comm.size} rank(s), surrogate tolerance {args.tolerance:g}")
