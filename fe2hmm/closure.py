@@ -70,9 +70,11 @@ class Closure:
         inputs: micro-model input name -> UFL expression of the macro solution (e.g.
             ``{"gradient": ufl.grad(T)}``); shapes must match ``model.input_shapes``.
         parameters: per-point parameter name -> UFL expression (may use
-            ``ufl.SpatialCoordinate``), a constant, or a callable ``f(x)`` taking coordinates
-            ``(gdim, n)`` and returning ``(n, *shape)`` (or ``(n,)`` for scalars). Parameters are
-            held fixed when differentiating (no tangent with respect to them).
+            ``ufl.SpatialCoordinate``), a constant, a callable ``f(x)`` taking coordinates
+            ``(gdim, n)`` and returning ``(n, *shape)`` (or ``(n,)`` for scalars), or an array
+            of rank-local per-point values ``(num_points, *shape)`` in the order of
+            :attr:`coordinates` (e.g. an evolving state). Parameters are held fixed when
+            differentiating (no tangent with respect to them).
         quadrature_degree: degree of the quadrature rule; forms using the closure's functions
             must be integrated with :attr:`dx` (same rule).
         name: label used in function names and log messages.
@@ -245,11 +247,15 @@ class Closure:
                 )
         else:
             raw = np.asarray(source, dtype=float)
-            if raw.shape != shape:
+            if raw.shape == (n, *shape) and raw.shape != shape:
+                values = raw.copy()  # rank-local per-point values, in the closure's point order
+            elif raw.shape == shape:
+                values = np.broadcast_to(raw, (n, *shape)).copy()
+            else:
                 raise ValueError(
-                    f"parameter {key!r}: constant of shape {raw.shape}, expected {shape}"
+                    f"parameter {key!r}: array of shape {raw.shape}; expected a constant of "
+                    f"shape {shape} or per-point values of shape {(n, *shape)}"
                 )
-            values = np.broadcast_to(raw, (n, *shape)).copy()
         bad = ~np.isfinite(values.reshape(n, -1)).all(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])

@@ -145,3 +145,62 @@ def test_adaptive_reuse_demo(tmp_path):
     assert any(r["critical_points"] > 0 for r in summary["slab"])
     assert summary["nodes_indicator"] > summary["nodes_plain"]
     assert (tmp_path / "composite_indicator.xdmf").exists()
+
+
+def test_transient_conduction_demo(tmp_path):
+    """Memory vs stationary closure, the HMM window and the scheme orders (the demo's own
+    checks: memory effect linear in tau_relax/dt, window error ~ tau_relax/tau, BE order 1,
+    CN order 2)."""
+    out = run_python(
+        [REPO / "demos/transient_conduction.py", "--nx", "32", "--json", "--output-dir", tmp_path]
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert abs(summary["memory_order"] - 1) < 0.15
+    assert summary["memory"][0]["heat_difference"] > 0.05  # tau_relax = 4 dt: memory matters
+    assert abs(summary["scheme_orders"]["crank_nicolson"] - 2) < 0.2
+    assert summary["effective_conductivity"] < summary["mean_conductivity"]
+    assert (tmp_path / "transient_conduction.png").stat().st_size > 10_000
+
+
+def test_evolving_microstructure_demo(tmp_path):
+    out = run_python(
+        [
+            REPO / "demos/evolving_microstructure.py",
+            "--nx",
+            "32",
+            "--steps",
+            "30",
+            "--json",
+            "--output-dir",
+            tmp_path,
+        ]
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert all(summary["checks"].values())
+    conductance = summary["conductance"]
+    assert conductance["evolving, pulse"] < 0.95 * conductance["frozen, pulse"]
+    # the conductance of the undamaged bar is K* of the virgin cell (1D steady series problem)
+    assert conductance["frozen, pulse"] == pytest.approx(
+        summary["effective_conductivity_virgin"], rel=1e-8
+    )
+    assert summary["cell_solves"] * 100 < summary["distinct_states"]
+    assert (tmp_path / "evolving_microstructure.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_transient_demos_under_mpi(tmp_path):
+    """1 and 2 ranks agree (the evolving demo's surrogates are rank-local: to their accuracy)."""
+    for demo in ("evolving_microstructure", "transient_conduction"):
+        args = [REPO / f"demos/{demo}.py", "--nx", "16", "--no-plot", "--json"]
+        serial = run_python([*args, "--output-dir", tmp_path / "1"])
+        parallel = run_python([*args, "--output-dir", tmp_path / "2"], nprocs=2)
+        assert parallel.returncode == 0, parallel.stdout + parallel.stderr
+        one, two = last_json(serial.stdout), last_json(parallel.stdout)
+        if demo == "evolving_microstructure":
+            for key, value in one["conductance"].items():
+                assert two["conductance"][key] == pytest.approx(value, rel=1e-5)
+        else:
+            for a, b in zip(one["memory"], two["memory"], strict=True):
+                assert b["heat_difference"] == pytest.approx(a["heat_difference"], rel=1e-8)

@@ -1,0 +1,112 @@
+r"""State variables at quadrature points that follow macro fields (non-stationary microstructure).
+
+An :class:`IrreversibleState` holds one scalar per quadrature point of a closure and feeds it
+to the closure as a per-point parameter, e.g. the damage of a phase that degrades when the
+local macro temperature exceeds a threshold:
+
+.. math:: s_{n+1}(x) = \max\big(s_n(x),\; g(\theta(x, t_{n+1}))\big),
+
+with :math:`\theta` a UFL expression of the macro solution and :math:`g` a user law. The
+``max`` makes the state — and with it the micro structure and the homogenised tensor —
+path dependent: heating and cooling back leaves the material changed. The update is
+*staggered* (explicit in the state): a macro step is solved with :math:`s_n`, then the state
+advances with the new solution; the lag is first order in Δt, the order of backward Euler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import ufl
+from dolfinx import fem
+
+from fe2hmm.closure import Closure
+
+__all__ = ["IrreversibleState"]
+
+
+class IrreversibleState:
+    """A monotonically non-decreasing per-point state driving a closure parameter.
+
+    Args:
+        closure: the closure whose micro-model takes the state as a scalar parameter.
+        parameter: the parameter's name (e.g. ``"state"``).
+        expression: scalar UFL expression of the macro fields the state follows
+            (e.g. the temperature ``T``).
+        law: ``law(values) -> states`` on arrays ``(n,)`` (vectorised), e.g. a clipped ramp.
+        initial: initial state (scalar or ``(num_points,)``).
+
+    Attributes:
+        values: the committed state at the closure's rank-local points, shape ``(n,)``.
+
+    Raises:
+        ValueError: unknown or non-scalar parameter, non-scalar expression.
+    """
+
+    def __init__(
+        self,
+        closure: Closure,
+        parameter: str,
+        expression: ufl.core.expr.Expr,
+        law: Callable[[np.ndarray], np.ndarray],
+        initial: float | np.ndarray = 0.0,
+    ) -> None:
+        shapes = closure.model.parameter_shapes
+        if parameter not in shapes or tuple(shapes[parameter]) != ():
+            raise ValueError(
+                f"{parameter!r} is not a scalar parameter of {type(closure.model).__name__} "
+                f"(parameters: {dict(shapes)})"
+            )
+        if ufl.shape(expression) != ():
+            raise ValueError(f"expression must be scalar, got shape {ufl.shape(expression)}")
+        self.closure, self.parameter, self.law = closure, parameter, law
+        self._expression = fem.Expression(expression, closure._points, comm=closure.mesh.comm)
+        n = closure.num_points
+        self.values = np.broadcast_to(np.asarray(initial, dtype=float), (n,)).copy()
+        self._trial: np.ndarray | None = None
+        closure.set_parameter(parameter, self.values)
+
+    def field_values(self) -> np.ndarray:
+        """The followed expression at the closure's rank-local points, shape ``(n,)``."""
+        return self.closure._eval(self._expression, ())
+
+    def advance(self) -> int:
+        """``s ← max(s_n, law(θ))`` from the current macro fields; sets the closure parameter.
+
+        Returns:
+            The number of rank-local points whose state grew.
+
+        Raises:
+            ValueError: the law returned a wrong shape or non-finite values (naming the point
+                and its macro coordinates).
+
+        Note:
+            Collective through :meth:`Closure.set_parameter` only when the closure's parameter
+            evaluation is; the state itself is rank-local.
+        """
+        theta = self.field_values()
+        target = np.asarray(self.law(theta), dtype=float)
+        if target.shape != theta.shape:
+            raise ValueError(f"law returned shape {target.shape}, expected {theta.shape}")
+        bad = ~np.isfinite(target)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"law({theta[i]!r}) = {target[i]!r} is not finite at quadrature point {i}, "
+                f"x = {self.closure.coordinates[i]}"
+            )
+        self._trial = np.maximum(self.values, target)
+        self.closure.set_parameter(self.parameter, self._trial)
+        return int(np.count_nonzero(self._trial > self.values))
+
+    def commit(self) -> None:
+        """Accept the advanced state."""
+        if self._trial is not None:
+            self.values = self._trial
+        self._trial = None
+
+    def rollback(self) -> None:
+        """Discard the advanced state and restore the committed one in the closure."""
+        self._trial = None
+        self.closure.set_parameter(self.parameter, self.values)

@@ -1,0 +1,180 @@
+r"""Diffusion cells whose phase properties follow a per-point state (evolving microstructure).
+
+The geometry of the cell is fixed; the conductivity of its phases is a function of a scalar
+state :math:`s` carried by every macro quadrature point — a damage, a degree of reaction, a
+temperature history. The closure re-queries the cell with the current state (see
+:class:`fe2hmm.evolution.IrreversibleState` for a state that follows macro fields), so the
+homogenised tensor :math:`K^*(s(x, t))` evolves with the macro solution and its history.
+
+Because :math:`s` is one scalar parameter of a :class:`~fe2hmm.micro.interface.LinearMicroModel`,
+the reuse layer applies unchanged: exact dedupe of equal states, the persistent cache (with a
+``cache_key``), and the error-controlled surrogate over :math:`s` (``enable_surrogate``), which
+turns thousands of distinct states into a handful of cell solves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from fe2hmm.micro.cells.diffusion import BOUNDARY_CONDITIONS, homogenize_diffusion
+from fe2hmm.micro.interface import LinearMicroModel
+from fe2hmm.rve.cell import RVE
+
+__all__ = ["StateDependentDiffusionCellModel"]
+
+
+class StateDependentDiffusionCellModel(LinearMicroModel):
+    """Micro-model: flux ``q = -K*(s) g`` of one cell whose phase conductivities depend on ``s``.
+
+    Input ``{"gradient": (d,)}``, output ``{"flux": (d,)}``, per-point parameter
+    ``{"state": ()}``; tangent ∂q/∂g = ``-K*(s)``.
+
+    Args:
+        conductivity: ``conductivity(s) -> {phase tag: k >= 0}`` (scalars or ``(d, d)``
+            tensors) for a state value ``s``; must cover every phase of the cell.
+        rve: generator name (see :func:`fe2hmm.rve.create`).
+        volume_fraction: inclusion fraction of the (fixed) cell geometry.
+        dim: 2 or 3.
+        bounds: admissible state interval ``(low, high)``; states outside it are an error.
+        bc: cell boundary condition (:data:`~fe2hmm.micro.cells.diffusion.BOUNDARY_CONDITIONS`).
+        resolution: RVE mesh resolution (generator default if None).
+        degree: Lagrange degree.
+        rve_options: extra generator options.
+        cache_key: a JSON-serialisable description of ``conductivity`` (e.g. its formula and
+            coefficients); required for :meth:`enable_cache`, since a Python callable cannot
+            identify a cache entry.
+        parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
+        reuse: ``False`` for the naive baseline.
+
+    Raises:
+        ValueError: invalid generator, dimension, bounds or boundary condition.
+    """
+
+    def __init__(
+        self,
+        conductivity: Callable[[float], dict],
+        rve: str = "circle",
+        volume_fraction: float = 0.4,
+        dim: int = 2,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        bc: str = "periodic",
+        resolution: int | None = None,
+        degree: int = 1,
+        rve_options: dict | None = None,
+        cache_key: dict | None = None,
+        parameter_tolerance: float = 0.0,
+        reuse: bool = True,
+    ) -> None:
+        from fe2hmm import rve as rve_module
+
+        super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
+        if not callable(conductivity):
+            raise TypeError(
+                f"conductivity must be a callable state -> {{phase: k}}, got "
+                f"{type(conductivity).__name__}"
+            )
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        if rve not in rve_module.available(dim):
+            raise ValueError(
+                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
+            )
+        if bc not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
+        low, high = (float(b) for b in bounds)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"bounds must be finite with low < high, got {bounds!r}")
+        self.conductivity = conductivity
+        self.rve_name, self.volume_fraction, self.dim = rve, float(volume_fraction), int(dim)
+        self.bounds = (low, high)
+        self.bc, self.resolution, self.degree = bc, resolution, int(degree)
+        self.rve_options = dict(rve_options or {})
+        self.cache_key = cache_key
+        self._cell: RVE | None = None
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"gradient": (d,)}``."""
+        return {"gradient": (self.dim,)}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"flux": (d,)}``."""
+        return {"flux": (self.dim,)}
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"state": ()}``."""
+        return {"state": ()}
+
+    @property
+    def cell(self) -> RVE:
+        """The (fixed) cell geometry, generated on first use."""
+        if self._cell is None:
+            from fe2hmm import rve as rve_module
+
+            self._cell = rve_module.create(
+                self.rve_name,
+                dim=self.dim,
+                volume_fraction=self.volume_fraction,
+                resolution=self.resolution,
+                **self.rve_options,
+            )
+        return self._cell
+
+    def cache_identity(self) -> dict:
+        """Geometry, discretisation and ``cache_key`` (required for the persistent cache)."""
+        if self.cache_key is None:
+            raise ValueError(
+                "StateDependentDiffusionCellModel needs cache_key (a description of the "
+                "conductivity law) to use the persistent cache"
+            )
+        return {
+            "model": "StateDependentDiffusionCellModel/1",
+            "rve": self.rve_name,
+            "rve_options": self.rve_options,
+            "volume_fraction": self.volume_fraction,
+            "dim": self.dim,
+            "bc": self.bc,
+            "resolution": self.resolution,
+            "degree": self.degree,
+            "conductivity": self.cache_key,
+        }
+
+    def enable_surrogate(self, tolerance: float = 1e-3, min_spacing: float | None = None):
+        """The reuse layer's surrogate, seeded at the ends and the midpoint of :attr:`bounds`.
+
+        Same as :meth:`~fe2hmm.micro.interface.LinearMicroModel.enable_surrogate` plus 3 cell
+        solves up front.
+        A state that grows step by step would otherwise extend the trained interval with one
+        solve per step; seeded over the admissible interval, only the error estimate decides
+        where solves are added.
+        """
+        surrogate = super().enable_surrogate(tolerance, min_spacing)
+        low, high = self.bounds
+        self.tensors({"state": np.array([low, 0.5 * (low + high), high])}, 3)
+        return surrogate
+
+    def conductivity_tensor(self, state: float) -> np.ndarray:
+        """K*(s), shape ``(d, d)``.
+
+        Raises:
+            ValueError: ``state`` outside :attr:`bounds`, or the law returned invalid values.
+        """
+        low, high = self.bounds
+        if not (low <= state <= high):
+            raise ValueError(f"state {state!r} outside the admissible interval [{low}, {high}]")
+        phases = self.conductivity(float(state))
+        if not isinstance(phases, dict):
+            raise TypeError(
+                f"conductivity({state}) must return {{phase: k}}, got {type(phases).__name__}"
+            )
+        solution = homogenize_diffusion(self.cell, phases, bc=self.bc, degree=self.degree)
+        return solution.effective_tensor
+
+    def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict:
+        """``{("flux", "gradient"): -K*(s)}`` for one state ``s``."""
+        return {("flux", "gradient"): -self.conductivity_tensor(float(parameters["state"]))}
