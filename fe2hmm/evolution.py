@@ -82,20 +82,23 @@ class IrreversibleState:
                 and its macro coordinates).
 
         Note:
-            Collective through :meth:`Closure.set_parameter` only when the closure's parameter
-            evaluation is; the state itself is rank-local.
+            Collective on the closure's mesh communicator (a failure on one rank is raised on
+            all); the state itself is rank-local.
         """
         theta = self.field_values()
         target = np.asarray(self.law(theta), dtype=float)
+        error = None
         if target.shape != theta.shape:
-            raise ValueError(f"law returned shape {target.shape}, expected {theta.shape}")
-        bad = ~np.isfinite(target)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
+            error = f"law returned shape {target.shape}, expected {theta.shape}"
+        elif not np.all(np.isfinite(target)):
+            i = int(np.flatnonzero(~np.isfinite(target))[0])
+            error = (
                 f"law({theta[i]!r}) = {target[i]!r} is not finite at quadrature point {i}, "
                 f"x = {self.closure.coordinates[i]}"
             )
+        comm = self.closure.mesh.comm
+        if comm.allreduce(error is not None):  # every rank raises: none is left waiting
+            raise ValueError(error or "the state law failed on another rank; see its error")
         self._trial = np.maximum(self.values, target)
         self.closure.set_parameter(self.parameter, self._trial)
         return int(np.count_nonzero(self._trial > self.values))

@@ -130,3 +130,19 @@ def test_closure_takes_per_point_parameter_arrays():
     assert np.array_equal(closure.parameters["state"], values)
     with pytest.raises(ValueError, match=r"per-point values of shape"):
         closure.set_parameter("state", values[:-1])
+
+
+def test_a_law_failing_on_one_rank_raises_on_every_rank():
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 4, 4)
+    V = fem.functionspace(mesh, ("Lagrange", 1))
+    T = fem.Function(V)
+    model = StateDependentDiffusionCellModel(degrading, resolution=8)
+    closure = Closure(model, mesh, {"gradient": ufl.grad(T)}, {"state": 0.0})
+    rank = MPI.COMM_WORLD.rank
+
+    def law(t):
+        return np.full_like(t, np.nan) if rank == 0 else np.zeros_like(t)
+
+    state = IrreversibleState(closure, "state", T, law)
+    with pytest.raises(ValueError, match="not finite" if rank == 0 else "another rank"):
+        state.advance()

@@ -88,7 +88,7 @@ def test_modes_give_the_stationary_tensor_and_the_window_limits(circle):
 def test_laminate_means_are_exact_and_tail_defines_the_relaxation_time():
     cell = create("laminate", dim=2, volume_fraction=0.3, resolution=16)
     props = {MATRIX: (1.0, 2.0), INCLUSION: (5.0, 0.5)}
-    model = TransientDiffusionCellModel("laminate", props[MATRIX], props[INCLUSION])
+    model = TransientDiffusionCellModel("laminate", props[MATRIX], props[INCLUSION], resolution=16)
     modes = cell_modes(cell, props)
     k_mean = analytic.arithmetic_mean(1.0, 5.0, 0.3)
     assert np.allclose(modes.mean_conductivity, k_mean * np.eye(2), atol=1e-12)
@@ -98,7 +98,7 @@ def test_laminate_means_are_exact_and_tail_defines_the_relaxation_time():
     assert np.allclose(modes.effective_tensor, exact, atol=1e-10)
     tau = model.relaxation_time(0.3)
     long = 1e4 * tau
-    own, _ = model.modes(0.3)  # the model's own cell (default resolution)
+    own, _ = model.modes(0.3)
     tail = np.trace(model.window_tensor(0.3, long) - own.effective_tensor) * long / tau
     assert tail == pytest.approx(np.trace(own.mean_conductivity - own.effective_tensor), 1e-3)
     # τ_relax scales with the square of the cell size
