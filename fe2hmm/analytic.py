@@ -8,6 +8,7 @@ References:
     - J. B. Keller, J. Math. Phys. 5 (1964) 548 (2D phase-interchange duality).
     - W. T. Perrins, D. R. McKenzie, R. C. McPhedran, Proc. R. Soc. Lond. A 369 (1979) 207
       (square arrays of cylinders, Rayleigh multipole method).
+    - S. M. Rytov, Sov. Phys. Acoust. 2 (1956) 68 (waves in periodically layered media).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ __all__ = [
     "laminate_stiffness",
     "voigt_reuss_stiffness",
     "voigt_pairs",
+    "wave_speed",
+    "impedance",
+    "christoffel_speeds",
+    "laminate_phase_velocity",
 ]
 
 
@@ -236,3 +241,145 @@ def voigt_reuss_stiffness(
     upper = (1 - f2) * C1 + f2 * C2
     lower = np.linalg.inv((1 - f2) * np.linalg.inv(C1) + f2 * np.linalg.inv(C2))
     return upper, lower
+
+
+# ---------------------------------------------------------------------------------------- waves
+def _directions(n, dim: int) -> np.ndarray:
+    n = np.atleast_2d(np.asarray(n, dtype=float))
+    if n.shape[1] != dim:
+        raise ValueError(f"directions must have {dim} components, got shape {n.shape}")
+    norms = np.linalg.norm(n, axis=1)
+    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+        raise ValueError("directions must be finite and non-zero")
+    return n / norms[:, None]
+
+
+def _check_spd(A: np.ndarray, rho: float) -> np.ndarray:
+    A = np.asarray(A, dtype=float)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square (d, d) tensor, got shape {A.shape}")
+    if not np.allclose(A, A.T, rtol=1e-10, atol=1e-14 * np.abs(A).max()):
+        raise ValueError("A must be symmetric")
+    if np.linalg.eigvalsh(A).min() <= 0:
+        raise ValueError(f"A must be positive definite, eigenvalues {np.linalg.eigvalsh(A)}")
+    if not (np.isfinite(rho) and rho > 0):
+        raise ValueError(f"density must be finite and > 0, got {rho!r}")
+    return A
+
+
+def wave_speed(A: np.ndarray, rho: float, n) -> np.ndarray:
+    """Phase speed ``c(n) = sqrt(n·A n / ρ)`` of ``ρ ü = ∇·(A∇u)`` in the directions ``n``.
+
+    Args:
+        A: SPD tensor ``(d, d)`` (e.g. a homogenised K*).
+        rho: density (> 0).
+        n: direction ``(d,)`` or directions ``(m, d)`` (normalised here).
+
+    Returns:
+        Speeds ``(m,)``.
+    """
+    A = _check_spd(A, rho)
+    n = _directions(n, A.shape[0])
+    return np.sqrt(np.einsum("mi,ij,mj->m", n, A, n) / rho)
+
+
+def impedance(A: np.ndarray, rho: float, n) -> np.ndarray:
+    """Characteristic impedance ``Z(n) = sqrt(ρ n·A n) = ρ c(n)``, shape ``(m,)``."""
+    return rho * wave_speed(A, rho, n)
+
+
+def christoffel_speeds(C: np.ndarray, rho: float, n) -> np.ndarray:
+    """Phase speeds of elastic plane waves from the Christoffel tensor ``Γ_ik = C_ijkl n_j n_l/ρ``.
+
+    Args:
+        C: fourth-order stiffness ``(d, d, d, d)`` or a Voigt matrix (engineering shear).
+        rho: density (> 0).
+        n: direction ``(d,)`` or directions ``(m, d)``.
+
+    Returns:
+        Speeds ``(m, d)`` sorted descending (quasi-P first, then the quasi-S speeds).
+    """
+    C = np.asarray(C, dtype=float)
+    if C.ndim == 2:
+        dim = {3: 2, 6: 3}.get(C.shape[0])
+        if dim is None or C.shape != (C.shape[0], C.shape[0]):
+            raise ValueError(f"Voigt stiffness must be 3x3 or 6x6, got shape {C.shape}")
+        full = np.zeros((dim,) * 4)
+        pairs = voigt_pairs(dim)
+        for a, (i, j) in enumerate(pairs):
+            for b, (k, m) in enumerate(pairs):
+                for p, q in {(i, j), (j, i)}:
+                    for r, t in {(k, m), (m, k)}:
+                        full[p, q, r, t] = C[a, b]
+        C = full
+    if C.ndim != 4 or len(set(C.shape)) != 1:
+        raise ValueError(f"C must be (d, d, d, d) or Voigt, got shape {C.shape}")
+    if not (np.isfinite(rho) and rho > 0):
+        raise ValueError(f"density must be finite and > 0, got {rho!r}")
+    n = _directions(n, C.shape[0])
+    gamma = np.einsum("ijkl,mj,ml->mik", C, n, n) / rho
+    values = np.linalg.eigvalsh(gamma)
+    if values.min() <= 0:
+        raise ValueError("C is not positive definite for these directions (Γ has eigenvalue <= 0)")
+    return np.sqrt(values[:, ::-1])
+
+
+def laminate_phase_velocity(
+    k1: float, rho1: float, k2: float, rho2: float, f2: float, wavenumber, period: float = 1.0
+) -> np.ndarray:
+    """Exact phase velocity ``ω/κ`` of the first band of a two-layer periodic laminate.
+
+    Scalar waves ``ρ ü = (k u')'`` across layers of thickness ``(1-f2)ε`` (phase 1) and
+    ``f2 ε`` (phase 2), period ``ε``: Rytov's (1956) relation
+
+    ``cos(κε) = cos(ω d1/c1) cos(ω d2/c2) - ½ (Z1/Z2 + Z2/Z1) sin(ω d1/c1) sin(ω d2/c2)``,
+
+    ``c_i = sqrt(k_i/ρ_i)``, ``Z_i = sqrt(k_i ρ_i)``. As ``κε → 0`` the velocity tends to the
+    homogenised ``sqrt(harmonic_mean(k)/⟨ρ⟩)``; it falls below it as the wavelength
+    ``2π/κ`` approaches the period.
+
+    Args:
+        k1: stiffness (the coefficient ``k`` of the wave equation) of phase 1, > 0.
+        rho1: density of phase 1, > 0.
+        k2: stiffness of phase 2, > 0.
+        rho2: density of phase 2, > 0.
+        f2: volume fraction of phase 2, in (0, 1).
+        wavenumber: ``κ`` (scalar or array), ``0 < κ ε <= π`` (the first Brillouin zone).
+        period: ``ε``.
+
+    Returns:
+        Phase velocities, the shape of ``wavenumber``.
+    """
+    from scipy.optimize import brentq
+
+    for name, value in (("k1", k1), ("rho1", rho1), ("k2", k2), ("rho2", rho2)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    if not 0 < f2 < 1:
+        raise ValueError(f"volume fraction f2 must lie in (0, 1), got {f2!r}")
+    kappa = np.asarray(wavenumber, dtype=float)
+    phase = kappa * period
+    if np.any(~(phase > 0)) or np.any(phase > np.pi * (1 + 1e-12)):
+        raise ValueError(
+            "wavenumber·period must lie in (0, π] (the first band), got "
+            f"{phase.min():g}..{phase.max():g}"
+        )
+    d1, d2 = (1 - f2) * period, f2 * period
+    c1, c2 = np.sqrt(k1 / rho1), np.sqrt(k2 / rho2)
+    z = 0.5 * (np.sqrt(k1 * rho1) / np.sqrt(k2 * rho2) + np.sqrt(k2 * rho2) / np.sqrt(k1 * rho1))
+
+    def rhs(w):
+        a, b = w * d1 / c1, w * d2 / c2
+        return np.cos(a) * np.cos(b) - z * np.sin(a) * np.sin(b)
+
+    # the first band ends where rhs first reaches -1: bracket it on a fine scan
+    travel = d1 / c1 + d2 / c2
+    grid = np.linspace(0.0, 2 * np.pi / travel, 4001)[1:]
+    values = rhs(grid)
+    edge = grid[np.argmax(values <= -1 + 1e-12)] if np.any(values <= -1 + 1e-12) else grid[-1]
+    out = np.empty(phase.shape)
+    for idx, p in np.ndenumerate(phase):
+        target = np.cos(p)
+        w = brentq(lambda w, t=target: rhs(w) - t, 1e-14 / travel, edge, xtol=1e-15, rtol=1e-14)
+        out[idx] = w / kappa[idx]
+    return out
