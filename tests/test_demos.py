@@ -204,3 +204,15 @@ def test_transient_demos_under_mpi(tmp_path):
         else:
             for a, b in zip(one["memory"], two["memory"], strict=True):
                 assert b["heat_difference"] == pytest.approx(a["heat_difference"], rel=1e-8)
+
+
+def test_homogenised_waves_demo(tmp_path):
+    out = run_python([REPO / "demos/homogenised_waves.py", "--json", "--output-dir", tmp_path])
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert all(summary["checks"].values())
+    assert summary["laminate_speed_error"] < 1e-9
+    rows = summary["resolved_vs_homogenised"]
+    assert rows[0]["difference"] < 0.05 < rows[-1]["difference"]
+    assert 4 < summary["dispersion_1pct_wavelength_over_cell"] < 16
+    assert (tmp_path / "homogenised_waves.png").stat().st_size > 10_000
