@@ -62,3 +62,18 @@ def test_mpi_scaling_benchmark_quick_json():
         ("serial", 2),
     }
     assert all(c["seconds"] > 0 and 0 <= c["serial_fraction"] <= 1 for c in cases)
+
+
+@serial_only
+def test_transient_hmm_benchmark_quick_json():
+    """Contract of the transient benchmark; the errors must behave like the theory says: the DNS
+    converges under refinement, the HMM error (homogenisation, O(ε)) falls with ε."""
+    out = run_python([REPO / "benchmarks/transient_hmm.py", "--quick", "--json"], timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = summary["rows"]
+    assert [r["eps"] for r in rows] == [0.25, 0.125]
+    for r in rows:
+        assert {"dns", "hmm_seconds", "hmm_error", "speedup_at_equal_accuracy"} <= set(r)
+        assert r["dns"][-1]["error"] == 0.0 and 0 < r["dns"][0]["error"] < r["hmm_error"]
+    assert rows[1]["hmm_error"] < 0.7 * rows[0]["hmm_error"]
