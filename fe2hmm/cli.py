@@ -111,6 +111,25 @@ def _build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--json", action="store_true", help="print a JSON object last")
 
+    md = sub.add_parser("md", help="Lennard-Jones molecular dynamics micro-model on its own")
+    md_sub = md.add_subparsers(dest="md_command", parser_class=_Parser)
+    el = md_sub.add_parser(
+        "elastic", help="stress and elastic constants C (Voigt) of an LJ lattice at T"
+    )
+    el.add_argument("--lattice", default="fcc", help="triangular (2D) | fcc (3D)")
+    el.add_argument("--cutoff", type=_finite_float, default=2.5, help="LJ cutoff (default 2.5)")
+    el.add_argument("--temperature", type=_finite_float, default=0.0, help="T >= 0 (default 0)")
+    el.add_argument(
+        "--density",
+        type=_finite_float,
+        default=None,
+        help="number density (default: the zero-pressure lattice at T = 0)",
+    )
+    el.add_argument("--cells", type=_positive_int, default=None, help="lattice cells per axis")
+    el.add_argument("--steps", type=_positive_int, default=4000, help="MD steps per run (T > 0)")
+    el.add_argument("--seed", type=int, default=0, help="random seed (T > 0)")
+    el.add_argument("--json", action="store_true", help="print a JSON object last")
+
     demo = sub.add_parser("demo", help="run a demo (fe2hmm demo --list)")
     demo.add_argument("--list", action="store_true", help="list the demos")
     demo.add_argument("name", nargs="?", help="demo name")
@@ -279,6 +298,74 @@ def _print_report(report: dict) -> None:
         print(f"Hashin–Shtrikman bounds (valid for isotropic cells): [{lo:.6f}, {hi:.6f}]")
 
 
+def _md_elastic(args) -> dict:
+    """``fe2hmm md elastic``: the LJ lattice's stress and C at a temperature."""
+    import numpy as np
+
+    from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
+    from fe2hmm.micro.particles.md import elastic_constants, lattice_box, to_voigt
+
+    if args.lattice not in LATTICES:
+        raise _UsageError(f"argument --lattice: unknown {args.lattice!r}; valid: triangular, fcc")
+    if args.cutoff < 1.2:
+        raise _UsageError(f"argument --cutoff: must be >= 1.2 (sigma), got {args.cutoff:g}")
+    if args.temperature < 0:
+        raise _UsageError(f"argument --temperature: must be >= 0, got {args.temperature:g}")
+    if args.density is not None and not args.density > 0:
+        raise _UsageError(f"argument --density: must be > 0, got {args.density:g}")
+    t0 = time.perf_counter()
+    if args.density is None:
+        a = zero_pressure_lattice_constant(args.lattice, args.cutoff)
+    elif args.lattice == "triangular":
+        a = (2.0 / (np.sqrt(3.0) * args.density)) ** 0.5
+    else:
+        a = (4.0 / args.density) ** (1.0 / 3.0)
+    if args.lattice == "triangular":
+        widths = a * np.array([1.0, np.sqrt(3.0)])
+    else:
+        widths = a * np.ones(3)
+    cells = np.ceil(2.0 * args.cutoff / widths).astype(int) + 1
+    if args.cells is not None:
+        cells = np.full_like(cells, args.cells)
+    try:
+        box = lattice_box(args.lattice, cells, a, args.cutoff)
+    except ValueError as err:
+        raise _UsageError(f"argument --cells: {err}") from None
+    if args.temperature == 0:
+        sigma, C, sigma_err, C_err = elastic_constants(box)
+    else:
+        sigma, C, sigma_err, C_err = elastic_constants(
+            box, 0.01, args.temperature, steps=args.steps, seed=args.seed
+        )
+    return {
+        "lattice": args.lattice,
+        "cutoff": args.cutoff,
+        "temperature": args.temperature,
+        "lattice_constant": float(a),
+        "atoms": int(box.x.shape[0]),
+        "stress": sigma.tolist(),
+        "stress_error": sigma_err.tolist(),
+        "C": to_voigt(C).tolist(),
+        "C_error": to_voigt(C_err).tolist(),
+        "units": "LJ reduced (epsilon = sigma = m = k_B = 1); C Voigt, engineering shear",
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _print_md(report: dict) -> None:
+    print(
+        f"{report['lattice']} LJ lattice, cutoff {report['cutoff']:g}, T = "
+        f"{report['temperature']:g}, a = {report['lattice_constant']:.6f}, "
+        f"{report['atoms']} atoms, {report['seconds']:.2f} s"
+    )
+    print("stress =")
+    for row, err in zip(report["stress"], report["stress_error"], strict=True):
+        print("  [" + "  ".join(f"{x: .6f}±{e:.1e}" for x, e in zip(row, err, strict=True)) + "]")
+    print("C (Voigt) =")
+    for row in report["C"]:
+        print("  [" + "  ".join(f"{x: .5f}" for x in row) + "]")
+
+
 def _run_demo(name: str, argv: Sequence[str]) -> int:
     import runpy
 
@@ -331,6 +418,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.name:
                 raise _UsageError("argument name: give a demo name (see `fe2hmm demo --list`)")
             return _run_demo(args.name, args.args)
+        if args.command == "md":
+            if args.md_command != "elastic":
+                raise _UsageError("argument md_command: choose elastic")
+            report = _md_elastic(args)
+            if args.json:
+                print(json.dumps(report))
+            else:
+                _print_md(report)
+            return 0
         if args.command == "homogenize":
             if args.physics is None:
                 raise _UsageError("argument physics: choose diffusion or elasticity")

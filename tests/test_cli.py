@@ -174,3 +174,26 @@ def test_failure_during_computation_exits_1(monkeypatch, capsys):
     assert cli.main(["homogenize", "diffusion", "--resolution", "4"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["fe2hmm: failed: ValueError: matrix is singular"]
+
+
+def test_md_elastic_json_contract_and_errors():
+    """`fe2hmm md elastic` at T = 0: the zero-pressure FCC lattice for rc = 2.5, no stress, and
+    C equal to the lattice sums (C11 = 97.71206, C12 = C44 = 55.62663 in LJ units)."""
+    out = fe2hmm("md", "elastic", "--lattice", "fcc", "--cutoff", "2.5", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"lattice_constant", "stress", "stress_error", "C"} <= set(report)
+    assert report["lattice_constant"] == pytest.approx(1.549603, rel=1e-6)
+    C = np.array(report["C"])
+    assert C.shape == (6, 6)
+    assert C[0, 0] == pytest.approx(97.71206, rel=1e-6)
+    assert C[0, 1] == pytest.approx(C[3, 3], rel=1e-6)
+    assert np.abs(report["stress"]).max() < 1e-10
+    for args, name in (
+        (("--lattice", "bcc"), "--lattice"),
+        (("--temperature", "-1"), "--temperature"),
+        (("--cutoff", "1.0"), "--cutoff"),
+        (("--cells", "1"), "--cells"),
+    ):
+        bad = fe2hmm("md", "elastic", *args)
+        assert bad.returncode == 2 and name in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,1 @@
+"""Particle micro-models (numba): Lennard-Jones molecular dynamics in deforming periodic boxes."""

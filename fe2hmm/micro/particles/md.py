@@ -1,0 +1,310 @@
+r"""Lennard-Jones boxes under an imposed deformation: lattices, relaxation, virial stress.
+
+A box holds ``n`` atoms (unit mass) at positions ``x`` ``(n, d)`` in the periodic cell ``H``
+(columns = cell vectors). A macro deformation gradient ``F`` maps the reference box affinely,
+``x ← F x``, ``H ← F H``; the atoms then relax at fixed box (non-affine relaxation, FIRE). The
+Cauchy stress is the virial
+
+.. math:: \sigma = -\frac{1}{V}\Big(\sum_i m\,v_i\otimes v_i + \sum_{i<j} r_{ij}\otimes f_{ij}\Big),
+
+(tension positive; the kinetic part vanishes at T = 0) and the first Piola–Kirchhoff stress
+:math:`P = J\sigma F^{-\top}`. Zero-temperature elastic constants follow by central differences
+of the relaxed stress under small strains. Reduced LJ units (:mod:`fe2hmm.micro.particles.lj`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
+from fe2hmm.micro.particles.lj import check_box, forces, langevin
+
+__all__ = [
+    "LJBox",
+    "ThermalStress",
+    "elastic_constants",
+    "lattice_box",
+    "minimize",
+    "thermal_stress",
+    "to_voigt",
+]
+
+
+class LJBox:
+    """Atoms in a periodic box with a Lennard-Jones cutoff.
+
+    Args:
+        positions: ``(n, d)`` Cartesian positions.
+        box: ``(d, d)`` box matrix, columns = cell vectors.
+        cutoff: LJ cutoff ``r_c``.
+        velocities: ``(n, d)`` (default zero).
+
+    Raises:
+        ValueError: shapes, a box with ``det <= 0``, or a box thinner than ``2 r_c``.
+    """
+
+    def __init__(self, positions, box, cutoff: float, velocities=None) -> None:
+        x = np.array(positions, dtype=float)
+        H = np.array(box, dtype=float)
+        if x.ndim != 2 or x.shape[1] not in (2, 3) or H.shape != (x.shape[1],) * 2:
+            raise ValueError(
+                f"positions must be (n, d) with d in (2, 3) and box (d, d), got {x.shape}, "
+                f"{H.shape}"
+            )
+        if not np.linalg.det(H) > 0:
+            raise ValueError(f"box matrix must have a positive determinant, got {H.tolist()}")
+        if not (np.isfinite(cutoff) and cutoff > 0):
+            raise ValueError(f"cutoff must be a finite number > 0, got {cutoff!r}")
+        check_box(H, cutoff)
+        self.x, self.H, self.cutoff = x, H, float(cutoff)
+        self.v = np.zeros_like(x) if velocities is None else np.array(velocities, dtype=float)
+
+    @property
+    def volume(self) -> float:
+        """Box volume (area in 2D)."""
+        return float(np.linalg.det(self.H))
+
+    def deformed(self, F: np.ndarray) -> LJBox:
+        """A copy mapped affinely by ``F`` (``det F > 0``); velocities are kept.
+
+        Raises:
+            ValueError: ``det F <= 0`` or the deformed box thinner than ``2 r_c``.
+        """
+        F = np.asarray(F, dtype=float)
+        d = self.x.shape[1]
+        if F.shape != (d, d):
+            raise ValueError(f"F must be ({d}, {d}), got {F.shape}")
+        if not np.linalg.det(F) > 0:
+            raise ValueError(
+                f"deformation gradient needs det F > 0, got det F = {np.linalg.det(F):g}"
+            )
+        return LJBox(self.x @ F.T, F @ self.H, self.cutoff, self.v.copy())
+
+    def evaluate(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(potential energy, forces (n, d), pair virial Σ r_ij ⊗ f_ij (d, d))``."""
+        return forces(self.x, self.H, self.cutoff)
+
+    def stress(self) -> np.ndarray:
+        """Instantaneous Cauchy stress ``(d, d)`` (virial + kinetic, tension positive)."""
+        _, _, virial = self.evaluate()
+        kinetic = self.v.T @ self.v
+        return -(virial + kinetic) / self.volume
+
+
+def lattice_box(lattice: str, cells, a: float | None = None, cutoff: float = 2.5) -> LJBox:
+    """A perfect lattice in a box of ``cells`` conventional cells.
+
+    ``"triangular"``: rectangular cells ``a × a√3`` with 2 atoms (``a`` = nearest-neighbour
+    distance); ``"fcc"``: cubic cells of edge ``a`` with 4 atoms.
+
+    Args:
+        lattice: ``"triangular"`` or ``"fcc"``.
+        cells: cells per direction (int or one per axis).
+        a: lattice constant; default the zero-pressure one at T = 0 for ``cutoff``.
+        cutoff: LJ cutoff.
+    """
+    if lattice not in LATTICES:
+        raise ValueError(f"unknown lattice {lattice!r}; valid: {sorted(LATTICES)}")
+    d = LATTICES[lattice]
+    cells = np.broadcast_to(np.asarray(cells, dtype=int), (d,))
+    if np.any(cells < 1):
+        raise ValueError(f"cells must be >= 1, got {cells.tolist()}")
+    if a is None:
+        a = zero_pressure_lattice_constant(lattice, cutoff)
+    if lattice == "triangular":
+        edges = a * np.array([1.0, np.sqrt(3.0)])
+        basis = np.array([[0.0, 0.0], [0.5, 0.5]])
+    else:
+        edges = a * np.ones(3)
+        basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], dtype=float)
+    grid = np.stack(np.meshgrid(*[np.arange(c) for c in cells], indexing="ij"), -1).reshape(-1, d)
+    frac = (grid[:, None, :] + basis[None, :, :]).reshape(-1, d)
+    return LJBox(frac * edges, np.diag(edges * cells), cutoff)
+
+
+def minimize(box: LJBox, force_tolerance: float = 1e-10, max_steps: int = 20000) -> int:
+    """Relax the atoms at fixed box by FIRE (Bitzek et al., PRL 97, 170201, 2006).
+
+    Args:
+        box: relaxed in place.
+        force_tolerance: stop when the largest force component is below it.
+        max_steps: give up after this many steps.
+
+    Returns:
+        The number of steps taken.
+
+    Raises:
+        RuntimeError: not converged within ``max_steps`` (names the residual force).
+    """
+    dt, dt_max, alpha0 = 0.002, 0.02, 0.1
+    alpha, positive = alpha0, 0
+    v = np.zeros_like(box.x)
+    _, f, _ = box.evaluate()
+    for step in range(max_steps):
+        if np.abs(f).max() < force_tolerance:
+            return step
+        power = float(np.sum(f * v))
+        if power > 0:
+            norm_v, norm_f = np.linalg.norm(v), np.linalg.norm(f)
+            v = (1 - alpha) * v + alpha * f * norm_v / norm_f
+            positive += 1
+            if positive > 5:
+                dt, alpha = min(1.1 * dt, dt_max), 0.99 * alpha
+        else:
+            v[:] = 0.0
+            dt, alpha, positive = 0.5 * dt, alpha0, 0
+        v += dt * f
+        box.x += dt * v
+        _, f, _ = box.evaluate()
+    raise RuntimeError(
+        f"FIRE did not converge in {max_steps} steps: max force {np.abs(f).max():.3e} "
+        f"> {force_tolerance:g}"
+    )
+
+
+def to_voigt(C: np.ndarray) -> np.ndarray:
+    """Voigt matrix (engineering shear: ``C66`` is the shear modulus) of ``C_ijkl``."""
+    from fe2hmm.analytic import to_voigt as _to_voigt
+
+    return _to_voigt(C)
+
+
+def elastic_constants(
+    box: LJBox, strain: float = 1e-5, temperature: float = 0.0, **md_options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stress and stiffness of a box by central differences of the stress.
+
+    At ``temperature = 0`` the relaxed (FIRE) Cauchy stress is differentiated under the small
+    strains ``±strain (e_k ⊗ e_l)_sym`` (error O(strain²)). At ``temperature > 0`` the
+    time-averaged stress of :func:`thermal_stress` is differentiated with **common random
+    numbers** (the same seed for ``+`` and ``−``), so most of the thermal noise cancels; the
+    error of ``C`` is the block standard error of the paired differences. Use a larger strain
+    there (e.g. 0.01: the noise of the difference quotient scales like 1/strain).
+
+    Args:
+        box: the reference state (not modified; relaxed first at T = 0).
+        strain: strain amplitude.
+        temperature: ``T`` (reduced), >= 0.
+        md_options: passed to :func:`thermal_stress` (steps, equilibration, dt, seed, …).
+
+    Returns:
+        ``(σ (d, d), C (d, d, d, d), σ error, C error)`` (errors zero at T = 0).
+    """
+    if not (np.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+    if not (np.isfinite(strain) and strain > 0):
+        raise ValueError(f"strain must be > 0, got {strain!r}")
+    d = box.x.shape[1]
+    reference = LJBox(box.x.copy(), box.H.copy(), box.cutoff)
+    if temperature == 0:
+        minimize(reference)
+
+        def measure(b: LJBox):
+            minimize(b)
+            return b.stress(), None
+
+    else:
+
+        def measure(b: LJBox):
+            result = thermal_stress(b, temperature, **md_options)
+            return result.stress, result
+
+    sigma0, base = measure(LJBox(reference.x.copy(), reference.H.copy(), reference.cutoff))
+    sigma_error = np.zeros((d, d)) if base is None else base.stress_error
+    C = np.zeros((d,) * 4)
+    C_error = np.zeros((d,) * 4)
+    blocks = md_options.get("blocks", 20)
+    for k in range(d):
+        for m in range(k, d):
+            E = np.zeros((d, d))
+            E[k, m] = E[m, k] = strain
+            plus, run_plus = measure(reference.deformed(np.eye(d) + E))
+            minus, run_minus = measure(reference.deformed(np.eye(d) - E))
+            factor = 1.0 if k == m else 0.5  # (k, m) and (m, k) share the shear 2·strain
+            slope = factor * (plus - minus) / (2 * strain)
+            error = np.zeros((d, d))
+            if run_plus is not None:
+                paired = ThermalStress(
+                    run_plus.samples - run_minus.samples,
+                    np.ones(run_plus.samples.shape[0]),
+                    blocks,
+                )
+                error = factor * paired.stress_error / (2 * strain)
+            C[:, :, k, m] = C[:, :, m, k] = slope
+            C_error[:, :, k, m] = C_error[:, :, m, k] = error
+    return sigma0, C, sigma_error, C_error
+
+
+class ThermalStress:
+    """Time-averaged virial stress of a Langevin run.
+
+    Attributes:
+        stress: mean Cauchy stress ``(d, d)``.
+        stress_error: standard error of the mean from block averages ``(d, d)``.
+        temperature: mean kinetic temperature ``Σ v²/(n d)`` and its standard error.
+        samples: instantaneous stresses after equilibration ``(m, d, d)``.
+    """
+
+    def __init__(self, samples: np.ndarray, temperatures: np.ndarray, blocks: int) -> None:
+        m = samples.shape[0] // blocks * blocks
+        if m < blocks or blocks < 2:
+            raise ValueError(f"need at least 2 blocks of samples, got {samples.shape[0]} samples")
+        means = samples[:m].reshape(blocks, -1, *samples.shape[1:]).mean(axis=1)
+        t_means = temperatures[:m].reshape(blocks, -1).mean(axis=1)
+        self.samples = samples
+        self.stress = means.mean(axis=0)
+        self.stress_error = means.std(axis=0, ddof=1) / np.sqrt(blocks)
+        self.temperature = (float(t_means.mean()), float(t_means.std(ddof=1) / np.sqrt(blocks)))
+
+
+def thermal_stress(
+    box: LJBox,
+    temperature: float,
+    steps: int = 4000,
+    equilibration: int = 1000,
+    dt: float = 0.005,
+    friction: float = 1.0,
+    seed: int = 0,
+    every: int = 5,
+    blocks: int = 20,
+) -> ThermalStress:
+    """Canonical (NVT) time average of the virial stress by BAOAB Langevin dynamics.
+
+    BAOAB (Leimkuhler & Matthews 2013) samples the canonical ensemble with an O(dt²)
+    configurational error; velocities start from the Maxwell distribution of ``seed``.
+
+    Args:
+        box: the (deformed) box; not modified.
+        temperature: ``T`` (reduced), > 0.
+        steps: production steps (averaged).
+        equilibration: steps discarded first.
+        dt: time step.
+        friction: Langevin friction ``γ``.
+        seed: random seed (runs are reproducible; the same seed gives common random numbers
+            across deformations).
+        every: sampling interval (steps).
+        blocks: blocks for the standard error.
+
+    Raises:
+        ValueError: ``temperature <= 0`` or non-positive step counts.
+    """
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be > 0 (use elastic_constants at T = 0), got {temperature!r}"
+        )
+    if steps < blocks * every or equilibration < 0 or dt <= 0:
+        raise ValueError(
+            f"need steps >= blocks*every ({blocks * every}), equilibration >= 0, dt > 0; got "
+            f"steps={steps}, equilibration={equilibration}, dt={dt}"
+        )
+    x, H = box.x.copy(), box.H
+    rng = np.random.default_rng(seed)
+    v = rng.normal(scale=np.sqrt(temperature), size=x.shape)
+    v -= v.mean(axis=0)
+    if equilibration:
+        langevin(x, v, H, box.cutoff, dt, friction, temperature, equilibration, seed, every)
+    samples, kinetic, _ = langevin(
+        x, v, H, box.cutoff, dt, friction, temperature, steps, seed + 1, every
+    )
+    n, d = x.shape
+    return ThermalStress(-samples / box.volume, 2 * kinetic / (n * d), blocks)
