@@ -24,6 +24,7 @@ from scipy.optimize import brentq
 
 __all__ = [
     "LATTICES",
+    "cauchy_born_stress",
     "lattice_energy",
     "lattice_stiffness",
     "lattice_stress",
@@ -120,3 +121,27 @@ def zero_pressure_lattice_constant(lattice: str, cutoff: float) -> float:
     # the nearest-neighbour distance of the minimum lies between 1.0 and 2^(1/6) = 1.1225
     lo, hi = 0.98 * per_nn, 1.15 * per_nn
     return brentq(pressure, lo, hi, xtol=1e-14, rtol=1e-14)
+
+
+def cauchy_born_stress(lattice: str, a: float, cutoff: float, F: np.ndarray) -> np.ndarray:
+    """First Piola–Kirchhoff stress of the lattice deformed homogeneously by ``F`` (Cauchy–Born).
+
+    ``P = (1/2Ω₀) Σ_R φ'(|FR|) (FR ⊗ R)/|FR|`` over the reference lattice vectors whose
+    deformed length is below the cutoff (exact for Bravais lattices at T = 0).
+
+    Args:
+        lattice: ``"triangular"`` or ``"fcc"``.
+        a: reference lattice constant.
+        cutoff: LJ cutoff.
+        F: deformation gradient ``(d, d)``, ``det F > 0``.
+    """
+    F = np.asarray(F, dtype=float)
+    if not np.linalg.det(F) > 0:
+        raise ValueError(f"deformation gradient needs det F > 0, got {np.linalg.det(F):g}")
+    stretch = np.linalg.svd(F, compute_uv=False).min()
+    R = lattice_vectors(lattice, a, cutoff / stretch * (1 + 1e-12))
+    r_vec = R @ F.T
+    r = np.linalg.norm(r_vec, axis=1)
+    keep = r < cutoff
+    _, omega = primitive_vectors(lattice, a)
+    return 0.5 / omega * np.einsum("m,mi,mj->ij", (_dphi(r) / r)[keep], r_vec[keep], R[keep])
