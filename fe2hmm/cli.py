@@ -311,6 +311,10 @@ def _md_elastic(args) -> dict:
         raise _UsageError(f"argument --cutoff: must be >= 1.2 (sigma), got {args.cutoff:g}")
     if args.temperature < 0:
         raise _UsageError(f"argument --temperature: must be >= 0, got {args.temperature:g}")
+    if args.temperature > 0 and args.steps < 100:
+        raise _UsageError(
+            f"argument --steps: at T > 0 at least 100 steps (20 blocks of 5), got {args.steps}"
+        )
     if args.density is not None and not args.density > 0:
         raise _UsageError(f"argument --density: must be > 0, got {args.density:g}")
     t0 = time.perf_counter()

@@ -194,6 +194,7 @@ def test_md_elastic_json_contract_and_errors():
         (("--temperature", "-1"), "--temperature"),
         (("--cutoff", "1.0"), "--cutoff"),
         (("--cells", "1"), "--cells"),
+        (("--temperature", "0.1", "--steps", "50"), "--steps"),
     ):
         bad = fe2hmm("md", "elastic", *args)
         assert bad.returncode == 2 and name in bad.stderr and "Traceback" not in bad.stderr
