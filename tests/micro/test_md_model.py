@@ -41,7 +41,7 @@ def test_zero_temperature_stress_is_cauchy_born_and_tangent_consistent(lattice):
             ) / (2 * h)
     tangent = result.tangents["stress", "deformation_gradient"][0]
     assert np.allclose(tangent, T, atol=1e-7 * np.abs(T).max())
-    assert model.statistics.micro_solves == 2
+    assert model.statistics.micro_solves == 2 * (1 + 2 * d * d)  # one box per F and F ± h
 
 
 def test_macro_newton_with_the_md_closure_converges_quadratically():
@@ -88,3 +88,22 @@ def test_finite_temperature_returns_standard_errors_and_failures_name_the_point(
     with pytest.raises(MicroSolveError, match="det F > 0") as info:
         LJStressModel("triangular").evaluate({"deformation_gradient": bad}, {})
     assert info.value.point == 1
+
+
+def test_finite_temperature_boxes_are_batched_and_independent_of_each_other():
+    """All boxes of an evaluation run in one engine call: point 0's stress is the same whether
+    it is evaluated alone or with others (its noise comes from its own seed), fresh models with
+    the same seed reproduce each other, and a second evaluation draws new noise."""
+    options = {"temperature": 0.05, "steps": 500, "equilibration": 100, "seed": 7}
+    F = np.stack([np.eye(2), np.diag([1.01, 0.99]), np.eye(2) + 0.01 * np.ones((2, 2))])
+    together = LJStressModel("triangular", **options).evaluate({"deformation_gradient": F}, {})
+    alone_model = LJStressModel("triangular", **options)
+    alone = alone_model.evaluate({"deformation_gradient": F[:1]}, {})
+    assert np.array_equal(together.outputs["stress"][0], alone.outputs["stress"][0])
+    assert np.array_equal(
+        together.tangents["stress", "deformation_gradient"][0],
+        alone.tangents["stress", "deformation_gradient"][0],
+    )
+    again = alone_model.evaluate({"deformation_gradient": F[:1]}, {}, tangents=False)
+    assert not np.array_equal(again.outputs["stress"][0], alone.outputs["stress"][0])
+    assert alone_model.statistics.micro_solves == (1 + 8) + 1

@@ -25,7 +25,9 @@ __all__ = [
     "elastic_constants",
     "lattice_box",
     "minimize",
+    "thermal_lattice_constant",
     "thermal_stress",
+    "thermal_stresses",
     "to_voigt",
 ]
 
@@ -242,6 +244,9 @@ class ThermalStress:
         stress: mean Cauchy stress ``(d, d)``.
         stress_error: standard error of the mean from block averages ``(d, d)``.
         temperature: mean kinetic temperature ``Σ v²/(n d)`` and its standard error.
+        pressure: mean pressure ``−tr σ / d`` and its standard error (from block means of the
+            pressure itself: the diagonal stresses fluctuate together, so combining their
+            separate errors as if independent would underestimate it).
         samples: instantaneous stresses after equilibration ``(m, d, d)``.
     """
 
@@ -255,6 +260,8 @@ class ThermalStress:
         self.stress = means.mean(axis=0)
         self.stress_error = means.std(axis=0, ddof=1) / np.sqrt(blocks)
         self.temperature = (float(t_means.mean()), float(t_means.std(ddof=1) / np.sqrt(blocks)))
+        p_means = -np.trace(means, axis1=-2, axis2=-1) / samples.shape[-1]
+        self.pressure = (float(p_means.mean()), float(p_means.std(ddof=1) / np.sqrt(blocks)))
 
 
 def thermal_stress(
@@ -288,15 +295,7 @@ def thermal_stress(
     Raises:
         ValueError: ``temperature <= 0`` or non-positive step counts.
     """
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(
-            f"temperature must be > 0 (use elastic_constants at T = 0), got {temperature!r}"
-        )
-    if steps < blocks * every or equilibration < 0 or dt <= 0:
-        raise ValueError(
-            f"need steps >= blocks*every ({blocks * every}), equilibration >= 0, dt > 0; got "
-            f"steps={steps}, equilibration={equilibration}, dt={dt}"
-        )
+    _check_md(temperature, steps, equilibration, dt, every, blocks)
     x, H = box.x.copy(), box.H
     rng = np.random.default_rng(seed)
     v = rng.normal(scale=np.sqrt(temperature), size=x.shape)
@@ -308,3 +307,139 @@ def thermal_stress(
     )
     n, d = x.shape
     return ThermalStress(-samples / box.volume, 2 * kinetic / (n * d), blocks)
+
+
+def _check_md(
+    temperature: float, steps: int, equilibration: int, dt: float, every: int, blocks: int
+):
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be > 0 (use elastic_constants at T = 0), got {temperature!r}"
+        )
+    if steps < blocks * every or equilibration < 0 or dt <= 0:
+        raise ValueError(
+            f"need steps >= blocks*every ({blocks * every}), equilibration >= 0, dt > 0; got "
+            f"steps={steps}, equilibration={equilibration}, dt={dt}"
+        )
+
+
+def thermal_stresses(
+    positions: np.ndarray,
+    boxes: np.ndarray,
+    cutoff: float,
+    temperature: float,
+    seeds,
+    steps: int = 4000,
+    equilibration: int = 1000,
+    dt: float = 0.005,
+    friction: float = 1.0,
+    every: int = 5,
+    blocks: int = 20,
+    skin: float = 0.3,
+) -> list[ThermalStress]:
+    """:func:`thermal_stress` for ``B`` boxes at once: one parallel call of the Verlet-list engine.
+
+    Box ``b`` starts from Maxwell velocities of ``seeds[b]`` and draws its Langevin noise from
+    ``seeds[b]`` only, so equal seeds give common random numbers across boxes and the result of
+    a box does not depend on the others or on the thread schedule
+    (:func:`~fe2hmm.micro.particles.engine.run_boxes`).
+
+    Args:
+        positions: ``(B, n, d)`` (not modified).
+        boxes: box matrices ``(B, d, d)``.
+        cutoff: LJ cutoff.
+        temperature: ``T`` (reduced), > 0.
+        seeds: one integer seed per box ``(B,)``.
+        steps: production steps (averaged).
+        equilibration: steps discarded first.
+        dt: time step.
+        friction: Langevin friction ``γ``.
+        every: sampling interval (steps).
+        blocks: blocks for the standard errors.
+        skin: Verlet-list skin.
+
+    Returns:
+        One :class:`ThermalStress` per box.
+    """
+    from fe2hmm.micro.particles.engine import run_boxes
+
+    _check_md(temperature, steps, equilibration, dt, every, blocks)
+    X = np.array(positions, dtype=float)
+    Hs = np.asarray(boxes, dtype=float)
+    seeds = np.asarray(seeds, dtype=np.int64)
+    B, n, d = X.shape
+    if Hs.shape != (B, d, d) or seeds.shape != (B,):
+        raise ValueError(
+            f"need boxes ({B}, {d}, {d}) and seeds ({B},), got {Hs.shape} and {seeds.shape}"
+        )
+    V = np.stack([np.random.default_rng(s).normal(scale=np.sqrt(temperature), size=(n, d))
+                  for s in seeds])  # fmt: skip
+    V -= V.mean(axis=1, keepdims=True)
+    if equilibration:
+        run_boxes(X, V, Hs, cutoff, dt, equilibration, friction, temperature, seeds, every, skin)
+    samples, kinetic = run_boxes(
+        X, V, Hs, cutoff, dt, steps, friction, temperature, seeds + 1, every, skin
+    )
+    volumes = np.linalg.det(Hs)
+    return [
+        ThermalStress(-samples[b] / volumes[b], 2 * kinetic[b] / (n * d), blocks) for b in range(B)
+    ]
+
+
+def thermal_lattice_constant(
+    lattice: str,
+    cutoff: float,
+    temperature: float,
+    cells,
+    replicas: int = 4,
+    tolerance: float = 2.0,
+    max_iterations: int = 8,
+    seed: int = 0,
+    **md_options,
+) -> tuple[float, float, float]:
+    """The lattice constant at which the mean pressure vanishes at temperature ``T``.
+
+    Newton iteration ``a ← a (1 + p / (d K))`` on the MD pressure ``p = −tr σ / d`` (the mean
+    of ``replicas`` independent boxes), with the zero-temperature Born bulk modulus ``K``, from
+    the zero-pressure lattice at T = 0; it stops when ``|p|`` is within ``tolerance`` standard
+    errors.
+
+    Args:
+        lattice: ``"triangular"`` or ``"fcc"``.
+        cutoff: LJ cutoff.
+        temperature: ``T > 0``.
+        cells: lattice cells per axis of each box.
+        replicas: independent boxes averaged per iterate.
+        tolerance: stop at ``|p| <= tolerance · se(p)``.
+        max_iterations: iterates before giving up.
+        seed: first seed (iterate ``k`` uses new seeds).
+        md_options: passed to :func:`thermal_stresses`.
+
+    Returns:
+        ``(a, p, se(p))`` at the last iterate.
+
+    Raises:
+        RuntimeError: not converged in ``max_iterations``.
+    """
+    from fe2hmm.micro.particles.lattice import lattice_stiffness
+
+    a = zero_pressure_lattice_constant(lattice, cutoff)
+    d = LATTICES[lattice]
+    C = lattice_stiffness(lattice, a, cutoff)
+    bulk = float(np.einsum("iijj->", C)) / d**2
+    for k in range(max_iterations):
+        box = lattice_box(lattice, cells, a, cutoff)
+        seeds = seed + 1000 * k + np.arange(replicas)
+        runs = thermal_stresses(
+            np.stack([box.x] * replicas), np.stack([box.H] * replicas), cutoff, temperature,
+            seeds, **md_options,
+        )  # fmt: skip
+        mean = float(np.mean([r.pressure[0] for r in runs]))
+        se = float(np.sqrt(sum(r.pressure[1] ** 2 for r in runs))) / replicas
+        if abs(mean) <= tolerance * se:
+            return float(a), mean, float(se)
+        a *= 1.0 + mean / (d * bulk)
+    raise RuntimeError(
+        f"no zero-pressure lattice constant at T = {temperature:g} after {max_iterations} "
+        f"iterations: a = {a:.6f}, p = {mean:.3g} ± {se:.2g}"
+    )

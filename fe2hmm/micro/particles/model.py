@@ -16,7 +16,7 @@ import numpy as np
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-from fe2hmm.micro.particles.md import LJBox, lattice_box, minimize, thermal_stress
+from fe2hmm.micro.particles.md import lattice_box, minimize, thermal_stresses
 
 __all__ = ["LJStressModel"]
 
@@ -33,10 +33,13 @@ class LJStressModel(MicroModel):
         cells: lattice cells per axis (default: the smallest box at least ``2·cutoff`` wide with
             room for compression to 0.8).
         temperature: ``T >= 0``; above 0 the stress is a Langevin time average
-            (:func:`~fe2hmm.micro.particles.md.thermal_stress`, options in ``md_options``).
+            (Langevin, all boxes of an evaluation in one batched engine call).
         a: reference lattice constant (default: zero pressure at T = 0).
         step: finite-difference step of the tangent (default 1e-6 at T = 0, 1e-2 above).
-        md_options: passed to ``thermal_stress`` (steps, equilibration, dt, seed, …).
+        md_options: passed to :func:`~fe2hmm.micro.particles.md.thermal_stresses` (steps,
+            equilibration, dt, friction, every, blocks, skin) and ``seed``: point ``i`` of the
+            ``k``-th evaluation draws its noise from ``(seed, k, i)`` (fresh noise per
+            evaluation, reproducible for the same call sequence).
     """
 
     is_stochastic = False
@@ -64,8 +67,10 @@ class LJStressModel(MicroModel):
             cells = np.ceil(2.0 * self.cutoff / (0.8 * unit)).astype(int)
         self.reference = lattice_box(lattice, cells, self.a, cutoff)
         self.step = step if step is not None else (1e-6 if temperature == 0 else 1e-2)
+        self.seed = int(md_options.pop("seed", 0))
         self.md_options = md_options
         self.is_stochastic = temperature > 0
+        self._evaluations = 0
 
     @property
     def input_shapes(self):
@@ -78,23 +83,36 @@ class LJStressModel(MicroModel):
         return {"stress": (self.dim, self.dim)}
 
     def piola_stress(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(P, standard error of P)`` for one deformation gradient."""
+        """``(P, standard error of P)`` for one deformation gradient (one box)."""
         box = self.reference.deformed(F)
         if self.temperature == 0:
             minimize(box)
-            sigma, error = box.stress(), np.zeros((self.dim, self.dim))
-        else:
-            result = thermal_stress(
-                LJBox(box.x, box.H, box.cutoff), self.temperature, **self.md_options
-            )
-            sigma, error = result.stress, result.stress_error
-        J = np.linalg.det(F)
-        Finv_T = np.linalg.inv(F).T
-        # independent entries: var(P_ij) = J² Σ_k var(σ_ik) (F⁻ᵀ)_kj²
-        return J * sigma @ Finv_T, J * np.sqrt(error**2 @ Finv_T**2)
+            return _piola(F, box.stress(), np.zeros((self.dim, self.dim)))
+        run = thermal_stresses(
+            box.x[None], box.H[None], self.cutoff, self.temperature, [self._seed(0)],
+            **self.md_options,
+        )[0]  # fmt: skip
+        return _piola(F, run.stress, run.stress_error)
+
+    def _seed(self, point: int) -> int:
+        """Seed of ``point`` in the current evaluation (new noise per evaluation, reproducible)."""
+        sequence = np.random.SeedSequence([self.seed, self._evaluations, point])
+        return int(sequence.generate_state(1, dtype=np.uint32)[0])
+
+    def _perturbed(self, Fs: np.ndarray, tangents: bool) -> np.ndarray:
+        """``(n, 1 + 2d², d, d)``: each ``F`` and, for the tangent, ``F ± h e_k⊗e_m``."""
+        d = self.dim
+        if not tangents:
+            return Fs[:, None]
+        dF = self.step * np.eye(d * d).reshape(d * d, d, d)
+        return np.concatenate([Fs[:, None], Fs[:, None] + dF, Fs[:, None] - dF], axis=1)
 
     def evaluate(self, inputs, parameters, *, tangents=True):
         """Stress (and tangent by central differences) at every point.
+
+        At T > 0 all boxes of all points (and their ``±h`` perturbations for the tangent, with
+        the point's seed: common random numbers) advance together in one parallel call of the
+        Verlet-list engine (:func:`~fe2hmm.micro.particles.md.thermal_stresses`).
 
         Raises:
             MicroSolveError: ``det F <= 0``, a box thinner than twice the cutoff, or a failed
@@ -105,28 +123,51 @@ class LJStressModel(MicroModel):
         self.statistics.micro_requests += n
         d = self.dim
         Fs = np.asarray(inputs["deformation_gradient"], dtype=float)
-        P = np.empty((n, d, d))
-        errors = np.empty((n, d, d))
-        T = np.zeros((n, d, d, d, d)) if tangents else None
+        every_F = self._perturbed(Fs, tangents)
+        per_point = every_F.shape[1]
         t0 = time.perf_counter()
+        P = np.empty((n, per_point, d, d))
+        errors = np.zeros((n, per_point, d, d))
+        boxes = []
         for i in range(n):
             try:
-                P[i], errors[i] = self.piola_stress(Fs[i])
-                if tangents:
-                    for k in range(d):
-                        for m in range(d):
-                            dF = np.zeros((d, d))
-                            dF[k, m] = self.step
-                            plus, _ = self.piola_stress(Fs[i] + dF)
-                            minus, _ = self.piola_stress(Fs[i] - dF)
-                            T[i, :, :, k, m] = (plus - minus) / (2 * self.step)
+                for j in range(per_point):
+                    box = self.reference.deformed(every_F[i, j])  # checks det F and box size
+                    if self.temperature == 0:
+                        minimize(box)
+                        P[i, j], _ = _piola(every_F[i, j], box.stress(), errors[i, j])
+                    else:
+                        boxes.append(box)
             except (ValueError, RuntimeError) as err:
                 raise MicroSolveError(f"LJ box at F = {Fs[i].tolist()}: {err}", point=i) from err
-            self.statistics.micro_solves += 1
-        self.statistics.seconds += time.perf_counter() - t0
-        result = MicroResult(
-            {"stress": P}, {("stress", "deformation_gradient"): T} if tangents else {}
-        )
         if self.temperature > 0:
-            result.standard_errors = {"stress": errors}
+            seeds = np.repeat([self._seed(i) for i in range(n)], per_point)
+            runs = thermal_stresses(
+                np.stack([b.x for b in boxes]), np.stack([b.H for b in boxes]), self.cutoff,
+                self.temperature, seeds, **self.md_options,
+            )  # fmt: skip
+            for k, run in enumerate(runs):
+                i, j = divmod(k, per_point)
+                P[i, j], errors[i, j] = _piola(every_F[i, j], run.stress, run.stress_error)
+        self._evaluations += 1
+        self.statistics.micro_solves += n * per_point
+        self.statistics.seconds += time.perf_counter() - t0
+        outputs = {"stress": P[:, 0]}
+        result_tangents = {}
+        if tangents:
+            h = self.step
+            T = (P[:, 1 : 1 + d * d] - P[:, 1 + d * d :]) / (2 * h)  # (n, d², d, d)
+            result_tangents[("stress", "deformation_gradient")] = np.moveaxis(
+                T.reshape(n, d, d, d, d), (1, 2), (3, 4)
+            )
+        result = MicroResult(outputs, result_tangents)
+        if self.temperature > 0:
+            result.standard_errors = {"stress": errors[:, 0]}
         return result
+
+
+def _piola(F: np.ndarray, sigma: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P = Jσ F⁻ᵀ, its standard error)``; entries of σ treated as independent."""
+    J = np.linalg.det(F)
+    Finv_T = np.linalg.inv(F).T
+    return J * sigma @ Finv_T, J * np.sqrt(error**2 @ Finv_T**2)

@@ -1,0 +1,304 @@
+r"""A hyperelastic regression surrogate for noisy finite-strain stress models.
+
+A stochastic micro-model (molecular dynamics at T > 0) returns the first Piola–Kirchhoff stress
+:math:`P(F)` with noise of standard error :math:`s`. A macro Newton iteration on those values
+cannot converge below the noise, and difference-quotient tangents of noisy data are worse still.
+:class:`HyperelasticRegressionModel` replaces the micro-model by a smooth, deterministic,
+thermodynamically consistent fit:
+
+- a free energy polynomial :math:`W(E) = \sum_{1 \le |\alpha| \le p} c_\alpha e^\alpha` in the
+  independent components :math:`e` of the Green–Lagrange strain :math:`E = (F^\top F - I)/2`
+  (``(E11, E22, E12)`` in 2D; ``(E11, E22, E33, E23, E13, E12)`` in 3D), so
+  :math:`S = \partial W/\partial E` is symmetric, objective and has a major-symmetric tangent;
+- fitted by weighted least squares (weights :math:`1/s`) to the second Piola–Kirchhoff stresses
+  :math:`S = F^{-1}P` of micro runs at a quasi-random (Sobol) design of right stretch tensors
+  :math:`U = \sqrt{I + 2E}` with :math:`|e|_\infty \le r`, all run in one batched call;
+- served as :math:`P = F S(E)` with the exact tangent
+  :math:`\mathrm dP = \mathrm dF\,S + F\,\mathbb C : \mathrm{sym}(F^\top \mathrm dF)`.
+
+The fit is checked against its noise: ``chi2`` (weighted residual sum of squares per degree of
+freedom) near 1 says the polynomial describes the data to within the noise; much larger says
+the degree is too low for the strain range. A request whose strain lies outside the fitted box
+is not extrapolated: the box grows to 1.25 times the largest requested component, new design
+points are run and the fit is redone (``refits`` counts this).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import warnings
+
+import numpy as np
+
+from fe2hmm.micro.interface import MicroModel, MicroResult
+
+__all__ = ["HyperelasticRegressionModel", "strain_components"]
+
+
+def _index_pairs(d: int) -> list[tuple[int, int]]:
+    return [(0, 0), (1, 1), (0, 1)] if d == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+
+
+def strain_components(F: np.ndarray) -> np.ndarray:
+    """Independent Green–Lagrange strain components ``e`` ``(n, k)`` of ``F`` ``(n, d, d)``."""
+    F = np.asarray(F, dtype=float)
+    d = F.shape[-1]
+    E = 0.5 * (np.einsum("nki,nkj->nij", F, F) - np.eye(d))
+    return np.stack([E[:, i, j] for i, j in _index_pairs(d)], axis=-1)
+
+
+def _tensor(g: np.ndarray, d: int) -> np.ndarray:
+    """Symmetric tensors ``(n, d, d)`` from ``∂W/∂e`` ``(n, k)`` (off-diagonals halved)."""
+    S = np.zeros((g.shape[0], d, d))
+    for c, (i, j) in enumerate(_index_pairs(d)):
+        if i == j:
+            S[:, i, i] = g[:, c]
+        else:
+            S[:, i, j] = S[:, j, i] = 0.5 * g[:, c]
+    return S
+
+
+class HyperelasticRegressionModel(MicroModel):
+    """Serve ``P(F)`` of a noisy micro-model from a fitted polynomial free energy ``W(E)``.
+
+    Args:
+        model: the wrapped micro-model: input ``deformation_gradient`` ``(d, d)``, output
+            ``stress`` ``(d, d)`` (first Piola–Kirchhoff), no parameters; ``standard_errors``
+            are used as weights when it returns them.
+        strain_range: half widths ``r`` of the initial design box: one for every strain
+            component, or ``(k,)``.
+        degree: polynomial degree ``p`` of ``W`` (stress of degree ``p − 1``), >= 2; default 6
+            in 2D (83 coefficients), 4 in 3D (209).
+        samples: design points per sampling round (default: the power of two at or above twice
+            the number of coefficients over ``k``); the first round adds the origin
+            (``F = I``).
+        seed: seed of the scrambled Sobol design.
+
+    Attributes:
+        exponents: monomial exponents ``(m, k)``.
+        coefficients: fitted ``c_α`` ``(m,)``.
+        chi2: weighted residual sum of squares per degree of freedom of the last fit (``nan``
+            without standard errors).
+        residual: largest absolute residual of the last fit, relative to ``max |S|``.
+        design: strains of all micro runs so far ``(N, k)`` and ``stresses`` / ``errors`` the
+            measured second Piola–Kirchhoff components ``(N, k)``.
+        refits: how often the design box had to grow.
+    """
+
+    def __init__(
+        self,
+        model: MicroModel,
+        strain_range: float = 0.05,
+        degree: int | None = None,
+        samples: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        ins, outs = dict(model.input_shapes), dict(model.output_shapes)
+        shape = ins.get("deformation_gradient")
+        if (
+            set(ins) != {"deformation_gradient"}
+            or set(outs) != {"stress"}
+            or shape not in ((2, 2), (3, 3))
+            or outs["stress"] != shape
+            or model.parameter_shapes
+        ):
+            raise ValueError(
+                "HyperelasticRegressionModel needs a model with input deformation_gradient "
+                f"(d, d), output stress (d, d) and no parameters; {type(model).__name__} has "
+                f"inputs {ins}, outputs {outs}, parameters {dict(model.parameter_shapes)}"
+            )
+        if degree is None:
+            degree = 6 if shape == (2, 2) else 4
+        if int(degree) != degree or degree < 2:
+            raise ValueError(f"degree must be an integer >= 2, got {degree!r}")
+        self.model, self.dim = model, shape[0]
+        self.k = len(_index_pairs(self.dim))
+        r = np.broadcast_to(np.asarray(strain_range, dtype=float), (self.k,)).copy()
+        if not np.all(np.isfinite(r) & (r > 0) & (r < 0.5)):
+            raise ValueError(
+                f"strain_range must be in (0, 0.5) per component, got {strain_range!r}"
+            )
+        self.exponents = np.array(
+            [
+                a
+                for a in itertools.product(range(int(degree) + 1), repeat=self.k)
+                if 1 <= sum(a) <= degree
+            ]
+        )
+        m = len(self.exponents)
+        self.samples = (
+            int(samples) if samples is not None else 1 << int(np.ceil(np.log2(2 * m / self.k)))
+        )
+        if self.samples * self.k < m:
+            raise ValueError(
+                f"samples = {samples} give {self.samples * self.k} equations for {m} coefficients"
+            )
+        self.range = r
+        self.is_stochastic = False
+        self.refits = 0
+        self._rng_seed = int(seed)
+        self.design = np.zeros((0, self.k))
+        self.stresses = np.zeros((0, self.k))
+        self.errors = np.zeros((0, self.k))
+        self.coefficients = np.zeros(m)
+        self.chi2, self.residual = float("nan"), float("nan")
+        self._sample(self.range, include_origin=True)
+
+    @property
+    def input_shapes(self):
+        """``{"deformation_gradient": (d, d)}``."""
+        return {"deformation_gradient": (self.dim, self.dim)}
+
+    @property
+    def output_shapes(self):
+        """``{"stress": (d, d)}`` (first Piola–Kirchhoff)."""
+        return {"stress": (self.dim, self.dim)}
+
+    # -- design and fit ------------------------------------------------------------------------
+    def _sample(self, half_width: np.ndarray, include_origin: bool = False) -> None:
+        """Run the wrapped model at ``samples`` new design strains in ``Π [-r_c, r_c]``; refit."""
+        from scipy.stats import qmc
+
+        sobol = qmc.Sobol(self.k, scramble=True, seed=self._rng_seed + self.refits)
+        with warnings.catch_warnings():  # balance of 2^m points is immaterial for a fit
+            warnings.simplefilter("ignore", UserWarning)
+            e = half_width * (2.0 * sobol.random(self.samples) - 1.0)
+        if include_origin:
+            e = np.vstack([np.zeros(self.k), e])
+        d = self.dim
+        E = _tensor(np.where(np.arange(self.k) < d, 1.0, 2.0) * e, d)  # tensor from components
+        w, Q = np.linalg.eigh(np.eye(d) + 2.0 * E)
+        if np.any(w <= 0):
+            raise ValueError(f"design strain range {half_width.tolist()} reaches det F <= 0")
+        U = np.einsum("nij,nj,nkj->nik", Q, np.sqrt(w), Q)  # right stretch: E(U) = E
+        result = self.model.evaluate({"deformation_gradient": U}, {}, tangents=False)
+        Uinv = np.linalg.inv(U)
+        S = Uinv @ result.outputs["stress"]
+        S = 0.5 * (S + np.swapaxes(S, 1, 2))
+        errs = result.standard_errors.get("stress")
+        pairs = _index_pairs(d)
+        comps = np.stack([S[:, i, j] for i, j in pairs], axis=-1)
+        if errs is None:
+            comp_errors = np.zeros_like(comps)
+        else:  # S = U⁻¹ P, entries of P independent
+            var = np.einsum("nik,nkj->nij", Uinv**2, errs**2)
+            comp_errors = np.stack([np.sqrt(var[:, i, j]) for i, j in pairs], axis=-1)
+        self.design = np.vstack([self.design, e])
+        self.stresses = np.vstack([self.stresses, comps])
+        self.errors = np.vstack([self.errors, comp_errors])
+        self._fit()
+
+    def _gradient_matrix(self, e: np.ndarray) -> np.ndarray:
+        """``∂(e^α)/∂e_c`` ``(n, k, m)``."""
+        a = self.exponents  # (m, k)
+        G = np.empty((e.shape[0], self.k, len(a)))
+        for c in range(self.k):
+            lowered = a.copy()
+            lowered[:, c] = np.maximum(a[:, c] - 1, 0)
+            G[:, c, :] = a[:, c] * np.prod(e[:, None, :] ** lowered[None], axis=-1)
+        return G
+
+    def _hessian_matrix(self, e: np.ndarray) -> np.ndarray:
+        """``∂²(e^α)/∂e_c∂e_q`` ``(n, k, k, m)``."""
+        a = self.exponents
+        Hm = np.empty((e.shape[0], self.k, self.k, len(a)))
+        for c in range(self.k):
+            for q in range(self.k):
+                lowered = a.copy()
+                factor = a[:, c].astype(float)
+                lowered[:, c] = a[:, c] - 1
+                factor = factor * lowered[:, q]
+                lowered[:, q] = lowered[:, q] - 1
+                lowered = np.maximum(lowered, 0)
+                Hm[:, c, q, :] = factor * np.prod(e[:, None, :] ** lowered[None], axis=-1)
+        return Hm
+
+    def _fit(self) -> None:
+        """Weighted least squares for the coefficients ``c``.
+
+        Equations ``∂W/∂e_c = g_c`` with ``g`` the measured ``S`` components (off-diagonals
+        doubled), rows scaled by the standard errors.
+        """
+        d = self.dim
+        doubled = np.where(np.arange(self.k) < d, 1.0, 2.0)
+        A = self._gradient_matrix(self.design).reshape(-1, len(self.exponents))
+        b = (self.stresses * doubled).reshape(-1)
+        sd = (self.errors * doubled).reshape(-1)
+        weighted = bool(np.all(sd > 0))
+        w = 1.0 / sd if weighted else np.ones_like(b)
+        self.coefficients, *_ = np.linalg.lstsq(A * w[:, None], b * w, rcond=None)
+        r = A @ self.coefficients - b
+        dof = b.size - len(self.exponents)
+        self.chi2 = float(np.sum((r * w) ** 2) / dof) if weighted and dof > 0 else float("nan")
+        # covariance of c (inflated by chi2 when the model misfits), for prediction errors
+        self._covariance = None
+        if weighted and dof > 0:
+            self._covariance = max(self.chi2, 1.0) * np.linalg.pinv(
+                (A * w[:, None]).T @ (A * w[:, None])
+            )
+        self.residual = float(np.abs(r).max() / max(np.abs(b).max(), 1e-300))
+
+    # -- serving -------------------------------------------------------------------------------
+    def second_piola(self, e: np.ndarray) -> np.ndarray:
+        """Fitted ``S`` ``(n, d, d)`` at strain components ``e`` ``(n, k)``."""
+        return _tensor(self._gradient_matrix(e) @ self.coefficients, self.dim)
+
+    def standard_errors(self, F: np.ndarray) -> np.ndarray:
+        """Standard errors ``(n, d, d)`` of the served ``P`` from the fit's covariance.
+
+        Zero for a deterministic model (no weights); entries of ``S`` treated as independent.
+        """
+        F = np.asarray(F, dtype=float)
+        if self._covariance is None:
+            return np.zeros_like(F)
+        G = self._gradient_matrix(strain_components(F))  # (n, k, m)
+        var_g = np.einsum("nkm,mq,nkq->nk", G, self._covariance, G)
+        S_var = _tensor(var_g, self.dim)
+        S_var = np.where(np.eye(self.dim, dtype=bool), S_var, 0.5 * S_var)  # (½ g)² = ¼ var g
+        return np.sqrt(np.einsum("nik,nkj->nij", F**2, S_var))
+
+    def evaluate(self, inputs, parameters, *, tangents=True):
+        """``P = F S(E)`` and its exact tangent; grows the design box first if needed."""
+        n = self.check_batch(inputs, parameters)
+        self.statistics.points_requested += n
+        t0 = time.perf_counter()
+        F = np.asarray(inputs["deformation_gradient"], dtype=float)
+        det = np.linalg.det(F)
+        if np.any(~(det > 0)):
+            from fe2hmm.errors import MicroSolveError
+
+            i = int(np.flatnonzero(~(det > 0))[0])
+            raise MicroSolveError(
+                f"deformation gradient needs det F > 0, got det F = {det[i]:g}", point=i
+            )
+        e = strain_components(F)
+        reach = np.abs(e).max(axis=0) if n else np.zeros(self.k)
+        if np.any(reach > self.range):
+            self.range = np.maximum(self.range, 1.25 * reach)
+            self.refits += 1
+            solves = self.model.statistics.micro_solves
+            self._sample(self.range)
+            self.statistics.micro_solves += self.model.statistics.micro_solves - solves
+        self.statistics.surrogate_hits += n
+        d = self.dim
+        S = self.second_piola(e)
+        outputs = {"stress": F @ S}
+        result_tangents = {}
+        if tangents:
+            Hm = self._hessian_matrix(e) @ self.coefficients  # (n, k, k): ∂²W/∂e∂e
+            T = np.empty((n, d, d, d, d))
+            pairs = _index_pairs(d)
+            for k in range(d):
+                for m in range(d):
+                    dF = np.zeros((d, d))
+                    dF[k, m] = 1.0
+                    FtdF = np.einsum("nik,ij->nkj", F, dF)  # Fᵀ dF
+                    dE = 0.5 * (FtdF + np.swapaxes(FtdF, 1, 2))
+                    de = np.stack([dE[:, i, j] for i, j in pairs], axis=-1)
+                    dS = _tensor(np.einsum("ncq,nq->nc", Hm, de), d)
+                    T[:, :, :, k, m] = dF @ S + F @ dS
+            result_tangents[("stress", "deformation_gradient")] = T
+        self.statistics.seconds += time.perf_counter() - t0
+        return MicroResult(outputs, result_tangents)
