@@ -133,8 +133,9 @@ class NewtonSolver:
             Iteration count, residual history and timings.
 
         Raises:
-            NewtonConvergenceError: when ``max_iterations`` is reached, or the linear solver or
-                the residual fails (non-finite values).
+            NewtonConvergenceError: when ``max_iterations`` is reached (the error carries
+                ``residual_norms``), or the linear solver or the residual fails (non-finite
+                values).
             MicroSolveError: from a closure update (names the quadrature point).
         """
         seconds = {"micro": 0.0, "assemble": 0.0, "solve": 0.0}
@@ -181,11 +182,13 @@ class NewtonSolver:
             seconds["solve"] += time.perf_counter() - t3
             per_iteration[-1]["assemble"] += t3 - t2
             per_iteration[-1]["solve"] += time.perf_counter() - t3
-        raise NewtonConvergenceError(
+        error = NewtonConvergenceError(
             f"Newton did not converge in {self.max_iterations} iterations: residual norms "
             + ", ".join(f"{n:.3e}" for n in norms)
             + f" (rtol={self.rtol:g}, atol={self.atol:g})"
         )
+        error.residual_norms = norms
+        raise error
 
     def __del__(self) -> None:
         for obj in ("_ksp", "_A", "_b"):

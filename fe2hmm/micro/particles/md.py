@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-from fe2hmm.micro.particles.lj import check_box, forces, langevin
+from fe2hmm.micro.particles.lj import check_box, forces, langevin, relax
 
 __all__ = [
     "LJBox",
@@ -138,30 +138,13 @@ def minimize(box: LJBox, force_tolerance: float = 1e-10, max_steps: int = 20000)
     Raises:
         RuntimeError: not converged within ``max_steps`` (names the residual force).
     """
-    dt, dt_max, alpha0 = 0.002, 0.02, 0.1
-    alpha, positive = alpha0, 0
-    v = np.zeros_like(box.x)
-    _, f, _ = box.evaluate()
-    for step in range(max_steps):
-        if np.abs(f).max() < force_tolerance:
-            return step
-        power = float(np.sum(f * v))
-        if power > 0:
-            norm_v, norm_f = np.linalg.norm(v), np.linalg.norm(f)
-            v = (1 - alpha) * v + alpha * f * norm_v / norm_f
-            positive += 1
-            if positive > 5:
-                dt, alpha = min(1.1 * dt, dt_max), 0.99 * alpha
-        else:
-            v[:] = 0.0
-            dt, alpha, positive = 0.5 * dt, alpha0, 0
-        v += dt * f
-        box.x += dt * v
-        _, f, _ = box.evaluate()
-    raise RuntimeError(
-        f"FIRE did not converge in {max_steps} steps: max force {np.abs(f).max():.3e} "
-        f"> {force_tolerance:g}"
-    )
+    steps, fmax, _ = relax(box.x, box.H, box.cutoff, force_tolerance, max_steps)
+    if not fmax < force_tolerance:
+        raise RuntimeError(
+            f"FIRE did not converge in {max_steps} steps: max force {fmax:.3e} "
+            f"> {force_tolerance:g}"
+        )
+    return int(steps)
 
 
 def to_voigt(C: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ import numpy as np
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-from fe2hmm.micro.particles.md import lattice_box, minimize, thermal_stresses
+from fe2hmm.micro.particles.lj import relax_boxes
+from fe2hmm.micro.particles.md import lattice_box, thermal_stresses
 
 __all__ = ["LJStressModel"]
 
@@ -39,7 +40,8 @@ class LJStressModel(MicroModel):
         md_options: passed to :func:`~fe2hmm.micro.particles.md.thermal_stresses` (steps,
             equilibration, dt, friction, every, blocks, skin) and ``seed``: point ``i`` of the
             ``k``-th evaluation draws its noise from ``(seed, k, i)`` (fresh noise per
-            evaluation, reproducible for the same call sequence).
+            evaluation, reproducible for the same call sequence); at T = 0 ``force_tolerance``
+            of the FIRE relaxation (default 1e-10; all boxes relaxed in one parallel call).
     """
 
     is_stochastic = False
@@ -68,6 +70,7 @@ class LJStressModel(MicroModel):
         self.reference = lattice_box(lattice, cells, self.a, cutoff)
         self.step = step if step is not None else (1e-6 if temperature == 0 else 1e-2)
         self.seed = int(md_options.pop("seed", 0))
+        self.force_tolerance = float(md_options.pop("force_tolerance", 1e-10))
         self.md_options = md_options
         self.is_stochastic = temperature > 0
         self._evaluations = 0
@@ -83,16 +86,34 @@ class LJStressModel(MicroModel):
         return {"stress": (self.dim, self.dim)}
 
     def piola_stress(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(P, standard error of P)`` for one deformation gradient (one box)."""
-        box = self.reference.deformed(F)
-        if self.temperature == 0:
-            minimize(box)
-            return _piola(F, box.stress(), np.zeros((self.dim, self.dim)))
-        run = thermal_stresses(
-            box.x[None], box.H[None], self.cutoff, self.temperature, [self._seed(0)],
-            **self.md_options,
-        )[0]  # fmt: skip
-        return _piola(F, run.stress, run.stress_error)
+        """``(P, standard error of P)`` for one deformation gradient (one box, no tangent)."""
+        result = self.evaluate({"deformation_gradient": np.asarray(F, float)[None]}, {},
+                               tangents=False)  # fmt: skip
+        errors = result.standard_errors.get("stress", np.zeros((1, self.dim, self.dim)))
+        return result.outputs["stress"][0], errors[0]
+
+    def _check_boxes(self, flat_F, Hs, per_point, Fs) -> None:
+        """``det F > 0`` and every box wide enough, else ``MicroSolveError`` naming the point."""
+        det = np.linalg.det(flat_F)
+        bad = np.flatnonzero(~(det > 0))
+        if bad.size:
+            k = int(bad[0])
+            raise MicroSolveError(
+                f"LJ box at F = {Fs[k // per_point].tolist()}: deformation gradient needs "
+                f"det F > 0, got det F = {det[k]:g}",
+                point=k // per_point,
+            )
+        reach = self.cutoff + (self.md_options.get("skin", 0.3) if self.temperature > 0 else 0.0)
+        widths = 1.0 / np.linalg.norm(np.linalg.inv(Hs), axis=-1)
+        thin = np.flatnonzero(np.any(widths < 2 * reach, axis=-1))
+        if thin.size:
+            k = int(thin[0])
+            raise MicroSolveError(
+                f"LJ box at F = {Fs[k // per_point].tolist()}: box too small for the cutoff: "
+                f"perpendicular widths {np.round(widths[k], 6)} must be >= {2 * reach:g} "
+                f"(minimum image); use more lattice cells",
+                point=k // per_point,
+            )
 
     def _seed(self, point: int) -> int:
         """Seed of ``point`` in the current evaluation (new noise per evaluation, reproducible)."""
@@ -126,29 +147,29 @@ class LJStressModel(MicroModel):
         every_F = self._perturbed(Fs, tangents)
         per_point = every_F.shape[1]
         t0 = time.perf_counter()
-        P = np.empty((n, per_point, d, d))
-        errors = np.zeros((n, per_point, d, d))
-        boxes = []
-        for i in range(n):
-            try:
-                for j in range(per_point):
-                    box = self.reference.deformed(every_F[i, j])  # checks det F and box size
-                    if self.temperature == 0:
-                        minimize(box)
-                        P[i, j], _ = _piola(every_F[i, j], box.stress(), errors[i, j])
-                    else:
-                        boxes.append(box)
-            except (ValueError, RuntimeError) as err:
-                raise MicroSolveError(f"LJ box at F = {Fs[i].tolist()}: {err}", point=i) from err
-        if self.temperature > 0:
+        flat_F = every_F.reshape(-1, d, d)
+        Hs = flat_F @ self.reference.H
+        X = np.ascontiguousarray(np.einsum("mj,bij->bmi", self.reference.x, flat_F))
+        self._check_boxes(flat_F, Hs, per_point, Fs)
+        if self.temperature == 0:
+            _, fmax, virials = relax_boxes(X, Hs, self.cutoff, self.force_tolerance)
+            failed = np.flatnonzero(~(fmax < self.force_tolerance))
+            if failed.size:
+                k = int(failed[0])
+                raise MicroSolveError(
+                    f"LJ box at F = {Fs[k // per_point].tolist()}: FIRE did not converge: max "
+                    f"force {fmax[k]:.3e} > {self.force_tolerance:g}",
+                    point=k // per_point,
+                )
+            sigma = -virials / np.linalg.det(Hs)[:, None, None]
+            sigma_error = np.zeros_like(sigma)
+        else:
             seeds = np.repeat([self._seed(i) for i in range(n)], per_point)
-            runs = thermal_stresses(
-                np.stack([b.x for b in boxes]), np.stack([b.H for b in boxes]), self.cutoff,
-                self.temperature, seeds, **self.md_options,
-            )  # fmt: skip
-            for k, run in enumerate(runs):
-                i, j = divmod(k, per_point)
-                P[i, j], errors[i, j] = _piola(every_F[i, j], run.stress, run.stress_error)
+            runs = thermal_stresses(X, Hs, self.cutoff, self.temperature, seeds, **self.md_options)
+            sigma = np.stack([run.stress for run in runs])
+            sigma_error = np.stack([run.stress_error for run in runs])
+        P, errors = _piola(flat_F, sigma, sigma_error)
+        P, errors = P.reshape(n, per_point, d, d), errors.reshape(n, per_point, d, d)
         self._evaluations += 1
         self.statistics.micro_solves += n * per_point
         self.statistics.seconds += time.perf_counter() - t0
@@ -167,7 +188,7 @@ class LJStressModel(MicroModel):
 
 
 def _piola(F: np.ndarray, sigma: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(P = Jσ F⁻ᵀ, its standard error)``; entries of σ treated as independent."""
-    J = np.linalg.det(F)
-    Finv_T = np.linalg.inv(F).T
+    """``(P = Jσ F⁻ᵀ, its standard error)`` for stacks ``(m, d, d)``; σ entries independent."""
+    J = np.linalg.det(F)[:, None, None]
+    Finv_T = np.swapaxes(np.linalg.inv(F), 1, 2)
     return J * sigma @ Finv_T, J * np.sqrt(error**2 @ Finv_T**2)
