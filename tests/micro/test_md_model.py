@@ -94,6 +94,10 @@ def test_finite_temperature_returns_standard_errors_and_failures_name_the_point(
     with pytest.raises(MicroSolveError, match="det F > 0") as info:
         LJStressModel("triangular").evaluate({"deformation_gradient": bad}, {})
     assert info.value.point == 1
+    squeezed = np.stack([np.eye(2), np.eye(2), np.diag([0.5, 1.0])])
+    with pytest.raises(MicroSolveError, match="box too small for the cutoff") as info:
+        LJStressModel("triangular").evaluate({"deformation_gradient": squeezed}, {})
+    assert info.value.point == 2
 
 
 def test_finite_temperature_boxes_are_batched_and_independent_of_each_other():

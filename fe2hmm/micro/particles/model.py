@@ -98,22 +98,16 @@ class LJStressModel(MicroModel):
         bad = np.flatnonzero(~(det > 0))
         if bad.size:
             k = int(bad[0])
-            raise MicroSolveError(
-                f"LJ box at F = {Fs[k // per_point].tolist()}: deformation gradient needs "
-                f"det F > 0, got det F = {det[k]:g}",
-                point=k // per_point,
-            )
+            raise _box_error(Fs, k, per_point, f"deformation gradient needs det F > 0, got "
+                             f"det F = {det[k]:g}")  # fmt: skip
         reach = self.cutoff + (self.md_options.get("skin", 0.3) if self.temperature > 0 else 0.0)
         widths = 1.0 / np.linalg.norm(np.linalg.inv(Hs), axis=-1)
         thin = np.flatnonzero(np.any(widths < 2 * reach, axis=-1))
         if thin.size:
             k = int(thin[0])
-            raise MicroSolveError(
-                f"LJ box at F = {Fs[k // per_point].tolist()}: box too small for the cutoff: "
-                f"perpendicular widths {np.round(widths[k], 6)} must be >= {2 * reach:g} "
-                f"(minimum image); use more lattice cells",
-                point=k // per_point,
-            )
+            raise _box_error(Fs, k, per_point, f"box too small for the cutoff: perpendicular "
+                             f"widths {np.round(widths[k], 6)} must be >= {2 * reach:g} (minimum "
+                             f"image); use more lattice cells")  # fmt: skip
 
     def _seed(self, point: int) -> int:
         """Seed of ``point`` in the current evaluation (new noise per evaluation, reproducible)."""
@@ -156,11 +150,8 @@ class LJStressModel(MicroModel):
             failed = np.flatnonzero(~(fmax < self.force_tolerance))
             if failed.size:
                 k = int(failed[0])
-                raise MicroSolveError(
-                    f"LJ box at F = {Fs[k // per_point].tolist()}: FIRE did not converge: max "
-                    f"force {fmax[k]:.3e} > {self.force_tolerance:g}",
-                    point=k // per_point,
-                )
+                raise _box_error(Fs, k, per_point, f"FIRE did not converge: max force "
+                                 f"{fmax[k]:.3e} > {self.force_tolerance:g}")  # fmt: skip
             sigma = -virials / np.linalg.det(Hs)[:, None, None]
             sigma_error = np.zeros_like(sigma)
         else:
@@ -185,6 +176,12 @@ class LJStressModel(MicroModel):
         if self.temperature > 0:
             result.standard_errors = {"stress": errors[:, 0]}
         return result
+
+
+def _box_error(Fs: np.ndarray, box: int, per_point: int, message: str) -> MicroSolveError:
+    """The error of flat box ``box`` (``per_point`` boxes per point), naming its point."""
+    point = box // per_point
+    return MicroSolveError(f"LJ box at F = {Fs[point].tolist()}: {message}", point=point)
 
 
 def _piola(F: np.ndarray, sigma: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
