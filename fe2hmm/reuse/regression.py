@@ -173,7 +173,9 @@ class HyperelasticRegressionModel(MicroModel):
         if np.any(w <= 0):
             raise ValueError(f"design strain range {half_width.tolist()} reaches det F <= 0")
         U = np.einsum("nij,nj,nkj->nik", Q, np.sqrt(w), Q)  # right stretch: E(U) = E
+        solves = self.model.statistics.micro_solves
         result = self.model.evaluate({"deformation_gradient": U}, {}, tangents=False)
+        self.statistics.micro_solves += self.model.statistics.micro_solves - solves
         Uinv = np.linalg.inv(U)
         S = Uinv @ result.outputs["stress"]
         S = 0.5 * (S + np.swapaxes(S, 1, 2))
@@ -278,9 +280,7 @@ class HyperelasticRegressionModel(MicroModel):
         if np.any(reach > self.range):
             self.range = np.maximum(self.range, 1.25 * reach)
             self.refits += 1
-            solves = self.model.statistics.micro_solves
             self._sample(self.range)
-            self.statistics.micro_solves += self.model.statistics.micro_solves - solves
         self.statistics.surrogate_hits += n
         d = self.dim
         S = self.second_piola(e)

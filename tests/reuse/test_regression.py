@@ -109,6 +109,7 @@ def test_design_grows_for_requests_outside_and_bad_input_is_named():
     assert surrogate.refits == 1 and surrogate.range[0] == pytest.approx(1.25 * 0.05125)
     assert surrogate.range[1] == 0.01  # only the exceeded component grows
     assert model.statistics.micro_solves > solves == surrogate.samples + 1
+    assert surrogate.statistics.micro_solves == model.statistics.micro_solves
     bad = np.stack([np.eye(2), np.diag([1.0, -1.0])])
     with pytest.raises(MicroSolveError, match="det F > 0") as info:
         surrogate.evaluate({"deformation_gradient": bad}, {})
