@@ -161,7 +161,8 @@ def elastic_constants(
 
     At ``temperature = 0`` the relaxed (FIRE) Cauchy stress is differentiated under the small
     strains ``±strain (e_k ⊗ e_l)_sym`` (error O(strain²)). At ``temperature > 0`` the
-    time-averaged stress of :func:`thermal_stress` is differentiated with **common random
+    time-averaged stress of :func:`thermal_stresses` (all boxes in one engine call) is
+    differentiated with **common random
     numbers** (the same seed for ``+`` and ``−``), so most of the thermal noise cancels; the
     error of ``C`` is the block standard error of the paired differences. Use a larger strain
     there (e.g. 0.01: the noise of the difference quotient scales like 1/strain).
@@ -170,7 +171,8 @@ def elastic_constants(
         box: the reference state (not modified; relaxed first at T = 0).
         strain: strain amplitude.
         temperature: ``T`` (reduced), >= 0.
-        md_options: passed to :func:`thermal_stress` (steps, equilibration, dt, seed, …).
+        md_options: passed to :func:`thermal_stresses` (steps, equilibration, dt, friction,
+            every, blocks, skin) and ``seed`` (one seed for all boxes).
 
     Returns:
         ``(σ (d, d), C (d, d, d, d), σ error, C error)`` (errors zero at T = 0).
@@ -183,40 +185,45 @@ def elastic_constants(
     reference = LJBox(box.x.copy(), box.H.copy(), box.cutoff)
     if temperature == 0:
         minimize(reference)
-
-        def measure(b: LJBox):
+    pairs = [(k, m) for k in range(d) for m in range(k, d)]
+    boxes = [LJBox(reference.x.copy(), reference.H.copy(), reference.cutoff)]
+    for k, m in pairs:
+        E = np.zeros((d, d))
+        E[k, m] = E[m, k] = strain
+        boxes += [reference.deformed(np.eye(d) + E), reference.deformed(np.eye(d) - E)]
+    if temperature == 0:
+        runs = None
+        for b in boxes:
             minimize(b)
-            return b.stress(), None
-
-    else:
-
-        def measure(b: LJBox):
-            result = thermal_stress(b, temperature, **md_options)
-            return result.stress, result
-
-    sigma0, base = measure(LJBox(reference.x.copy(), reference.H.copy(), reference.cutoff))
-    sigma_error = np.zeros((d, d)) if base is None else base.stress_error
+        stresses = [b.stress() for b in boxes]
+        sigma_error = np.zeros((d, d))
+    else:  # all boxes in one engine call, one seed: common random numbers
+        options = dict(md_options)
+        seed = int(options.pop("seed", 0))
+        runs = thermal_stresses(
+            np.stack([b.x for b in boxes]), np.stack([b.H for b in boxes]), box.cutoff,
+            temperature, np.full(len(boxes), seed), **options,
+        )  # fmt: skip
+        stresses = [r.stress for r in runs]
+        sigma_error = runs[0].stress_error
+    sigma0 = stresses[0]
     C = np.zeros((d,) * 4)
     C_error = np.zeros((d,) * 4)
     blocks = md_options.get("blocks", 20)
-    for k in range(d):
-        for m in range(k, d):
-            E = np.zeros((d, d))
-            E[k, m] = E[m, k] = strain
-            plus, run_plus = measure(reference.deformed(np.eye(d) + E))
-            minus, run_minus = measure(reference.deformed(np.eye(d) - E))
-            factor = 1.0 if k == m else 0.5  # (k, m) and (m, k) share the shear 2·strain
-            slope = factor * (plus - minus) / (2 * strain)
-            error = np.zeros((d, d))
-            if run_plus is not None:
-                paired = ThermalStress(
-                    run_plus.samples - run_minus.samples,
-                    np.ones(run_plus.samples.shape[0]),
-                    blocks,
-                )
-                error = factor * paired.stress_error / (2 * strain)
-            C[:, :, k, m] = C[:, :, m, k] = slope
-            C_error[:, :, k, m] = C_error[:, :, m, k] = error
+    for p, (k, m) in enumerate(pairs):
+        plus, minus = stresses[1 + 2 * p], stresses[2 + 2 * p]
+        factor = 1.0 if k == m else 0.5  # (k, m) and (m, k) share the shear 2·strain
+        slope = factor * (plus - minus) / (2 * strain)
+        error = np.zeros((d, d))
+        if runs is not None:
+            paired = ThermalStress(
+                runs[1 + 2 * p].samples - runs[2 + 2 * p].samples,
+                np.ones(runs[1 + 2 * p].samples.shape[0]),
+                blocks,
+            )
+            error = factor * paired.stress_error / (2 * strain)
+        C[:, :, k, m] = C[:, :, m, k] = slope
+        C_error[:, :, k, m] = C_error[:, :, m, k] = error
     return sigma0, C, sigma_error, C_error
 
 
@@ -292,6 +299,15 @@ def thermal_stress(
     return ThermalStress(-samples / box.volume, 2 * kinetic / (n * d), blocks)
 
 
+#: smallest Verlet skin :func:`thermal_stresses` reduces to for narrow boxes.
+MIN_SKIN = 0.05
+
+
+def perpendicular_widths_of(boxes: np.ndarray) -> np.ndarray:
+    """Perpendicular widths ``(..., d)`` of a stack of box matrices ``(..., d, d)``."""
+    return 1.0 / np.linalg.norm(np.linalg.inv(boxes), axis=-1)
+
+
 def _check_md(
     temperature: float, steps: int, equilibration: int, dt: float, every: int, blocks: int
 ):
@@ -339,7 +355,8 @@ def thermal_stresses(
         friction: Langevin friction ``γ``.
         every: sampling interval (steps).
         blocks: blocks for the standard errors.
-        skin: Verlet-list skin.
+        skin: Verlet-list skin; reduced to fit boxes narrower than ``2 (r_c + skin)`` (a smaller
+            skin only means more list rebuilds), at least :data:`MIN_SKIN`.
 
     Returns:
         One :class:`ThermalStress` per box.
@@ -358,6 +375,14 @@ def thermal_stresses(
     V = np.stack([np.random.default_rng(s).normal(scale=np.sqrt(temperature), size=(n, d))
                   for s in seeds])  # fmt: skip
     V -= V.mean(axis=1, keepdims=True)
+    narrowest = float(perpendicular_widths_of(Hs).min())
+    skin = min(float(skin), 0.5 * narrowest - cutoff)
+    if not skin >= MIN_SKIN:
+        raise ValueError(
+            f"box too small for the cutoff: narrowest perpendicular width {narrowest:.6g} must be "
+            f">= 2*(cutoff + {MIN_SKIN:g}) = {2 * (cutoff + MIN_SKIN):g} for the Verlet-list "
+            f"engine; use more lattice cells"
+        )
     if equilibration:
         run_boxes(X, V, Hs, cutoff, dt, equilibration, friction, temperature, seeds, every, skin)
     samples, kinetic = run_boxes(

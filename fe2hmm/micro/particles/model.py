@@ -17,7 +17,12 @@ from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
 from fe2hmm.micro.particles.lj import relax_boxes
-from fe2hmm.micro.particles.md import lattice_box, thermal_stresses
+from fe2hmm.micro.particles.md import (
+    MIN_SKIN,
+    lattice_box,
+    perpendicular_widths_of,
+    thermal_stresses,
+)
 
 __all__ = ["LJStressModel"]
 
@@ -100,8 +105,8 @@ class LJStressModel(MicroModel):
             k = int(bad[0])
             raise _box_error(Fs, k, per_point, f"deformation gradient needs det F > 0, got "
                              f"det F = {det[k]:g}")  # fmt: skip
-        reach = self.cutoff + (self.md_options.get("skin", 0.3) if self.temperature > 0 else 0.0)
-        widths = 1.0 / np.linalg.norm(np.linalg.inv(Hs), axis=-1)
+        reach = self.cutoff + (MIN_SKIN if self.temperature > 0 else 0.0)
+        widths = perpendicular_widths_of(Hs)
         thin = np.flatnonzero(np.any(widths < 2 * reach, axis=-1))
         if thin.size:
             k = int(thin[0])
