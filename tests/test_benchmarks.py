@@ -90,3 +90,14 @@ def test_md_benchmark_quick_json():
         assert {"fe2hmm", "lammps"} <= set(summary[case])
         assert summary[case]["fe2hmm"] > 0
         assert summary[case]["lammps"] is None or summary[case]["lammps"] > 0
+
+
+def test_fe_md_closure_benchmark_quick_json():
+    """Contract of benchmarks/fe_md_closure.py; batched and looped boxes give the same stress."""
+    out = run_python([REPO / "benchmarks/fe_md_closure.py", "--quick", "--repeat", "1", "--json"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    for case in ("zero_temperature", "finite_temperature"):
+        r = summary[case]
+        assert r["loop_seconds"] > 0 and r["batched_seconds"] > 0
+        assert r["max_stress_difference"] < 1e-10
