@@ -92,6 +92,7 @@ def test_md_benchmark_quick_json():
         assert summary[case]["lammps"] is None or summary[case]["lammps"] > 0
 
 
+@serial_only
 def test_fe_md_closure_benchmark_quick_json():
     """Contract of benchmarks/fe_md_closure.py; batched and looped boxes give the same stress."""
     out = run_python([REPO / "benchmarks/fe_md_closure.py", "--quick", "--repeat", "1", "--json"])

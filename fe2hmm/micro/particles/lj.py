@@ -45,8 +45,11 @@ def lj_force_over_r(r2: float) -> float:
 
 
 def perpendicular_widths(H: np.ndarray) -> np.ndarray:
-    """Distances between opposite faces of the box ``H`` (columns = cell vectors), ``(d,)``."""
-    return 1.0 / np.linalg.norm(np.linalg.inv(H), axis=1)
+    """Distances between opposite faces of the box ``H`` (columns = cell vectors), ``(d,)``.
+
+    A stack of boxes ``(..., d, d)`` gives ``(..., d)``.
+    """
+    return 1.0 / np.linalg.norm(np.linalg.inv(H), axis=-1)
 
 
 def check_box(H: np.ndarray, cutoff: float) -> None:
@@ -287,8 +290,7 @@ def _relax_boxes(X, Hs, rc2, shift, ncells, cells, tolerance, max_steps):
 
 
 def _cell_layout(Hs: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
-    widths = 1.0 / np.linalg.norm(np.linalg.inv(Hs), axis=-1)
-    ncells = np.floor(widths / cutoff).astype(np.int64)
+    ncells = np.floor(perpendicular_widths(Hs) / cutoff).astype(np.int64)
     return ncells, np.all(ncells >= 3, axis=-1)
 
 

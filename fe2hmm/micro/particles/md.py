@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-from fe2hmm.micro.particles.lj import check_box, forces, langevin, relax
+from fe2hmm.micro.particles.lj import check_box, forces, langevin, perpendicular_widths, relax
 
 __all__ = [
     "LJBox",
@@ -303,11 +303,6 @@ def thermal_stress(
 MIN_SKIN = 0.05
 
 
-def perpendicular_widths_of(boxes: np.ndarray) -> np.ndarray:
-    """Perpendicular widths ``(..., d)`` of a stack of box matrices ``(..., d, d)``."""
-    return 1.0 / np.linalg.norm(np.linalg.inv(boxes), axis=-1)
-
-
 def _check_md(
     temperature: float, steps: int, equilibration: int, dt: float, every: int, blocks: int
 ):
@@ -375,7 +370,7 @@ def thermal_stresses(
     V = np.stack([np.random.default_rng(s).normal(scale=np.sqrt(temperature), size=(n, d))
                   for s in seeds])  # fmt: skip
     V -= V.mean(axis=1, keepdims=True)
-    narrowest = float(perpendicular_widths_of(Hs).min())
+    narrowest = float(perpendicular_widths(Hs).min())
     skin = min(float(skin), 0.5 * narrowest - cutoff)
     if not skin >= MIN_SKIN:
         raise ValueError(

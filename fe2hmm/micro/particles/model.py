@@ -16,13 +16,8 @@ import numpy as np
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-from fe2hmm.micro.particles.lj import relax_boxes
-from fe2hmm.micro.particles.md import (
-    MIN_SKIN,
-    lattice_box,
-    perpendicular_widths_of,
-    thermal_stresses,
-)
+from fe2hmm.micro.particles.lj import perpendicular_widths, relax_boxes
+from fe2hmm.micro.particles.md import MIN_SKIN, lattice_box, thermal_stresses
 
 __all__ = ["LJStressModel"]
 
@@ -38,8 +33,8 @@ class LJStressModel(MicroModel):
         cutoff: LJ cutoff.
         cells: lattice cells per axis (default: the smallest box at least ``2·cutoff`` wide with
             room for compression to 0.8).
-        temperature: ``T >= 0``; above 0 the stress is a Langevin time average
-            (Langevin, all boxes of an evaluation in one batched engine call).
+        temperature: ``T >= 0``; above 0 the stress is a Langevin time average (all boxes of
+            an evaluation in one batched engine call).
         a: reference lattice constant (default: zero pressure at T = 0).
         step: finite-difference step of the tangent (default 1e-6 at T = 0, 1e-2 above).
         md_options: passed to :func:`~fe2hmm.micro.particles.md.thermal_stresses` (steps,
@@ -106,7 +101,7 @@ class LJStressModel(MicroModel):
             raise _box_error(Fs, k, per_point, f"deformation gradient needs det F > 0, got "
                              f"det F = {det[k]:g}")  # fmt: skip
         reach = self.cutoff + (MIN_SKIN if self.temperature > 0 else 0.0)
-        widths = perpendicular_widths_of(Hs)
+        widths = perpendicular_widths(Hs)
         thin = np.flatnonzero(np.any(widths < 2 * reach, axis=-1))
         if thin.size:
             k = int(thin[0])
