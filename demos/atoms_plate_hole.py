@@ -93,8 +93,9 @@ def plate_mesh(comm, h: float):
     gmsh.model.addPhysicalGroup(2, [t for (_, t) in body], 1)
     field = gmsh.model.mesh.field
     dist = field.add("Distance")
-    field.setNumbers(dist, "PointsList", [])
-    arc = [t for (d, t) in gmsh.model.getBoundary(body, oriented=False) if d == 1]
+    curves = [t for (d, t) in gmsh.model.getBoundary(body, oriented=False) if d == 1]
+    # the hole's arc is the only boundary curve whose centre of mass lies inside the hole radius
+    arc = [t for t in curves if np.hypot(*occ.getCenterOfMass(1, t)[:2]) < HOLE]
     field.setNumbers(dist, "CurvesList", arc)
     thr = field.add("Threshold")
     field.setNumber(thr, "InField", dist)
