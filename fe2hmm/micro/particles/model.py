@@ -16,8 +16,8 @@ import numpy as np
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-from fe2hmm.micro.particles.lj import perpendicular_widths, relax_boxes
-from fe2hmm.micro.particles.md import MIN_SKIN, lattice_box, thermal_stresses
+from fe2hmm.micro.particles.lj import perpendicular_widths
+from fe2hmm.micro.particles.md import MIN_SKIN, lattice_box, relaxed_stresses, thermal_stresses
 
 __all__ = ["LJStressModel"]
 
@@ -146,13 +146,12 @@ class LJStressModel(MicroModel):
         X = np.ascontiguousarray(np.einsum("mj,bij->bmi", self.reference.x, flat_F))
         self._check_boxes(flat_F, Hs, per_point, Fs)
         if self.temperature == 0:
-            _, fmax, virials = relax_boxes(X, Hs, self.cutoff, self.force_tolerance)
+            sigma, fmax = relaxed_stresses(X, Hs, self.cutoff, self.force_tolerance)
             failed = np.flatnonzero(~(fmax < self.force_tolerance))
             if failed.size:
                 k = int(failed[0])
                 raise _box_error(Fs, k, per_point, f"FIRE did not converge: max force "
                                  f"{fmax[k]:.3e} > {self.force_tolerance:g}")  # fmt: skip
-            sigma = -virials / np.linalg.det(Hs)[:, None, None]
             sigma_error = np.zeros_like(sigma)
         else:
             seeds = np.repeat([self._seed(i) for i in range(n)], per_point)
