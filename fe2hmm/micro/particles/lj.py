@@ -62,6 +62,15 @@ def check_box(H: np.ndarray, cutoff: float) -> None:
         )
 
 
+def _cell_layout(H: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cells per axis ``⌊w_k / r_c⌋`` and whether the cell list applies (>= 3 on every axis).
+
+    ``H`` ``(d, d)`` gives ``((d,), bool)``; a stack ``(..., d, d)`` gives ``((..., d), (...))``.
+    """
+    ncells = np.floor(perpendicular_widths(H) / cutoff).astype(np.int64)
+    return ncells, np.all(ncells >= 3, axis=-1)
+
+
 @numba.njit(cache=True, inline="always")
 def _pair(i, j, x, H, Hinv, rc2, shift, f, virial, d, ds, r):
     """Accumulate one pair; returns its energy (0 beyond the cutoff). ``ds``, ``r``: scratch."""
@@ -160,9 +169,8 @@ def forces(x: np.ndarray, H: np.ndarray, cutoff: float) -> tuple[float, np.ndarr
     """
     Hinv = np.linalg.inv(H)
     shift = float(lj_energy(cutoff * cutoff))
-    ncell = np.floor(perpendicular_widths(H) / cutoff).astype(np.int64)
-    cells = bool(np.all(ncell >= 3))
-    return _evaluate(np.ascontiguousarray(x), H, Hinv, cutoff * cutoff, shift, ncell, cells)
+    ncell, cells = _cell_layout(H, cutoff)
+    return _evaluate(np.ascontiguousarray(x), H, Hinv, cutoff * cutoff, shift, ncell, bool(cells))
 
 
 @numba.njit(cache=True)
@@ -234,12 +242,10 @@ def langevin(
     Returns:
         ``(Σ r⊗f + Σ v⊗v samples (m, d, d), kinetic energies (m,), potential energies (m,))``.
     """
-    ncell = np.floor(perpendicular_widths(H) / cutoff).astype(np.int64)
-    cells = bool(np.all(ncell >= 3))
+    ncell, cells = _cell_layout(H, cutoff)
     shift = float(lj_energy(cutoff * cutoff))
-    return _langevin(
-        x, v, H, cutoff * cutoff, shift, ncell, cells, dt, gamma, temperature, steps, seed, every
-    )
+    return _langevin(x, v, H, cutoff * cutoff, shift, ncell, bool(cells), dt, gamma, temperature,
+                     steps, seed, every)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -289,11 +295,6 @@ def _relax_boxes(X, Hs, rc2, shift, ncells, cells, tolerance, max_steps):
     return steps, fmax, virials
 
 
-def _cell_layout(Hs: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
-    ncells = np.floor(perpendicular_widths(Hs) / cutoff).astype(np.int64)
-    return ncells, np.all(ncells >= 3, axis=-1)
-
-
 def relax(
     x: np.ndarray, H: np.ndarray, cutoff: float, tolerance: float = 1e-10, max_steps: int = 20000
 ) -> tuple[int, float, np.ndarray]:
@@ -303,9 +304,9 @@ def relax(
         ``(steps, largest force component, pair virial (d, d))``; converged when the force is
         below ``tolerance`` (the caller decides what not converging means).
     """
-    ncells, cells = _cell_layout(H[None], cutoff)
+    ncell, cells = _cell_layout(H, cutoff)
     return _fire(x, H, np.linalg.inv(H), cutoff * cutoff, float(lj_energy(cutoff * cutoff)),
-                 ncells[0], bool(cells[0]), float(tolerance), int(max_steps))  # fmt: skip
+                 ncell, bool(cells), float(tolerance), int(max_steps))  # fmt: skip
 
 
 def relax_boxes(
