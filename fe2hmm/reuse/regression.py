@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 
 __all__ = ["HyperelasticRegressionModel", "strain_components"]
@@ -40,12 +41,15 @@ def _index_pairs(d: int) -> list[tuple[int, int]]:
     return [(0, 0), (1, 1), (0, 1)] if d == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 
 
+def _components(T: np.ndarray) -> np.ndarray:
+    """Independent components ``(n, k)`` of symmetric tensors ``(n, d, d)``, order of ``e``."""
+    return np.stack([T[:, i, j] for i, j in _index_pairs(T.shape[-1])], axis=-1)
+
+
 def strain_components(F: np.ndarray) -> np.ndarray:
     """Independent Green–Lagrange strain components ``e`` ``(n, k)`` of ``F`` ``(n, d, d)``."""
     F = np.asarray(F, dtype=float)
-    d = F.shape[-1]
-    E = 0.5 * (np.einsum("nki,nkj->nij", F, F) - np.eye(d))
-    return np.stack([E[:, i, j] for i, j in _index_pairs(d)], axis=-1)
+    return _components(0.5 * (np.einsum("nki,nkj->nij", F, F) - np.eye(F.shape[-1])))
 
 
 def _tensor(g: np.ndarray, d: int) -> np.ndarray:
@@ -115,6 +119,7 @@ class HyperelasticRegressionModel(MicroModel):
             raise ValueError(f"degree must be an integer >= 2, got {degree!r}")
         self.model, self.dim = model, shape[0]
         self.k = len(_index_pairs(self.dim))
+        self._doubled = np.where(np.arange(self.k) < self.dim, 1.0, 2.0)  # e_c -> g_c factors
         r = np.broadcast_to(np.asarray(strain_range, dtype=float), (self.k,)).copy()
         if not np.all(np.isfinite(r) & (r > 0) & (r < 0.5)):
             raise ValueError(
@@ -168,7 +173,7 @@ class HyperelasticRegressionModel(MicroModel):
         if include_origin:
             e = np.vstack([np.zeros(self.k), e])
         d = self.dim
-        E = _tensor(np.where(np.arange(self.k) < d, 1.0, 2.0) * e, d)  # tensor from components
+        E = _tensor(self._doubled * e, d)  # tensor from components
         w, Q = np.linalg.eigh(np.eye(d) + 2.0 * E)
         if np.any(w <= 0):
             raise ValueError(f"design strain range {half_width.tolist()} reaches det F <= 0")
@@ -180,13 +185,11 @@ class HyperelasticRegressionModel(MicroModel):
         S = Uinv @ result.outputs["stress"]
         S = 0.5 * (S + np.swapaxes(S, 1, 2))
         errs = result.standard_errors.get("stress")
-        pairs = _index_pairs(d)
-        comps = np.stack([S[:, i, j] for i, j in pairs], axis=-1)
+        comps = _components(S)
         if errs is None:
             comp_errors = np.zeros_like(comps)
         else:  # S = U⁻¹ P, entries of P independent
-            var = np.einsum("nik,nkj->nij", Uinv**2, errs**2)
-            comp_errors = np.stack([np.sqrt(var[:, i, j]) for i, j in pairs], axis=-1)
+            comp_errors = np.sqrt(_components(np.einsum("nik,nkj->nij", Uinv**2, errs**2)))
         self.design = np.vstack([self.design, e])
         self.stresses = np.vstack([self.stresses, comps])
         self.errors = np.vstack([self.errors, comp_errors])
@@ -223,23 +226,20 @@ class HyperelasticRegressionModel(MicroModel):
         Equations ``∂W/∂e_c = g_c`` with ``g`` the measured ``S`` components (off-diagonals
         doubled), rows scaled by the standard errors.
         """
-        d = self.dim
-        doubled = np.where(np.arange(self.k) < d, 1.0, 2.0)
         A = self._gradient_matrix(self.design).reshape(-1, len(self.exponents))
-        b = (self.stresses * doubled).reshape(-1)
-        sd = (self.errors * doubled).reshape(-1)
+        b = (self.stresses * self._doubled).reshape(-1)
+        sd = (self.errors * self._doubled).reshape(-1)
         weighted = bool(np.all(sd > 0))
         w = 1.0 / sd if weighted else np.ones_like(b)
-        self.coefficients, *_ = np.linalg.lstsq(A * w[:, None], b * w, rcond=None)
+        Aw = A * w[:, None]
+        self.coefficients, *_ = np.linalg.lstsq(Aw, b * w, rcond=None)
         r = A @ self.coefficients - b
         dof = b.size - len(self.exponents)
         self.chi2 = float(np.sum((r * w) ** 2) / dof) if weighted and dof > 0 else float("nan")
         # covariance of c (inflated by chi2 when the model misfits), for prediction errors
         self._covariance = None
         if weighted and dof > 0:
-            self._covariance = max(self.chi2, 1.0) * np.linalg.pinv(
-                (A * w[:, None]).T @ (A * w[:, None])
-            )
+            self._covariance = max(self.chi2, 1.0) * np.linalg.pinv(Aw.T @ Aw)
         self.residual = float(np.abs(r).max() / max(np.abs(b).max(), 1e-300))
 
     # -- serving -------------------------------------------------------------------------------
@@ -269,8 +269,6 @@ class HyperelasticRegressionModel(MicroModel):
         F = np.asarray(inputs["deformation_gradient"], dtype=float)
         det = np.linalg.det(F)
         if np.any(~(det > 0)):
-            from fe2hmm.errors import MicroSolveError
-
             i = int(np.flatnonzero(~(det > 0))[0])
             raise MicroSolveError(
                 f"deformation gradient needs det F > 0, got det F = {det[i]:g}", point=i
@@ -289,15 +287,13 @@ class HyperelasticRegressionModel(MicroModel):
         if tangents:
             Hm = self._hessian_matrix(e) @ self.coefficients  # (n, k, k): ∂²W/∂e∂e
             T = np.empty((n, d, d, d, d))
-            pairs = _index_pairs(d)
             for k in range(d):
                 for m in range(d):
                     dF = np.zeros((d, d))
                     dF[k, m] = 1.0
                     FtdF = np.einsum("nik,ij->nkj", F, dF)  # Fᵀ dF
                     dE = 0.5 * (FtdF + np.swapaxes(FtdF, 1, 2))
-                    de = np.stack([dE[:, i, j] for i, j in pairs], axis=-1)
-                    dS = _tensor(np.einsum("ncq,nq->nc", Hm, de), d)
+                    dS = _tensor(np.einsum("ncq,nq->nc", Hm, _components(dE)), d)
                     T[:, :, :, k, m] = dF @ S + F @ dS
             result_tangents[("stress", "deformation_gradient")] = T
         self.statistics.seconds += time.perf_counter() - t0
