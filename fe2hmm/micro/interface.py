@@ -199,7 +199,9 @@ class MicroModel(abc.ABC):
                     raise ValueError(
                         f"{kind} {name!r} has {arr.shape[0]} points, expected {n} like the others"
                     )
-                bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+                bad = ~np.isfinite(arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))).all(
+                    axis=1
+                )
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise MicroSolveError(

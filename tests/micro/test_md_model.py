@@ -117,6 +117,10 @@ def test_finite_temperature_boxes_are_batched_and_independent_of_each_other():
     again = alone_model.evaluate({"deformation_gradient": F[:1]}, {}, tangents=False)
     assert not np.array_equal(again.outputs["stress"][0], alone.outputs["stress"][0])
     assert alone_model.statistics.micro_solves == (1 + 8) + 1
+    for model in (alone_model, LJStressModel("triangular")):  # a rank without points
+        empty = model.evaluate({"deformation_gradient": np.zeros((0, 2, 2))}, {})
+        assert empty.outputs["stress"].shape == (0, 2, 2)
+        assert empty.tangents["stress", "deformation_gradient"].shape == (0, 2, 2, 2, 2)
 
 
 @pytest.mark.slow
