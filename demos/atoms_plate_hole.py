@@ -276,7 +276,7 @@ def finite_temperature(plate, T, steps, strain_range, u0, say):
         f"{len(result.residual_norms) - 1} its  {model.statistics.micro_solves} boxes  "
         f"{record['seconds']:.1f} s"
     )
-    return record, u, closure
+    return record
 
 
 # %% [markdown]
@@ -284,7 +284,7 @@ def finite_temperature(plate, T, steps, strain_range, u0, say):
 
 
 # %%
-def plot(outdir: Path, plate, u_md, closure_md, records, reaction0, comm):
+def plot(outdir: Path, closure_md, records, reaction0, comm):
     if comm.size > 1 or comm.rank != 0:
         return None  # point clouds gathered on one rank only in serial
     try:
@@ -378,7 +378,7 @@ def main(argv=None) -> dict:
     surrogate0 = HyperelasticRegressionModel(
         LJStressModel(LATTICE, CUTOFF, cells=CELLS), 1.5 * peak, degree=6
     )
-    u_s0, res_s0, reaction_s0, _ = plate.solve_closed(surrogate0, "md_fit_T0_")
+    u_s0, _, reaction_s0, _ = plate.solve_closed(surrogate0, "md_fit_T0_")
     fit_vs_cb = relative_l2(u_s0, u_cb)
     say(f"{points} quadrature points; peak |E11|, |E22|, |E12| = {np.round(peak, 4).tolist()}")
     say(f"T = 0  Cauchy–Born (UFL)  reaction {reaction_cb:.8f}, {t_cb:.1f} s")
@@ -394,8 +394,7 @@ def main(argv=None) -> dict:
 
     records = []
     for T in temperatures:
-        record, _, _ = finite_temperature(plate, T, args.steps, 1.5 * peak, u_md, say)
-        records.append(record)
+        records.append(finite_temperature(plate, T, args.steps, 1.5 * peak, u_md, say))
     C0 = float(L.lattice_stiffness(LATTICE, a0, CUTOFF)[0, 0, 0, 0])
     for r in records:
         r["softening"] = 1.0 - r["reaction"] / reaction_md
@@ -421,7 +420,7 @@ def main(argv=None) -> dict:
         "softening": all(b < a for a, b in zip(reactions, reactions[1:], strict=False)),
     }
     if not args.no_plot:
-        path = plot(Path(args.output_dir), plate, u_md, closure_md, records, reaction_md, comm)
+        path = plot(Path(args.output_dir), closure_md, records, reaction_md, comm)
         if path is not None:
             say(f"wrote {path}")
     summary = {
