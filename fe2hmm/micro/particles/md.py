@@ -401,6 +401,8 @@ def thermal_stresses(
         raise ValueError(
             f"need boxes ({B}, {d}, {d}) and seeds ({B},), got {Hs.shape} and {seeds.shape}"
         )
+    if B == 0:
+        return []
     V = np.stack([np.random.default_rng(s).normal(scale=np.sqrt(temperature), size=(n, d))
                   for s in seeds])  # fmt: skip
     V -= V.mean(axis=1, keepdims=True)
