@@ -127,7 +127,10 @@ def test_porous_plasticity_demo_elastic_predictor_saves_solves_not_accuracy(tmp_
         assert out.returncode == 0, out.stdout + out.stderr
         runs[bool(flag)] = last_json(out.stdout)
     reuse, naive = runs[False], runs[True]
-    assert reuse["micro_solves"] < 0.8 * naive["micro_solves"]  # measured 798 vs 1260
+    assert reuse["micro_solves"] < 0.8 * naive["micro_solves"]  # measured 726 vs 1188
+    # equal counts are a fair demand: the two paths differ by the micro Newton tolerance, which
+    # moves the residuals by ~1e-9 relative, while the iterate nearest to the stopping threshold
+    # is 25 % above it (docs/demos/porous_plasticity.md, "Iteration counts ...")
     for a, b in zip(reuse["steps"], naive["steps"], strict=True):
         assert a["iterations"] == b["iterations"]
         assert a["force"] == pytest.approx(b["force"], rel=1e-7, abs=1e-12)

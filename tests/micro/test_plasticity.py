@@ -45,6 +45,38 @@ def test_material_point_consistency_and_tangent():
     assert np.abs(C[0] - C_fd).max() < 1e-7 * np.abs(C[0]).max()
 
 
+def test_tangent_at_the_yield_surface_does_not_depend_on_round_off():
+    """A committed plastic point re-evaluated at its own strain has f = 0 up to round-off.
+
+    Its tangent must not follow the sign of that round-off (it made the macro Newton path, and
+    so iteration counts, depend on the CPU): within YIELD_TOLERANCE it is the elasto-plastic
+    tangent, the stress is the exact (elastic) trial stress, and no plastic flow is added.
+    """
+    eps = np.zeros((3, 3))
+    eps[0, 0], eps[0, 1], eps[1, 0] = 0.03, 0.01, 0.01
+    _, _, eps_p, p = _point(eps)
+    one = np.ones(1)
+    tangents = []
+    for scale in (1 - 1e-14, 1.0, 1 + 1e-14):  # f = ±round-off around the committed state
+        sigma, C, eps_p_new, p_new = j2_return_mapping(
+            (eps * scale)[None], eps_p, p, LAM * one, MU * one, MAT[2] * one, MAT[3] * one
+        )
+        tangents.append(C[0])
+        assert abs(p_new[0] - p[0]) < 1e-12 * p[0]  # flow of the size of the perturbation
+    np.testing.assert_allclose(tangents[0], tangents[2], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tangents[1], tangents[2], rtol=0, atol=1e-12)
+    # the continuum elasto-plastic tangent: softer than elastic in the flow direction
+    elastic = _point(np.zeros((3, 3)))[1][0]
+    n = eps_p[0] / np.linalg.norm(eps_p[0])
+    assert np.einsum("ij,ijkl,kl", n, tangents[1], n) < 0.5 * np.einsum("ij,ijkl,kl", n, elastic, n)
+    # clearly inside the elastic range (f << -YIELD_TOLERANCE σ_y) the tangent is elastic again
+    sigma, C, _, p_new = j2_return_mapping(
+        (0.9 * eps)[None], eps_p, p, LAM * one, MU * one, MAT[2] * one, MAT[3] * one
+    )
+    assert p_new[0] == p[0]
+    np.testing.assert_allclose(C[0], elastic, rtol=1e-14, atol=1e-14)
+
+
 @pytest.fixture(scope="module")
 def porous():
     return PlasticCellProblem(rve.create("voids", volume_fraction=0.2, resolution=8), {1: MAT})
@@ -176,22 +208,20 @@ def _plate(comm, model, max_iterations=25):
 def test_porous_plate_loaded_past_yield_and_unloaded():
     model = PlasticCellModel(rve="voids", matrix=MAT, resolution=6)
     newton, apply, reaction = _plate(MPI.COMM_WORLD, model)
-    loads, forces = [], []
+    loads, forces, constants = [], [], []
     for target in (0.05, 0.4, 0.7, 1.0, 0.7):
         start = loads[-1] if loads else 0.0
         steps = solve_incrementally(newton, apply, [target], histories=[model], start=start)
         loads.append(target)
         forces.append(reaction())
         r = np.array(steps[-1].residual_norms)
-        # convergence order from consecutive reductions, above the ~1e-11 noise floor that the
-        # micro tolerance leaves: ≈ 2 with the consistent tangent (a linear rate gives ≈ 1)
-        orders = [
-            np.log(r[k + 1] / r[k]) / np.log(r[k] / r[k - 1])
-            for k in range(1, len(r) - 1)
-            if r[k + 1] > 5e-11
-        ]
-        if orders:
-            assert max(orders) > 1.5, r
+        # quadratic convergence with the consistent tangent: ρ_{k+1} <= C ρ_k² (ρ = r/r_0) with
+        # a bounded C for every reduction above the ~5e-11 noise floor the micro tolerance
+        # leaves (a linear rate q gives q/ρ_k, unbounded). The observed order log-ratio is not
+        # used: its first reduction is pre-asymptotic while the plastic zone is still found.
+        rho = r / r[0]
+        constants += [rho[k + 1] / rho[k] ** 2 for k in range(1, len(r) - 1) if r[k + 1] > 5e-11]
+    assert constants and max(constants) < 50.0, constants
     k_elastic = forces[0] / loads[0]
     k_unload = (forces[3] - forces[4]) / (loads[3] - loads[4])
     assert forces[3] < k_elastic * loads[3] * 0.9  # yielded: below the elastic line

@@ -36,7 +36,21 @@ from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
 from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
-__all__ = ["j2_return_mapping", "J2Material", "PlasticCellProblem", "PlasticCellModel"]
+__all__ = [
+    "YIELD_TOLERANCE",
+    "j2_return_mapping",
+    "J2Material",
+    "PlasticCellProblem",
+    "PlasticCellModel",
+]
+
+#: Points whose trial yield function is above ``-YIELD_TOLERANCE * min(σ_y, 1)`` are *on* the
+#: yield surface: they take the plastic branch (Δp = max(f, 0)/(3μ + H), so the stress is the
+#: exact trial stress when f <= 0) and the elasto-plastic tangent. A committed plastic point
+#: re-evaluated at its own strain has f = 0 up to round-off (~1e-16 σ_y); deciding its tangent
+#: by the sign of that round-off made the macro Newton path, and so its iteration counts,
+#: depend on the CPU and BLAS kernel. The elastic predictor uses the same margin.
+YIELD_TOLERANCE = 1e-10
 
 _I3 = np.eye(3)
 _II = np.einsum("ij,kl->ijkl", _I3, _I3)
@@ -46,6 +60,10 @@ _IDEV = _IS - _II / 3.0
 
 def j2_return_mapping(eps, eps_p, p, lam, mu, sigma_y, hardening):
     """Radial return for a batch of points.
+
+    Points within :data:`YIELD_TOLERANCE` of the yield surface take the plastic branch with
+    ``Δp = max(f, 0)/(3μ + H)``: the stress is exact either way, and the tangent does not depend
+    on the sign of round-off.
 
     Args:
         eps: total strain ``(n, 3, 3)``.
@@ -66,7 +84,7 @@ def j2_return_mapping(eps, eps_p, p, lam, mu, sigma_y, hardening):
     s_norm = np.sqrt(np.einsum("nij,nij->n", s, s))
     q = np.sqrt(1.5) * s_norm
     f = q - (sigma_y + hardening * p)
-    plastic = f > 0
+    plastic = f > -YIELD_TOLERANCE * np.minimum(sigma_y, 1.0)
     kappa = lam + 2 * mu / 3
     tangent = (
         kappa[:, None, None, None, None] * _II + 2 * mu[:, None, None, None, None] * _IDEV
@@ -75,7 +93,7 @@ def j2_return_mapping(eps, eps_p, p, lam, mu, sigma_y, hardening):
     if plastic.any():
         i = np.flatnonzero(plastic)
         m, H = mu[i], hardening[i]
-        dp = f[i] / (3 * m + H)
+        dp = np.maximum(f[i], 0.0) / (3 * m + H)
         n = s[i] / s_norm[i][:, None, None]
         sigma[i] -= (2 * m * np.sqrt(1.5) * dp)[:, None, None] * n
         eps_p_new[i] += (np.sqrt(1.5) * dp)[:, None, None] * n
@@ -294,8 +312,8 @@ class PlasticCellProblem:
         q = np.sqrt(1.5 * np.einsum("nij,nij->n", s, s))
         sigma_y = self.closure.parameters["sigma_y"]
         yield_stress = sigma_y + self.closure.parameters["hardening"] * p
-        # a margin of 1e-10 σ_y: points at the yield surface to round-off take the real solve
-        if np.any(q - yield_stress > -1e-10 * np.minimum(sigma_y, 1.0)):
+        # points on the yield surface to within YIELD_TOLERANCE take the real solve
+        if np.any(q - yield_stress > -YIELD_TOLERANCE * np.minimum(sigma_y, 1.0)):
             return None
         return trial
 
