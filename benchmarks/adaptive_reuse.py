@@ -1,7 +1,7 @@
 """Benchmark: micro solves and wall time of FE² with reuse off (naive) and on, and the error
 that reuse adds.
 
-Cases (the same macro problems as the demos):
+Cases (the same macro problems as the demos, from ``benchmarks/_cases.py``):
 
 - ``composite_conduction``: the graded fibre composite (``demos/composite_conduction.py``),
   K*(φ) from periodic circle cells. *Naive*: one cell solve per quadrature point per closure
@@ -30,12 +30,11 @@ from mpi4py import MPI
 
 import numpy as np
 import ufl
+from _cases import K_FIBRE, K_MATRIX, LOADS, graded_conduction, porous_plate
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
-from fe2hmm.demos import composite_conduction, porous_plasticity
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
-from fe2hmm.newton import solve_incrementally
 
 
 def _norm(f, comm) -> float:
@@ -46,8 +45,8 @@ def conduction_run(mesh, resolution: int, mode: str, tolerance: float):
     """Solve the graded-composite macro problem with the given reuse mode."""
     model = DiffusionCellModel(
         rve="circle",
-        matrix=composite_conduction.K_MATRIX,
-        inclusion=composite_conduction.K_FIBRE,
+        matrix=K_MATRIX,
+        inclusion=K_FIBRE,
         resolution=resolution,
         reuse=mode != "naive",
     )
@@ -56,7 +55,8 @@ def conduction_run(mesh, resolution: int, mode: str, tolerance: float):
     comm = mesh.comm
     comm.barrier()
     t0 = time.perf_counter()
-    _, T, _, result = composite_conduction.solve_macro(model, mesh, quadrature_degree=2)
+    problem, result = graded_conduction(model, mesh)
+    T = problem.T
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     assert result.converged
     return T, model, seconds
@@ -64,15 +64,13 @@ def conduction_run(mesh, resolution: int, mode: str, tolerance: float):
 
 def plasticity_run(nx: int, resolution: int, reuse: bool, comm):
     """The porous plate's load/unload path; displacement snapshots after every step."""
-    mesh, u, model, closure, newton, apply, _ = porous_plasticity.build(
-        comm, nx, resolution, reuse=reuse
-    )
+    problem, model, apply, _ = porous_plate(comm, nx, resolution, reuse=reuse)
+    u = problem.u
     comm.barrier()
     t0 = time.perf_counter()
-    snapshots, current = [], 0.0
-    for target in porous_plasticity.LOADS:
-        solve_incrementally(newton, apply, [target], histories=[model], start=current)
-        current = target
+    snapshots = []
+    for target in LOADS:
+        problem.solve_incrementally(apply, [target])  # commits the plastic histories
         snapshots.append(u.x.array.copy())
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     return u, snapshots, model, seconds

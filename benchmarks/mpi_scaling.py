@@ -39,11 +39,10 @@ def worker(case: str, scheduler: str, quick: bool) -> None:
     from mpi4py import MPI
 
     import numpy as np
+    from _cases import LOADS, graded_conduction, graded_fraction, porous_plate
     from dolfinx import mesh as dmesh
 
-    from fe2hmm.demos import composite_conduction, porous_plasticity
     from fe2hmm.micro.cells.diffusion import DiffusionCellModel
-    from fe2hmm.newton import solve_incrementally
     from fe2hmm.timing import time_report
 
     comm = MPI.COMM_WORLD
@@ -57,36 +56,26 @@ def worker(case: str, scheduler: str, quick: bool) -> None:
         def half_graded(x):
             return 0.1 + 0.4 * ufl.min_value(2.0 * x[0], 1.0)
 
-        fraction = half_graded if case.endswith("half_graded") else None
+        fraction = half_graded if case.endswith("half_graded") else graded_fraction
         comm.Barrier()
         t0 = time.perf_counter()
-        _, T, closure, result = composite_conduction.solve_macro(
-            model,
-            mesh,
-            quadrature_degree=2,
-            scheduler=scheduler,
-            **({"fraction": fraction} if fraction else {}),
-        )
+        problem, result = graded_conduction(model, mesh, scheduler=scheduler, fraction=fraction)
         wall = time.perf_counter() - t0
+        T, closure = problem.T, problem.closure
         results = [result]
         check = float(
             comm.allreduce(T.x.array[: T.function_space.dofmap.index_map.size_local].sum())
         )
     else:
         nx, resolution = (2, 6) if quick else (3, 8)
-        mesh, u, model, closure, newton, apply, reaction = porous_plasticity.build(
-            comm,
-            nx,
-            resolution,
-            scheduler=scheduler,
-        )
+        problem, model, apply, reaction = porous_plate(comm, nx, resolution, scheduler=scheduler)
+        closure = problem.closure
         comm.Barrier()
         t0 = time.perf_counter()
-        results, current, forces = [], 0.0, []
-        for target in porous_plasticity.LOADS:
-            steps = solve_incrementally(newton, apply, [target], histories=[model], start=current)
+        results, forces = [], []
+        for target in LOADS:
+            steps = problem.solve_incrementally(apply, [target])
             results += [s.result for s in steps]
-            current = target
             forces.append(reaction())
         wall = time.perf_counter() - t0
         check = float(np.sum(np.abs(forces)))

@@ -12,7 +12,8 @@ its steady state, whose relaxation time is ~0.03).
   over the steps. The finest resolution is the reference of its ε.
 - **HMM**: ``TransientDiffusionCellModel`` (memory window, cell size ε: the micro-transient
   closure; one modal decomposition per distinct fibre fraction) on a 32×32 P1 macro mesh,
-  marched with :func:`fe2hmm.timestepping.march`.
+  marched with :meth:`fe2hmm.macro.TransientDiffusion.march`; the DNS mesh is
+  :func:`fe2hmm.rve.tiling.tile_columns`.
 
 Accuracy: the relative L2 error of the temperature at t_end against the reference DNS of the
 same ε (the HMM field is interpolated onto the DNS mesh). The HMM error contains the O(ε)
@@ -44,14 +45,35 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from dolfinx.fem import petsc as fem_petsc
 
-from fe2hmm.closure import Closure
-from fe2hmm.demos import composite_conduction as cc
+from fe2hmm.macro import Dirichlet, TransientDiffusion
 from fe2hmm.micro.cells.transient import TransientDiffusionCellModel
-from fe2hmm.newton import NewtonSolver
+from fe2hmm.rve import create as create_rve
 from fe2hmm.rve.cell import INCLUSION
-from fe2hmm.timestepping import march
+from fe2hmm.rve.tiling import tile_columns
 
+# the graded composite of demos/composite_conduction.py
+PHI0, PHI1 = 0.1, 0.5  # fibre area fraction at x1 = 0 and x1 = 1
+K_MATRIX, K_FIBRE = 1.0, 10.0
+SOURCE = 10.0
 STORAGE = 1.0
+
+
+def volume_fraction(x):
+    """Graded fibre fraction; ``x`` has shape (gdim, n) (or is a UFL coordinate)."""
+    return PHI0 + (PHI1 - PHI0) * x[0]
+
+
+def tile_mesh(eps_inv: int, resolution: int, comm):
+    """Conforming DNS mesh of 1/eps x 1/eps cells, column j at the fraction of its centre."""
+    cells = [
+        create_rve(
+            "circle",
+            volume_fraction=float(volume_fraction(np.array([(j + 0.5) / eps_inv]))),
+            resolution=resolution,
+        )
+        for j in range(eps_inv)
+    ]
+    return tile_columns(cells, comm)
 
 
 def _boundary_bc(V):
@@ -63,10 +85,10 @@ def _boundary_bc(V):
 def dns(eps_inv: int, resolution: int, steps: int, t_end: float, comm) -> dict:
     """Fully resolved backward-Euler run; returns the final field, dofs and seconds."""
     t0 = time.perf_counter()
-    mesh, tags, _ = cc.tile_mesh(eps_inv, resolution, comm)
+    mesh, tags = tile_mesh(eps_inv, resolution, comm)
     Q = fem.functionspace(mesh, ("DG", 0))
     k = fem.Function(Q)
-    k.x.array[: tags.size] = np.where(tags == INCLUSION, cc.K_FIBRE, cc.K_MATRIX)
+    k.x.array[: tags.size] = np.where(tags == INCLUSION, K_FIBRE, K_MATRIX)
     k.x.scatter_forward()
     V = fem.functionspace(mesh, ("Lagrange", 1))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
@@ -74,7 +96,7 @@ def dns(eps_inv: int, resolution: int, steps: int, t_end: float, comm) -> dict:
     dt = t_end / steps
     bc = _boundary_bc(V)
     a = fem.form(STORAGE * u * v / dt * ufl.dx + k * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
-    L = fem.form((STORAGE * T_n / dt + cc.SOURCE) * v * ufl.dx)
+    L = fem.form((STORAGE * T_n / dt + SOURCE) * v * ufl.dx)
     A = fem_petsc.assemble_matrix(a, bcs=[bc])
     A.assemble()
     ksp = PETSc.KSP().create(comm)
@@ -108,28 +130,24 @@ def hmm(eps_inv: int, n: int, resolution: int, steps: int, t_end: float, comm) -
     """Transient HMM run (memory window, cell size ε); returns the final field and seconds."""
     t0 = time.perf_counter()
     mesh = dmesh.create_unit_square(comm, n, n)
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    T, T_n, v = fem.Function(V, name="T"), fem.Function(V), ufl.TestFunction(V)
     x = ufl.SpatialCoordinate(mesh)
     model = TransientDiffusionCellModel(
         "circle",
-        matrix=(cc.K_MATRIX, STORAGE),
-        inclusion=(cc.K_FIBRE, STORAGE),
+        matrix=(K_MATRIX, STORAGE),
+        inclusion=(K_FIBRE, STORAGE),
         cell_size=1.0 / eps_inv,
         resolution=resolution,
     )
-    closure = Closure(
-        model,
+    problem = TransientDiffusion(
         mesh,
-        {"gradient": ufl.grad(T), "previous_gradient": ufl.grad(T_n)},
-        {"volume_fraction": cc.volume_fraction(x)},
+        model,
+        dt=t_end / steps,
+        parameters={"volume_fraction": volume_fraction(x)},
+        source=SOURCE,
+        bcs=[Dirichlet(0.0)],
     )
-    q, c, dx = closure.outputs["flux"], closure.outputs["storage"], closure.dx
-    dt = t_end / steps
-    F = c * (T - T_n) / dt * v * dx - ufl.dot(q, ufl.grad(v)) * dx - cc.SOURCE * v * dx
-    newton = NewtonSolver(F, T, [_boundary_bc(V)], [closure], petsc_options_prefix="hmm_bench_")
-    model.set_time_step(dt)
-    march(newton, T_n, np.linspace(0.0, t_end, steps + 1), histories=[model])
+    problem.march(np.linspace(0.0, t_end, steps + 1))  # commits the cells' memory
+    T = problem.T
     return {
         "T": T,
         "cell_problems": comm.allreduce(model.statistics.micro_solves, op=MPI.SUM),

@@ -64,14 +64,12 @@ import gmsh
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx import mesh as dmesh
 from dolfinx.io import gmsh as dgmsh
 
-from fe2hmm.closure import Closure
+from fe2hmm.macro import Dirichlet, FiniteStrainElasticity
 from fe2hmm.micro.particles import lattice as L
 from fe2hmm.micro.particles.md import thermal_lattice_constant
 from fe2hmm.micro.particles.model import LJStressModel
-from fe2hmm.newton import NewtonSolver
 from fe2hmm.reuse.regression import HyperelasticRegressionModel, strain_components
 
 LATTICE, CUTOFF, CELLS = "triangular", 2.5, (6, 4)
@@ -117,60 +115,48 @@ def plate_mesh(comm, h: float):
 
 # %%
 class Plate:
-    """P2 displacement on the quarter plate, symmetry and pulled-edge conditions."""
+    """P2 displacement on the quarter plate, symmetry and pulled-edge conditions.
+
+    Every closure (MD, surrogate) or UFL law gets its own `fe2hmm.macro.FiniteStrainElasticity`
+    on the same mesh and conditions: equilibrium ∫ P(F) : ∇v dX = 0 with F = I + ∇u.
+    """
 
     def __init__(self, mesh):
         self.mesh = mesh
         self.V = fem.functionspace(mesh, ("Lagrange", 2, (2,)))
-        V = self.V
-        fdim = mesh.topology.dim - 1
-
-        def edge(axis, value):
-            facets = dmesh.locate_entities_boundary(
-                mesh, fdim, lambda x: np.isclose(x[axis], value)
-            )
-            return fem.locate_dofs_topological(V.sub(axis), fdim, facets)
-
         self.bcs = [
-            fem.dirichletbc(0.0, edge(0, 0.0), V.sub(0)),
-            fem.dirichletbc(0.0, edge(1, 0.0), V.sub(1)),
-            fem.dirichletbc(STRETCH * SIDE, edge(0, SIDE), V.sub(0)),
+            Dirichlet(0.0, lambda x: np.isclose(x[0], 0.0), component=0),  # symmetry
+            Dirichlet(0.0, lambda x: np.isclose(x[1], 0.0), component=1),  # symmetry
+            Dirichlet(STRETCH * SIDE, lambda x: np.isclose(x[0], SIDE), component=0),  # pulled
         ]
         # w: 1 in x at the pulled edge's nodes: the reaction is the residual tested with w
-        self.w = fem.Function(V)
+        self.w = fem.Function(self.V)
         self.w.interpolate(lambda x: np.vstack([np.isclose(x[0], SIDE) * 1.0, 0.0 * x[0]]))
 
-    def solve(self, stress, closures, prefix, u=None):
-        """Newton from ``u`` (default zero); returns ``(u, result, reaction)``."""
-        u = fem.Function(self.V, name="u") if u is None else u
-        v = ufl.TestFunction(self.V)
-        dx = (
-            closures[0].dx
-            if closures
-            else ufl.dx(metadata={"quadrature_degree": QUADRATURE_DEGREE})
-        )
-        P = stress(u) if callable(stress) else stress
-        residual = ufl.inner(P, ufl.grad(v)) * dx
-        newton = NewtonSolver(
-            residual, u, self.bcs, closures, petsc_options_prefix=prefix, rtol=1e-11
-        )
-        result = newton.solve()
-        reaction = self.mesh.comm.allreduce(
-            fem.assemble_scalar(fem.form(ufl.inner(P, ufl.grad(self.w)) * dx)), op=MPI.SUM
-        )
-        return u, result, reaction
-
-    def closure(self, model, u):
-        return Closure(
-            model, self.mesh, {"deformation_gradient": ufl.Identity(2) + ufl.grad(u)},
+    def problem(self, model, prefix):
+        """The macro problem closed by ``model`` (a micro-model or a UFL law ``P(F)``)."""
+        return FiniteStrainElasticity(
+            self.mesh,
+            model,
+            bcs=self.bcs,
+            degree=2,
             quadrature_degree=QUADRATURE_DEGREE,
-        )  # fmt: skip
+            rtol=1e-11,
+            petsc_options_prefix=prefix,
+        )
+
+    def solve(self, problem, u0=None):
+        """Newton from ``u0`` (default zero); returns ``(u, result, reaction)``."""
+        if u0 is not None:
+            problem.u.x.array[:] = u0.x.array
+        result = problem.solve()
+        reaction = problem.functional(ufl.inner(problem.stress, ufl.grad(self.w)))()
+        return problem.u, result, reaction
 
     def solve_closed(self, model, prefix):
-        u = fem.Function(self.V, name="u")
-        closure = self.closure(model, u)
-        u, result, reaction = self.solve(closure.outputs["stress"], [closure], prefix, u)
-        return u, result, reaction, closure
+        problem = self.problem(model, prefix)
+        u, result, reaction = self.solve(problem)
+        return u, result, reaction, problem.closure
 
 
 def relative_l2(a, b):
@@ -196,8 +182,8 @@ def cauchy_born_stress(a: float):
     _, omega = L.primitive_vectors(LATTICE, a)
     shift = 4.0 * (CUTOFF**-12 - CUTOFF**-6)
 
-    def stress(u):
-        F = ufl.variable(ufl.Identity(2) + ufl.grad(u))
+    def stress(F):
+        F = ufl.variable(F)
         W = 0
         for Rv in R:
             r = ufl.sqrt(ufl.inner(F * ufl.as_vector(Rv.tolist()), F * ufl.as_vector(Rv.tolist())))
@@ -235,10 +221,9 @@ def finite_temperature(plate, T, steps, strain_range, u0, say):
     }
     model = LJStressModel(LATTICE, CUTOFF, temperature=T, seed=int(1000 * T), **md_options)
     surrogate = HyperelasticRegressionModel(model, strain_range, degree=6, samples=128, seed=1)
-    u = fem.Function(plate.V, name="u")
-    u.x.array[:] = u0.x.array  # start from the T = 0 solution
-    closure = plate.closure(surrogate, u)
-    u, result, reaction = plate.solve(closure.outputs["stress"], [closure], f"md_T{T:g}_", u)
+    problem = plate.problem(surrogate, f"md_T{T:g}_")
+    u, result, reaction = plate.solve(problem, u0)  # start from the T = 0 solution
+    closure = problem.closure
     # spot checks: MD directly at the converged F of the most and least strained points
     F = closure.evaluate_inputs()["deformation_gradient"]
     strain = np.abs(strain_components(F)).max(axis=1) if F.size else np.zeros(0)
@@ -362,7 +347,7 @@ def main(argv=None) -> dict:
     a0 = L.zero_pressure_lattice_constant(LATTICE, CUTOFF)
 
     t0 = time.perf_counter()
-    u_cb, res_cb, reaction_cb = plate.solve(cauchy_born_stress(a0), [], "cb_")
+    u_cb, res_cb, reaction_cb = plate.solve(plate.problem(cauchy_born_stress(a0), "cb_"))
     t_cb = time.perf_counter() - t0
     t0 = time.perf_counter()
     md = LJStressModel(LATTICE, CUTOFF, cells=CELLS)

@@ -58,12 +58,12 @@ from dolfinx.fem.petsc import LinearProblem
 import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
 from fe2hmm import analytic
 from fe2hmm._compat import geometry_dofmap
-from fe2hmm.closure import Closure
+from fe2hmm.macro import Dirichlet, SteadyDiffusion
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel, homogenize_diffusion
 from fe2hmm.micro.interface import LinearMicroModel
-from fe2hmm.newton import NewtonSolver
 from fe2hmm.rve import create as create_rve
 from fe2hmm.rve.cell import INCLUSION, MATRIX
+from fe2hmm.rve.tiling import tile_columns
 from fe2hmm.timing import format_time_report, time_report
 
 PHI0, PHI1 = 0.1, 0.5  # fibre area fraction at x1 = 0 and x1 = 1
@@ -79,7 +79,8 @@ def volume_fraction(x):
 # %% [markdown]
 # ## The macro problem, written once for any closure
 # The residual uses the closure's **flux** output (physical sign, $q = -K^*\nabla T$):
-# $F(T; v) = \int_\Omega -q\cdot\nabla v\,dx - \int_\Omega f v\,dx$.
+# $F(T; v) = \int_\Omega -q\cdot\nabla v\,dx - \int_\Omega f v\,dx$ — the library's
+# `fe2hmm.macro.SteadyDiffusion`, which binds the micro-model's input `gradient` to $\nabla T$.
 # The Jacobian is built by fe2hmm from the closure's tangent $\partial q/\partial\nabla T = -K^*$.
 
 
@@ -97,25 +98,20 @@ def solve_macro(
     ``scheduler`` says where the cell problems run under MPI (see :mod:`fe2hmm.scheduler`);
     ``fraction(x)`` gives the fibre fraction from the UFL coordinate (default: the grading).
     """
-    V = fem.functionspace(mesh, ("Lagrange", degree))
-    T = fem.Function(V, name="T")
-    v = ufl.TestFunction(V)
     x = ufl.SpatialCoordinate(mesh)
-    closure = Closure(
-        model,
+    problem = SteadyDiffusion(
         mesh,
-        inputs={"gradient": ufl.grad(T)},
+        model,
         parameters={"volume_fraction": fraction(x)},
+        source=SOURCE,
+        bcs=[Dirichlet(0.0)],  # T = 0 on the whole boundary
+        degree=degree,
         quadrature_degree=quadrature_degree,
-        name="conduction",
         scheduler=scheduler,
+        name="conduction",
     )
-    F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - SOURCE * v * closure.dx
-    facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
-    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
-    newton = NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=f"macro_{id(model)}_")
-    result = newton.solve()
-    return mesh, T, closure, result
+    result = problem.solve()
+    return mesh, problem.T, problem.closure, result
 
 
 class PerrinsClosure(LinearMicroModel):
@@ -202,75 +198,29 @@ def write_output(outdir: Path, mesh, T, closure, plot: bool):
 # The DNS mesh tiles the plate with $1/\varepsilon^2$ unit cells, each generated for the fibre
 # fraction at its centre and scaled by $\varepsilon$. Cells of one column share one mesh;
 # neighbouring columns conform because every cell mesh has the same uniform node distribution
-# on its edges (checked). The same cell meshes give the correctors $w_i$ for the reconstruction.
+# on its edges (`fe2hmm.rve.tiling.tile_columns` checks it). The same cell meshes give the
+# correctors $w_i$ for the reconstruction.
 
 
 # %%
 def tile_mesh(eps_inv: int, resolution: int, comm):
     """Conforming DNS mesh of 1/eps x 1/eps cells; returns mesh, tags, per-column corrector data."""
-    columns = []
+    cells, columns = [], []
     for j in range(eps_inv):
         phi = float(volume_fraction(np.array([(j + 0.5) / eps_inv])))
         cell = create_rve("circle", volume_fraction=phi, resolution=resolution)
         sol = homogenize_diffusion(cell, {MATRIX: K_MATRIX, INCLUSION: K_FIBRE})
         V = sol.fluctuations[0].function_space
         nloc = V.dofmap.index_map.size_local
+        cells.append(cell)
         columns.append(
             {
-                "x": cell.mesh.geometry.x[:, :2].copy(),
-                "cells": geometry_dofmap(cell.mesh).copy(),
-                "tags": _cell_tag_array(cell),
                 "w_x": V.tabulate_dof_coordinates()[:nloc, :2].copy(),
                 "w": np.column_stack([w.x.array[:nloc] for w in sol.fluctuations]),
             }
         )
-    _check_conforming(columns)
-    if comm.rank == 0:
-        xs, cs, ts = [], [], []
-        offset = 0
-        for i in range(eps_inv):
-            for j, col in enumerate(columns):
-                xs.append((col["x"] + [j, i]) / eps_inv)
-                cs.append(col["cells"] + offset)
-                ts.append(col["tags"])
-                offset += col["x"].shape[0]
-        x = np.concatenate(xs)
-        cells = np.concatenate(cs)
-        tags = np.concatenate(ts)
-        key = np.round(x * eps_inv * resolution * 1e6).astype(np.int64)
-        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        x = x[first]
-        cells = inverse.reshape(-1)[cells]
-    else:
-        x = np.zeros((0, 2))
-        cells = np.zeros((0, 3), dtype=np.int64)
-        tags = np.zeros(0, dtype=np.int32)
-    domain = ufl.Mesh(__import__("basix").ufl.element("Lagrange", "triangle", 1, shape=(2,)))
-    mesh = dmesh.create_mesh(comm, cells.astype(np.int64), domain, x)
-    original = mesh.topology.original_cell_index
-    all_tags = comm.bcast(tags if comm.rank == 0 else None, root=0)
-    return mesh, all_tags[original], columns
-
-
-def _cell_tag_array(cell):
-    n = cell.mesh.topology.index_map(2).size_local
-    tags = np.zeros(n, dtype=np.int32)
-    tags[cell.cell_tags.indices] = cell.cell_tags.values
-    return tags
-
-
-def _check_conforming(columns):
-    def edge(col, axis, value):
-        pts = col["x"][np.isclose(col["x"][:, axis], value, atol=1e-12)][:, 1 - axis]
-        return np.sort(pts)
-
-    ref = edge(columns[0], 0, 0.0)
-    for col in columns:
-        for axis in (0, 1):
-            for value in (0.0, 1.0):
-                e = edge(col, axis, value)
-                if e.shape != ref.shape or not np.allclose(e, ref, atol=1e-10):
-                    raise RuntimeError("cell meshes of different fibre fractions do not conform")
+    mesh, tags = tile_columns(cells, comm)  # checks that the column meshes conform
+    return mesh, tags, columns
 
 
 def solve_dns(eps_inv: int, resolution: int, comm):

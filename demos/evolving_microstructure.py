@@ -55,15 +55,13 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
-import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
-from fe2hmm.closure import Closure
 from fe2hmm.evolution import IrreversibleState
+from fe2hmm.macro import Dirichlet, TransientDiffusion
 from fe2hmm.micro.cells.evolving import StateDependentDiffusionCellModel
-from fe2hmm.newton import NewtonSolver
 from fe2hmm.rve.cell import INCLUSION, MATRIX
 from fe2hmm.timestepping import march
 
@@ -103,8 +101,8 @@ def make_model(resolution: int, tolerance: float | None) -> StateDependentDiffus
 # ## One run: heat pulse, cooling, steady probe
 #
 # The step residual is $\int c\,(T - T_n)/\Delta t\; v - q\cdot\nabla v\,dx$ with
-# $q = -K^*(D)\nabla T$ from the closure (backward Euler). With `frozen=True` the state is
-# never advanced: the frozen-coefficient homogenised model.
+# $q = -K^*(D)\nabla T$ from the closure (backward Euler): `fe2hmm.macro.TransientDiffusion`.
+# With `frozen=True` the state is never advanced: the frozen-coefficient homogenised model.
 
 
 # %%
@@ -127,23 +125,22 @@ def run(
     mesh = dmesh.create_rectangle(
         comm, [[0.0, 0.0], [1.0, 1.0 / 16]], [nx, 1], dmesh.CellType.triangle
     )
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    T, T_n, v = fem.Function(V, name="T"), fem.Function(V), ufl.TestFunction(V)
-    closure = Closure(model, mesh, {"gradient": ufl.grad(T)}, {"state": 0.0}, name="cells")
-    state = IrreversibleState(closure, "state", T, damage_law)
-    q, dx = closure.outputs["flux"], closure.dx
-    dt = fem.Constant(mesh, t_end / steps)
-    F = STORAGE * (T - T_n) / dt * v * dx - ufl.dot(q, ufl.grad(v)) * dx
-    fdim = mesh.topology.dim - 1
-    left = dmesh.locate_entities_boundary(mesh, fdim, lambda x: np.isclose(x[0], 0.0))
-    right = dmesh.locate_entities_boundary(mesh, fdim, lambda x: np.isclose(x[0], 1.0))
     T_left = fem.Constant(mesh, 0.0)
-    bcs = [
-        fem.dirichletbc(T_left, fem.locate_dofs_topological(V, fdim, left), V),
-        fem.dirichletbc(0.0, fem.locate_dofs_topological(V, fdim, right), V),
-    ]
-    newton = NewtonSolver(F, T, bcs, closures=[closure], petsc_options_prefix="evolving_")
-    heat_form = fem.form(STORAGE * T * dx)
+    problem = TransientDiffusion(
+        mesh,
+        model,
+        dt=t_end / steps,
+        parameters={"state": 0.0},
+        storage=STORAGE,
+        bcs=[
+            Dirichlet(T_left, lambda x: np.isclose(x[0], 0.0)),
+            Dirichlet(0.0, lambda x: np.isclose(x[0], 1.0)),
+        ],
+        name="cells",
+    )
+    T, T_n, closure, q = problem.T, problem.u_n, problem.closure, problem.flux
+    state = IrreversibleState(closure, "state", T, damage_law)
+    heat = problem.functional(STORAGE * T)
     record = {"heat": [0.0], "damage_history": [0.0], "monotone": True}
 
     def before(t_old: float, t_new: float) -> None:
@@ -155,19 +152,20 @@ def run(
             state.advance()
             state.commit()
             record["monotone"] &= bool(np.all(state.values >= previous))
-        record["heat"].append(comm.allreduce(fem.assemble_scalar(heat_form), op=MPI.SUM))
+        record["heat"].append(heat())
         total = comm.allreduce(float(state.values.sum()), op=MPI.SUM)
         count = comm.allreduce(state.values.size, op=MPI.SUM)
         record["damage_history"].append(total / count)
 
     times = np.linspace(0.0, t_end, steps + 1)
-    march(newton, T_n, times, before, after_step=after)
+    # the staggered state update is the after-step hook; the step stays t_end / steps
+    march(problem.newton, T_n, times, before, after_step=after)
     # steady probe: -div(K*(D) grad T) = 0 with T = PROBE at x = 0 and 0 at x = 1
-    dt.value = 1e30  # the storage term vanishes: the steady problem with the same form
+    problem.dt.value = 1e30  # the storage term vanishes: the steady problem with the same form
     T_n.x.array[:] = 0.0
     T_left.value = PROBE
-    newton.solve()
-    flux_in = comm.allreduce(fem.assemble_scalar(fem.form(q[0] * dx)), op=MPI.SUM)
+    problem.solve()
+    flux_in = problem.functional(q[0])()
     # conductance per unit cross-section: the mean axial flux over the bar / ΔT (length 1)
     conductance = flux_in / (1.0 / 16) / PROBE
     return {

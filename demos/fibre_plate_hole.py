@@ -17,7 +17,8 @@
 #
 # **FE².** The macro stress at every quadrature point is $\bar\sigma = C^* : \bar\varepsilon$,
 # with $C^*$ from the periodic elastic cell (one cell solve: the microstructure is uniform);
-# the linear closure converges in one Newton step.
+# the linear closure converges in one Newton step. The macro model is the library's
+# `fe2hmm.macro.SmallStrainElasticity`; the DNS below is a plain dolfinx linear problem.
 #
 # **DNS.** The same plate with every fibre meshed (period $\varepsilon$, fibres cut by the hole
 # left out), solved with the phase properties. Compared: the end displacement (global
@@ -47,9 +48,8 @@ from dolfinx import mesh as dmesh
 from dolfinx.fem.petsc import LinearProblem
 from dolfinx.io import gmsh as dgmsh
 
-from fe2hmm.closure import Closure
+from fe2hmm.macro import Dirichlet, SmallStrainElasticity
 from fe2hmm.micro.cells.elasticity import ElasticityCellModel, lame_parameters, voigt_to_tensor
-from fe2hmm.newton import NewtonSolver
 
 MATRIX, FIBRE, FRACTION = (3.0, 0.35), (70.0, 0.22), 0.4
 LENGTH, HEIGHT, HOLE = 2.0, 1.0, 0.2
@@ -115,10 +115,14 @@ def boundary_setup(mesh, V):
         fem.dirichletbc(0.0, fem.locate_dofs_topological(V.sub(0), 1, left), V.sub(0)),
         fem.dirichletbc(0.0, fem.locate_dofs_topological(V.sub(1), 0, corner), V.sub(1)),
     ]
+    return bcs, loaded_edge(mesh)
+
+
+def loaded_edge(mesh):
+    """The measure ds of the loaded (right) edge."""
     facets = dmesh.locate_entities_boundary(mesh, 1, lambda x: np.isclose(x[0], LENGTH))
     tags = dmesh.meshtags(mesh, 1, facets, np.full(facets.size, 1, np.int32))
-    ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
-    return bcs, ds
+    return ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
 
 
 def end_displacement(u, ds):
@@ -154,21 +158,29 @@ def window_average(expr, mesh, eps):
 # %%
 def solve_fe2(comm, h):
     mesh, _ = plate_mesh(comm, h)
-    V = fem.functionspace(mesh, ("Lagrange", 2, (2,)))
-    u, v = fem.Function(V, name="u"), ufl.TestFunction(V)
     model = ElasticityCellModel(rve="circle", matrix=MATRIX, inclusion=FIBRE, resolution=32)
-    closure = Closure(
-        model,
+    # fe2hmm.macro.SmallStrainElasticity: sigma = C* : eps(u) from the cell at every point
+    problem = SmallStrainElasticity(
         mesh,
-        {"strain": ufl.sym(ufl.grad(u))},
-        {"volume_fraction": FRACTION},
+        model,
+        parameters={"volume_fraction": FRACTION},
+        traction=[(loaded_edge(mesh), (1.0, 0.0))],
+        bcs=[
+            Dirichlet(0.0, lambda x: np.isclose(x[0], 0.0), component=0),  # u_x = 0 on the left
+            Dirichlet(  # u_y = 0 at the bottom-left corner: no rigid-body translation
+                0.0,
+                lambda x: np.isclose(x[0], 0.0) & np.isclose(x[1], 0.0),
+                component=1,
+                entity_dim=0,
+            ),
+        ],
+        degree=2,
         quadrature_degree=2,
+        petsc_options_prefix="hole_fe2_",
     )
-    bcs, ds = boundary_setup(mesh, V)
-    F = ufl.inner(closure.outputs["stress"], ufl.grad(v)) * closure.dx - v[0] * ds
-    result = NewtonSolver(F, u, bcs, [closure], petsc_options_prefix="hole_fe2_").solve()
+    result = problem.solve()
     C = model.stiffness(FRACTION)
-    return mesh, u, result, C, model
+    return mesh, problem.u, result, C, model
 
 
 def solve_dns(comm, h, fibres_per_unit):
@@ -225,7 +237,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     mesh, u, result, C, model = solve_fe2(comm, args.h)
     fe2_seconds = time.perf_counter() - t0
-    _, ds = boundary_setup(mesh, u.function_space)
+    ds = loaded_edge(mesh)
     Ct = voigt_to_tensor(C)
     eps_u = ufl.sym(ufl.grad(u))
     i, j, k, m = ufl.indices(4)

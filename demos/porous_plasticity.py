@@ -18,8 +18,9 @@
 # cell problem with the macro strain imposed, solved by Newton with the plastic history of
 # *that* point (plastic strain at every micro quadrature point).
 #
-# Load steps are driven by `fe2hmm.newton.solve_incrementally`: after each converged macro
-# step the micro histories are committed; a failed step is rolled back and cut.
+# The macro model is `fe2hmm.macro.SmallStrainElasticity`; its load steps are driven by
+# `fe2hmm.newton.solve_incrementally`: after each converged macro step the micro histories are
+# committed; a failed step is rolled back and cut.
 #
 # **Checks.** The loading curve bends below the elastic line (yield); unloading is elastic with
 # the initial slope (to 10⁻⁶); back at $\delta = 0$ the plate is in compression (permanent set);
@@ -41,13 +42,11 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
-import ufl
-from dolfinx import fem, io, la
+from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 
-from fe2hmm.closure import Closure
+from fe2hmm.macro import Dirichlet, SmallStrainElasticity
 from fe2hmm.micro.cells.plasticity import PlasticCellModel
-from fe2hmm.newton import NewtonSolver, solve_incrementally
 from fe2hmm.timing import format_time_report, time_report
 
 MATRIX = (1.0, 0.3, 0.01, 0.1)  # E, nu, sigma_y, H
@@ -70,50 +69,41 @@ def build(
     scheduler: str = "owner",
     porosity=POROSITY,
 ):
-    """Mesh, closure, Newton solver, load setter and reaction-force evaluator.
+    """Mesh, macro problem, cell model, load setter and reaction-force evaluator.
 
     ``scheduler``: where the cell solves run under MPI (see :mod:`fe2hmm.scheduler`);
     ``porosity``: a number, or a callable of the coordinates ``(gdim, n)`` (per-point porosity).
     """
     mesh = dmesh.create_rectangle(comm, [[0, 0], [2, 1]], [2 * nx, nx])
-    V = fem.functionspace(mesh, ("Lagrange", 1, (2,)))
-    left = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[0], 0.0))
-    right_facets = dmesh.locate_entities_boundary(mesh, 1, lambda x: np.isclose(x[0], 2.0))
-    right = fem.locate_dofs_topological(V, 1, right_facets)
     pull = fem.Constant(mesh, np.zeros(2))
-    bcs = [fem.dirichletbc(np.zeros(2), left, V), fem.dirichletbc(pull, right, V)]
-    u = fem.Function(V, name="u")
-    v = ufl.TestFunction(V)
     model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution, elastic_reuse=reuse)
-    closure = Closure(
-        model,
+    # fe2hmm.macro.SmallStrainElasticity: the cells' input `strain` is sym grad u, their
+    # `stress` enters the residual; load stepping commits the cells' plastic histories
+    problem = SmallStrainElasticity(
         mesh,
-        inputs={"strain": ufl.sym(ufl.grad(u))},
+        model,
         parameters={"volume_fraction": porosity},
+        bcs=[
+            Dirichlet(np.zeros(2), lambda x: np.isclose(x[0], 0.0)),  # clamped
+            Dirichlet(pull, lambda x: np.isclose(x[0], 2.0)),  # pulled
+        ],
         quadrature_degree=1,
-        name="porous",
         scheduler=scheduler,
+        name="porous",
+        # atol above the residual noise (~1e-11) that the micro Newton tolerance leaves
+        rtol=1e-9,
+        atol=1e-9,
     )
-    F = ufl.inner(closure.outputs["stress"], ufl.grad(v)) * closure.dx
-    # atol above the residual noise (~1e-11) that the micro Newton tolerance leaves
-    newton = NewtonSolver(
-        F, u, bcs, [closure], rtol=1e-9, atol=1e-9, petsc_options_prefix="porous_"
-    )
-    # x-components of the owned pulled-edge nodes (``right`` holds block = node indices)
-    bs = V.dofmap.index_map_bs
-    right_x = bs * right[right < V.dofmap.index_map.size_local]
-    residual = fem.form(F)
+    _ = problem.newton  # build (JIT-compile) the solver before the timed load path
 
     def apply(t: float) -> None:
         pull.value[:] = [DELTA_MAX * t, 0.0]
 
     def reaction() -> float:
         """Horizontal force on the pulled edge (per unit thickness)."""
-        b = fem.assemble_vector(residual)
-        b.scatter_reverse(la.InsertMode.add)  # contributions of cells on other ranks
-        return float(mesh.comm.allreduce(b.array[right_x].sum(), op=MPI.SUM))
+        return problem.reaction(1, component=0)
 
-    return mesh, u, model, closure, newton, apply, reaction
+    return mesh, problem, model, apply, reaction
 
 
 def convergence_order(norms) -> float:
@@ -217,16 +207,15 @@ def main(argv=None):
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
 
-    mesh, u, model, closure, newton, apply, reaction = build(
+    mesh, problem, model, apply, reaction = build(
         comm, args.nx, args.resolution, reuse=not args.no_reuse, scheduler=args.scheduler
     )
+    u, closure = problem.u, problem.closure
     rows, results = [], []
     t0 = time.perf_counter()
-    current = 0.0
     say(f"{'load':>6} {'δ':>7} {'force':>10} {'Newton':>6} {'cuts':>4} {'order':>5} {'ρ+/ρ²':>6}")
     for target in LOADS:
-        steps = solve_incrementally(newton, apply, [target], histories=[model], start=current)
-        current = target
+        steps = problem.solve_incrementally(apply, [target])  # from the last converged load
         results += [s.result for s in steps]
         force = reaction()
         iterations = sum(s.iterations for s in steps)

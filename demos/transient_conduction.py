@@ -62,15 +62,12 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
-import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
-from fe2hmm.closure import Closure
+from fe2hmm.macro import Dirichlet, TransientDiffusion
 from fe2hmm.micro.cells.transient import TransientDiffusionCellModel
-from fe2hmm.newton import NewtonSolver
-from fe2hmm.timestepping import march
 
 K_MATRIX, K_FIBRE = 1.0, 10.0
 C_MATRIX, C_FIBRE = 1.0, 1.0
@@ -88,9 +85,9 @@ def boundary_temperature(t: float) -> float:
 #
 # The step residual is $\int \langle c\rangle (T - T_n)/\Delta t\, v - \bar q\cdot\nabla v\,dx$,
 # with $\bar q$ and $\langle c\rangle$ the closure's outputs; the closure's inputs are the
-# gradients at the end and the start of the step. Newton converges in one iteration (the
-# closure is linear in the gradients). The heat taken up, $H(t) = \int \langle c\rangle T\,dx$,
-# is recorded at every step.
+# gradients at the end and the start of the step (`fe2hmm.macro.TransientDiffusion`). Newton
+# converges in one iteration (the closure is linear in the gradients). The heat taken up,
+# $H(t) = \int \langle c\rangle T\,dx$, is recorded at every step.
 
 
 # %%
@@ -110,48 +107,35 @@ def solve_bar(
     mesh = dmesh.create_rectangle(
         comm, [[0.0, 0.0], [1.0, 1.0 / 16]], [nx, 1], dmesh.CellType.triangle
     )
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    T, T_n, v = fem.Function(V, name="T"), fem.Function(V), ufl.TestFunction(V)
-    closure = Closure(
-        model,
+    T_left = fem.Constant(mesh, 0.0)
+    # fe2hmm.macro.TransientDiffusion binds the cell model's inputs `gradient` and
+    # `previous_gradient` to grad T and grad T_n and takes its `storage` output as <c>
+    problem = TransientDiffusion(
         mesh,
-        inputs={"gradient": ufl.grad(T), "previous_gradient": ufl.grad(T_n)},
+        model,
+        dt=dt,
         parameters={"volume_fraction": FRACTION},
+        bcs=[
+            Dirichlet(T_left, lambda x: np.isclose(x[0], 0.0)),
+            Dirichlet(0.0, lambda x: np.isclose(x[0], 1.0)),
+        ],
         name="cells",
     )
-    q, c = closure.outputs["flux"], closure.outputs["storage"]
-    step = fem.Constant(mesh, float(dt))
-    dx = closure.dx
-    F = c * (T - T_n) / step * v * dx - ufl.dot(q, ufl.grad(v)) * dx
-    fdim = mesh.topology.dim - 1
-    left = dmesh.locate_entities_boundary(mesh, fdim, lambda x: np.isclose(x[0], 0.0))
-    right = dmesh.locate_entities_boundary(mesh, fdim, lambda x: np.isclose(x[0], 1.0))
-    T_left = fem.Constant(mesh, 0.0)
-    bcs = [
-        fem.dirichletbc(T_left, fem.locate_dofs_topological(V, fdim, left), V),
-        fem.dirichletbc(0.0, fem.locate_dofs_topological(V, fdim, right), V),
-    ]
-    newton = NewtonSolver(F, T, bcs, closures=[closure], petsc_options_prefix="transient_")
-    heat_form = fem.form(c * T * dx)
-
-    def heat() -> float:
-        return comm.allreduce(fem.assemble_scalar(heat_form), op=MPI.SUM)
+    heat = problem.functional(problem.storage * problem.T)
 
     def before(t_old: float, t_new: float) -> None:
-        step.value = t_new - t_old
-        model.set_time_step(t_new - t_old)
         T_left.value = boundary_temperature(t_new)
 
     n_steps = round(t_end / dt)
     if not math.isclose(n_steps * dt, t_end, rel_tol=1e-9):
         raise ValueError(f"t_end={t_end:g} is not a multiple of dt={dt:g}")
     times = np.linspace(0.0, t_end, n_steps + 1)
-    model.set_time_step(dt)
-    closure.update()  # the storage output exists before the first heat() evaluation
+    problem.set_time_step(dt)
+    problem.closure.update()  # the storage output exists before the first heat() evaluation
     history = [heat()]
-    steps = march(
-        newton, T_n, times, before, histories=[model], after_step=lambda s: history.append(heat())
-    )
+    # each step: dt and model.set_time_step, then `before`; the cells' memory is committed
+    steps = problem.march(times, before, after_step=lambda s: history.append(heat()))
+    T, closure = problem.T, problem.closure
     return {
         "times": times,
         "heat": np.array(history),

@@ -1,36 +1,32 @@
 """Closures: bind a micro-model to the quadrature points of a macro mesh.
 
-The closure owns quadrature-space :class:`dolfinx.fem.Function` objects for the micro-model's
-outputs and tangents. :meth:`Closure.update` evaluates the macro inputs (UFL expressions) at the
-rank-local quadrature points with :class:`dolfinx.fem.Expression`, calls the micro-model on the
-whole batch and writes outputs and tangents back: lift → micro-evolve → restrict.
+A closure is a micro-model on a :class:`~fe2hmm.quadrature.QuadratureMap` (the quadrature-space
+functions of outputs, declared tangent blocks and standard errors; evaluation of the UFL inputs;
+write-back; Jacobian terms) plus the parallel policy: :meth:`Closure.update` evaluates the macro
+inputs at the rank-local points, runs the micro-model under the chosen scheduler, broadcasts
+any failure to every rank and writes the result back — lift → micro-evolve → restrict — with
+timings of each stage.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import basix.ufl
 import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
-from ufl.algorithms.apply_algebra_lowering import apply_algebra_lowering
-from ufl.algorithms.apply_derivatives import apply_derivatives
 
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import LinearMicroModel, MicroModel
+from fe2hmm.quadrature import ParameterSource, QuadratureMap
 from fe2hmm.scheduler import check_scheduler, scheduled_evaluate, scheduled_tensors
 
 __all__ = ["Closure", "ClosureTimings"]
 
 _log = logging.getLogger(__name__)
-
-#: What a per-point parameter may be bound to.
-ParameterSource = ufl.core.expr.Expr | float | np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -99,10 +95,6 @@ class Closure:
     ) -> None:
         if not isinstance(model, MicroModel):
             raise TypeError(f"model must be a fe2hmm MicroModel, got {type(model).__name__}")
-        if int(quadrature_degree) != quadrature_degree or quadrature_degree < 0:
-            raise ValueError(
-                f"quadrature_degree must be an integer >= 0, got {quadrature_degree!r}"
-            )
         parameters = dict(parameters or {})
         for kind, given, declared in (
             ("inputs", inputs, model.input_shapes),
@@ -123,44 +115,27 @@ class Closure:
         self.model = model
         self.mesh = mesh
         self.name = name
-        self.quadrature_degree = int(quadrature_degree)
-        cell = mesh.basix_cell()
-        tdim = mesh.topology.dim
-        self._num_cells = mesh.topology.index_map(tdim).size_local
-        self._cells = np.arange(self._num_cells, dtype=np.int32)
-
-        def space(shape):
-            element = basix.ufl.quadrature_element(
-                cell, value_shape=tuple(shape), degree=self.quadrature_degree
-            )
-            return fem.functionspace(mesh, element)
-
-        self._space = space
-        scalar_space = space(())
-        self._points = scalar_space.element.interpolation_points
-        self._num_points_per_cell = self._points.shape[0]
-        self._dofs = scalar_space.dofmap.list[: self._num_cells].reshape(-1)
-
-        self.outputs: dict[str, fem.Function] = {}
-        for key, shape in model.output_shapes.items():
-            self.outputs[key] = fem.Function(space(shape), name=f"{name}.{key}")
-        self.tangents: dict[tuple[str, str], fem.Function] = {}
-        for out, oshape in model.output_shapes.items():
-            for inp, ishape in model.input_shapes.items():
-                self.tangents[out, inp] = fem.Function(
-                    space(tuple(oshape) + tuple(ishape)), name=f"{name}.d{out}_d{inp}"
-                )
-
-        self._input_ufl = dict(inputs)
-        self._input_exprs = {
-            k: fem.Expression(e, self._points, comm=mesh.comm) for k, e in inputs.items()
-        }
-        x = ufl.SpatialCoordinate(mesh)
-        self.coordinates = self._eval(fem.Expression(x, self._points), (mesh.geometry.dim,))
-        self._parameters = {
-            k: self._parameter_values(k, v, tuple(model.parameter_shapes[k]))
-            for k, v in parameters.items()
-        }
+        #: the quadrature map: functions, evaluation, write-back, Jacobian terms
+        self.map = QuadratureMap(
+            mesh,
+            inputs,
+            model.output_shapes,
+            parameters,
+            model.parameter_shapes,
+            tangent_blocks=model.tangent_blocks,
+            standard_errors=list(model.output_shapes) if model.is_stochastic else (),
+            quadrature_degree=quadrature_degree,
+            name=name,
+        )
+        self.quadrature_degree = self.map.quadrature_degree
+        #: output name -> quadrature function
+        self.outputs: dict[str, fem.Function] = self.map.outputs
+        #: ``(output, input)`` -> quadrature function of the tangent (declared blocks only)
+        self.tangents: dict[tuple[str, str], fem.Function] = self.map.tangents
+        #: output name -> quadrature function of its standard error (stochastic models)
+        self.standard_errors: dict[str, fem.Function] = self.map.standard_errors
+        self.coordinates = self.map.coordinates
+        self.dx = self.map.dx
         self._tensors_cache: dict | None = None
         self._tensor_errors: np.ndarray | None = None
         #: output name -> ``(num_points,)`` estimated error bound of the last update's outputs
@@ -168,102 +143,29 @@ class Closure:
         #: :mod:`fe2hmm.reuse.indicators`
         self.error_bounds: dict[str, np.ndarray] = {}
         self.timings = ClosureTimings()
-        self.dx = ufl.Measure(
-            "dx", domain=mesh, metadata={"quadrature_degree": self.quadrature_degree}
-        )
 
-    # ------------------------------------------------------------------ evaluation helpers
+    # ------------------------------------------------------------------ the map's data
     @property
     def num_points(self) -> int:
         """Number of rank-local (owned) quadrature points."""
-        return self._num_cells * self._num_points_per_cell
+        return self.map.num_points
 
     @property
     def parameters(self) -> dict[str, np.ndarray]:
         """Per-point parameter values, name -> ``(num_points, *shape)`` (rank-local)."""
-        return dict(self._parameters)
-
-    def _eval(self, expression: fem.Expression, shape: tuple[int, ...]) -> np.ndarray:
-        values = expression.eval(self.mesh, self._cells)
-        return np.asarray(values, dtype=float).reshape(self.num_points, *shape)
+        return self.map.parameters
 
     def quadrature_function(self, values: np.ndarray, name: str = "q") -> fem.Function:
-        """A quadrature-space function on the closure's points holding ``values``.
-
-        Args:
-            values: ``(num_points, *shape)`` rank-local values.
-            name: the function's name.
-        """
-        values = np.asarray(values, dtype=float)
-        if values.shape[0] != self.num_points:
-            raise ValueError(f"expected {self.num_points} values, got shape {values.shape}")
-        function = fem.Function(self._space(values.shape[1:]), name=name)
-        self._write(function, values)
-        return function
+        """A quadrature-space function holding ``values`` (see :meth:`QuadratureMap.function`)."""
+        return self.map.function(values, name)
 
     def point_values(self, function: fem.Function) -> np.ndarray:
-        """Rank-local values ``(num_points, *shape)`` of an output or tangent function.
-
-        The points are in the closure's order (as :attr:`coordinates`).
-        """
-        bs = function.function_space.dofmap.bs
-        values = function.x.array.reshape(-1, bs)[self._dofs]
-        return values.reshape(self.num_points, *function.ufl_shape)
+        """Rank-local values ``(num_points, *shape)`` of an output, tangent or error function."""
+        return self.map.point_values(function)
 
     def evaluate_inputs(self) -> dict[str, np.ndarray]:
         """The macro inputs at the rank-local quadrature points: name -> ``(n, *shape)``."""
-        return {
-            k: self._eval(e, tuple(self.model.input_shapes[k]))
-            for k, e in self._input_exprs.items()
-        }
-
-    def _parameter_values(self, key: str, source, shape: tuple[int, ...]) -> np.ndarray:
-        n = self.num_points
-        if isinstance(source, ufl.core.expr.Expr):
-            if tuple(ufl.shape(source)) != shape:
-                raise ValueError(
-                    f"parameter {key!r} has UFL shape {tuple(ufl.shape(source))}, expected {shape}"
-                )
-            if ufl.domain.extract_domains(source):
-                expression = fem.Expression(source, self._points, comm=self.mesh.comm)
-                values = self._eval(expression, shape)
-            else:  # a constant expression (no mesh): evaluate it once
-                point = (0.0,) * self.mesh.geometry.dim
-                flat = [
-                    float(source[c](point)) if shape else float(source(point))
-                    for c in (np.ndindex(shape) if shape else [()])
-                ]
-                values = np.broadcast_to(np.reshape(flat, shape), (n, *shape)).copy()
-        elif callable(source):
-            raw = np.asarray(source(self.coordinates.T.copy()), dtype=float)
-            if raw.shape == (n, *shape):
-                values = raw
-            elif raw.shape == (*shape, n):
-                values = np.moveaxis(raw, -1, 0)
-            else:
-                raise ValueError(
-                    f"parameter {key!r}: callable returned shape {raw.shape}, expected "
-                    f"{(n, *shape)} for {n} points"
-                )
-        else:
-            raw = np.asarray(source, dtype=float)
-            if raw.shape == (n, *shape) and raw.shape != shape:
-                values = raw.copy()  # rank-local per-point values, in the closure's point order
-            elif raw.shape == shape:
-                values = np.broadcast_to(raw, (n, *shape)).copy()
-            else:
-                raise ValueError(
-                    f"parameter {key!r}: array of shape {raw.shape}; expected a constant of "
-                    f"shape {shape} or per-point values of shape {(n, *shape)}"
-                )
-        bad = ~np.isfinite(values.reshape(n, -1)).all(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"parameter {key!r} is not finite ({values[i]!r}) at quadrature point {i}, "
-                f"x = {self.coordinates[i]}"
-            )
-        return values
+        return self.map.evaluate_inputs()
 
     def set_parameter(self, key: str, source: ParameterSource) -> None:
         """Replace the values of one per-point parameter (e.g. a field that evolves).
@@ -272,20 +174,8 @@ class Closure:
             key: parameter name declared by the micro-model.
             source: as in the constructor.
         """
-        if key not in self.model.parameter_shapes:
-            raise ValueError(
-                f"unknown parameter {key!r}; the micro-model declares "
-                f"{sorted(self.model.parameter_shapes)}"
-            )
-        self._parameters[key] = self._parameter_values(
-            key, source, tuple(self.model.parameter_shapes[key])
-        )
+        self.map.set_parameter(key, source)
         self._tensors_cache = None
-
-    def _write(self, function: fem.Function, values: np.ndarray) -> None:
-        bs = function.function_space.dofmap.bs
-        function.x.array.reshape(-1, bs)[self._dofs] = values.reshape(self.num_points, bs)
-        function.x.scatter_forward()
 
     # ------------------------------------------------------------------ the HMM loop
     def update(self, tangents: bool = True) -> None:
@@ -327,7 +217,7 @@ class Closure:
                 if linear:
                     self._tensors_cache, self._tensor_errors = scheduled_tensors(
                         self.model,
-                        self._parameters,
+                        self.map.parameters,
                         self.num_points,
                         comm,
                         self.scheduler,
@@ -337,7 +227,7 @@ class Closure:
                     scheduled = scheduled_evaluate(
                         self.model,
                         inputs,
-                        self._parameters,
+                        self.map.parameters,
                         tangents,
                         comm,
                         self.scheduler,
@@ -363,11 +253,11 @@ class Closure:
                 self.timings.evaluate_inputs += t1 - t0
             if linear:
                 if refresh:
-                    self._tensors_cache = self.model.tensors(self._parameters, self.num_points)
+                    self._tensors_cache = self.model.tensors(self.map.parameters, self.num_points)
                     self._tensor_errors = self.model.last_tensor_errors
                 result = self.model.evaluate(
                     inputs,
-                    self._parameters,
+                    self.map.parameters,
                     tangents=tangents,
                     tensors=self._tensors_cache,
                     tensor_errors=self._tensor_errors,
@@ -375,9 +265,9 @@ class Closure:
             elif scheduled is not None:
                 result = scheduled
             else:
-                result = self.model.evaluate(inputs, self._parameters, tangents=tangents)
+                result = self.model.evaluate(inputs, self.map.parameters, tangents=tangents)
             self.timings.micro += time.perf_counter() - t1
-            self._check_result(result, tangents)
+            self.map.check(result, tangents, source=type(self.model).__name__)
         except MicroSolveError as err:
             error = self._locate(err)
         except Exception as err:  # noqa: BLE001 - re-raised below on every rank
@@ -389,14 +279,7 @@ class Closure:
             self._raise_everywhere(error, comm, failed)
         t2 = time.perf_counter()
         self.error_bounds = dict(result.error_bounds)
-        for key, function in self.outputs.items():
-            self._write(function, result.outputs[key])
-        if tangents:
-            for key, function in self.tangents.items():
-                value = result.tangents.get(key)
-                if value is None:
-                    value = np.zeros((self.num_points, *function.ufl_shape))
-                self._write(function, value)
+        self.map.write(result, tangents)
         self.timings.write_back += time.perf_counter() - t2
         self.timings.updates += 1
 
@@ -414,7 +297,7 @@ class Closure:
         if err.point is None or not (0 <= err.point < self.num_points):
             return err
         i = err.point
-        params = err.parameters or {k: v[i] for k, v in self._parameters.items()}
+        params = err.parameters or {k: v[i] for k, v in self.map.parameters.items()}
         located = MicroSolveError(
             f"closure {self.name!r}: {err.message}",
             point=i,
@@ -424,27 +307,6 @@ class Closure:
         )
         located.__cause__ = err
         return located
-
-    def _check_result(self, result, tangents: bool) -> None:
-        for key, shape in self.model.output_shapes.items():
-            value = result.outputs.get(key)
-            if value is None:
-                raise RuntimeError(f"{type(self.model).__name__} returned no output {key!r}")
-            if value.shape != (self.num_points, *shape):
-                raise RuntimeError(
-                    f"{type(self.model).__name__} output {key!r} has shape {value.shape}, "
-                    f"expected {(self.num_points, *shape)}"
-                )
-            checks = [(key, value)]
-            if tangents:
-                checks += [(f"d{o}/d{i}", t) for (o, i), t in result.tangents.items() if o == key]
-            for label, arr in checks:
-                bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-                if bad.any():
-                    raise MicroSolveError(
-                        f"micro-model returned non-finite {label}",
-                        point=int(np.flatnonzero(bad)[0]),
-                    )
 
     # ------------------------------------------------------------------ linearisation
     def jacobian(self, F: ufl.Form, u: fem.Function, du: ufl.Argument | None = None) -> ufl.Form:
@@ -479,22 +341,4 @@ class Closure:
         Returns:
             Bilinear forms to add to ``ufl.derivative(F, u, du)``.
         """
-        terms = []
-        for out, q in self.outputs.items():
-            direction = None
-            for inp, g in self._input_ufl.items():
-                dg = apply_derivatives(apply_algebra_lowering(ufl.derivative(g, u, du)))
-                term = _contract(self.tangents[out, inp], dg, len(q.ufl_shape), len(ufl.shape(g)))
-                direction = term if direction is None else direction + term
-            if direction is not None:
-                terms.append(ufl.derivative(F, q, direction))
-        return terms
-
-
-def _contract(T, dg, out_rank: int, in_rank: int):
-    """``T[o..., i...] dg[i...]`` summed over the input indices."""
-    if in_rank == 0:
-        return T * dg
-    idx = ufl.indices(out_rank + in_rank)
-    expr = T[idx] * dg[idx[out_rank:]]
-    return ufl.as_tensor(expr, idx[:out_rank]) if out_rank else expr
+        return self.map.jacobian_terms(F, u, du)

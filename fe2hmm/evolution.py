@@ -19,14 +19,14 @@ from collections.abc import Callable
 
 import numpy as np
 import ufl
-from dolfinx import fem
 
 from fe2hmm.closure import Closure
+from fe2hmm.micro.interface import Stateful
 
 __all__ = ["IrreversibleState"]
 
 
-class IrreversibleState:
+class IrreversibleState(Stateful):
     """A monotonically non-decreasing per-point state driving a closure parameter.
 
     Args:
@@ -61,7 +61,7 @@ class IrreversibleState:
         if ufl.shape(expression) != ():
             raise ValueError(f"expression must be scalar, got shape {ufl.shape(expression)}")
         self.closure, self.parameter, self.law = closure, parameter, law
-        self._expression = fem.Expression(expression, closure._points, comm=closure.mesh.comm)
+        self._field = closure.map.expression(expression)
         n = closure.num_points
         self.values = np.broadcast_to(np.asarray(initial, dtype=float), (n,)).copy()
         self._trial: np.ndarray | None = None
@@ -69,7 +69,7 @@ class IrreversibleState:
 
     def field_values(self) -> np.ndarray:
         """The followed expression at the closure's rank-local points, shape ``(n,)``."""
-        return self.closure._eval(self._expression, ())
+        return self._field()
 
     def advance(self) -> int:
         """``s ← max(s_n, law(θ))`` from the current macro fields; sets the closure parameter.

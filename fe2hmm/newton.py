@@ -3,6 +3,16 @@
 Each iteration updates every closure at the current macro state (micro solves), assembles the
 residual and the Jacobian built from the closures' tangents, and solves the linear system with
 PETSc. A closure that is linear in its inputs makes the macro problem converge in one step.
+
+**Stopping within the noise.** A stochastic micro-model (molecular dynamics at T > 0, kinetic
+Monte Carlo) returns outputs ``q`` with standard errors ``s`` and fresh noise at every
+evaluation: the residual cannot fall below what that noise puts into it. With independent
+errors at the quadrature-point components, the residual's noise has the covariance
+``B diag(s²) Bᵀ`` with ``B = ∂F/∂q`` (assembled as a matrix from the test space to the
+output's quadrature space), so its expected norm is ``σ_F = (Σ_i Σ_p B_ip² s_p²)^½`` (rows of
+Dirichlet dofs excluded). Newton stops when ``|F| <= noise_tolerance · σ_F`` as well: further
+steps would only chase noise. ``σ_F`` is recomputed at every iterate and returned in
+:attr:`NewtonResult.noise_norms`.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
 from fe2hmm.closure import Closure
-from fe2hmm.errors import NewtonConvergenceError
+from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
+from fe2hmm.micro.interface import check_stateful
 
 __all__ = ["NewtonSolver", "NewtonResult", "LoadStep", "solve_incrementally"]
 
@@ -44,6 +55,8 @@ class NewtonResult:
         seconds: wall-time split: ``"micro"`` (closure updates), ``"assemble"``, ``"solve"``.
         iteration_seconds: the same split per iterate (rank-local), one dict per closure
             update (see :func:`fe2hmm.timing.time_report`).
+        noise_norms: expected norm ``σ_F`` of the residual's noise at each iterate (stochastic
+            closures; empty without them).
     """
 
     iterations: int
@@ -51,6 +64,7 @@ class NewtonResult:
     residual_norms: list[float] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     iteration_seconds: list[dict[str, float]] = field(default_factory=list)
+    noise_norms: list[float] = field(default_factory=list)
 
 
 class NewtonSolver:
@@ -67,6 +81,9 @@ class NewtonSolver:
         rtol: relative tolerance on the residual norm.
         atol: absolute tolerance on the residual norm.
         max_iterations: Newton steps before giving up.
+        noise_tolerance: with stochastic closures, also stop when the residual norm is at most
+            this many times its expected noise ``σ_F`` (see the module docstring); ``0``
+            switches the rule off.
 
     Note:
         Collective on ``u.function_space.mesh.comm``.
@@ -84,8 +101,9 @@ class NewtonSolver:
         rtol: float = 1e-10,
         atol: float = 1e-12,
         max_iterations: int = 25,
+        noise_tolerance: float = 2.0,
     ) -> None:
-        for label, value in (("rtol", rtol), ("atol", atol)):
+        for label, value in (("rtol", rtol), ("atol", atol), ("noise_tolerance", noise_tolerance)):
             if not (value >= 0 and np.isfinite(value)):
                 raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
         if int(max_iterations) < 1:
@@ -102,6 +120,17 @@ class NewtonSolver:
         self._F = fem.form(F)
         self._J = fem.form(J)
         self.rtol, self.atol, self.max_iterations = float(rtol), float(atol), int(max_iterations)
+        self.noise_tolerance = float(noise_tolerance)
+        # residual sensitivities ∂F/∂q to the outputs that carry standard errors
+        self._noise_forms = [
+            (
+                fem.form(ufl.derivative(F, q, ufl.TrialFunction(q.function_space))),
+                closure.standard_errors[key],
+            )
+            for closure in self.closures
+            for key, q in closure.outputs.items()
+            if key in closure.standard_errors
+        ]
         self._A = fem_petsc.create_matrix(self._J)
         self._b = fem_petsc.create_vector(u.function_space)
         self._du = fem.Function(u.function_space)
@@ -126,6 +155,39 @@ class NewtonSolver:
         fem_petsc.set_bc(self._b, self.bcs, self.u.x.petsc_vec, -1.0)
         return float(self._b.norm())
 
+    def noise_norm(self) -> float:
+        """Expected norm ``σ_F`` of the residual's noise from the closures' standard errors.
+
+        ``0`` without stochastic closures. Uses the standard errors of the last closure update.
+
+        Note:
+            Collective on the mesh communicator.
+        """
+        V = self.u.function_space
+        comm = V.mesh.comm
+        owned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+        variance = np.zeros(owned)
+        for form, s in self._noise_forms:
+            # B_ip² as a matrix of its own (owned rows, global columns): each column p gets
+            # contributions from its own cell only, so squaring the assembled entries is exact
+            B = fem_petsc.assemble_matrix(form)
+            B.assemble()
+            rows, cols, values = B.getValuesCSR()
+            B2 = PETSc.Mat().createAIJ(B.getSizes(), csr=(rows, cols, values**2), comm=comm)
+            B.destroy()
+            s2, out = B2.createVecs()
+            Q = s.function_space
+            n_q = Q.dofmap.index_map.size_local * Q.dofmap.index_map_bs
+            s2.array[:] = s.x.array[:n_q] ** 2
+            B2.mult(s2, out)
+            variance += out.array
+            for obj in (B2, s2, out):
+                obj.destroy()
+        for bc in self.bcs:
+            dofs = bc.dof_indices()[0]
+            variance[dofs[dofs < owned]] = 0.0
+        return float(np.sqrt(comm.allreduce(float(variance.sum()))))
+
     def solve(self) -> NewtonResult:
         """Run Newton's method from the current ``u``.
 
@@ -141,6 +203,7 @@ class NewtonSolver:
         seconds = {"micro": 0.0, "assemble": 0.0, "solve": 0.0}
         per_iteration: list[dict[str, float]] = []
         norms: list[float] = []
+        noise_norms: list[float] = []
         r0 = None
         for iteration in range(self.max_iterations + 1):
             t0 = time.perf_counter()
@@ -159,9 +222,16 @@ class NewtonSolver:
                 )
             norms.append(norm)
             r0 = norm if r0 is None else r0
-            _log.info("Newton iteration %d: |F| = %.3e", iteration, norm)
-            if norm <= self.atol or (iteration > 0 and norm <= self.rtol * r0):
-                return NewtonResult(iteration, True, norms, seconds, per_iteration)
+            noise = self.noise_norm() if self._noise_forms else 0.0
+            if self._noise_forms:
+                noise_norms.append(noise)
+            _log.info("Newton iteration %d: |F| = %.3e (noise %.3e)", iteration, norm, noise)
+            if (
+                norm <= self.atol
+                or (iteration > 0 and norm <= self.rtol * r0)
+                or norm <= self.noise_tolerance * noise
+            ):
+                return NewtonResult(iteration, True, norms, seconds, per_iteration, noise_norms)
             if iteration == self.max_iterations:
                 break
             t2 = time.perf_counter()
@@ -185,9 +255,12 @@ class NewtonSolver:
         error = NewtonConvergenceError(
             f"Newton did not converge in {self.max_iterations} iterations: residual norms "
             + ", ".join(f"{n:.3e}" for n in norms)
-            + f" (rtol={self.rtol:g}, atol={self.atol:g})"
+            + f" (rtol={self.rtol:g}, atol={self.atol:g}"
+            + (f", noise {noise_norms[-1]:.3e}" if noise_norms else "")
+            + ")"
         )
         error.residual_norms = norms
+        error.noise_norms = noise_norms
         raise error
 
     def __del__(self) -> None:
@@ -230,7 +303,8 @@ def solve_incrementally(
         newton: the macro Newton solver (its ``u`` is the state).
         apply_load: sets boundary data/sources for a load factor.
         loads: target load factors, in order (may go down: unloading).
-        histories: objects with ``commit()`` and ``rollback()`` (e.g. :class:`PlasticCellModel`).
+        histories: :class:`~fe2hmm.micro.interface.Stateful` objects committed after each
+            converged increment and rolled back before a cut (e.g. a :class:`PlasticCellModel`).
         min_increment: smallest load increment before giving up.
         start: load factor of the current (converged, committed) state.
 
@@ -239,13 +313,13 @@ def solve_incrementally(
 
     Raises:
         NewtonConvergenceError: the increment fell below ``min_increment``.
+        TypeError: an entry of ``histories`` is not :class:`~fe2hmm.micro.interface.Stateful`.
 
     Note:
         Collective; failures are raised on every rank by the closures and the solver, so all
         ranks cut together.
     """
-    from fe2hmm.errors import MicroSolveError
-
+    histories = check_stateful(histories)
     steps: list[LoadStep] = []
     current = float(start)
     u = newton.u

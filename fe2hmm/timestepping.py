@@ -21,6 +21,7 @@ import numpy as np
 from dolfinx import fem
 
 from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
+from fe2hmm.micro.interface import check_stateful
 from fe2hmm.newton import NewtonResult, NewtonSolver
 
 __all__ = ["TimeStep", "march"]
@@ -62,7 +63,8 @@ def march(
         times: increasing times ``t_0 < t_1 < …`` (s); ``u_n`` holds the state at ``t_0``.
         before_step: ``before_step(t_old, t_new)`` sets the step's data (Δt, boundary values,
             sources, ``model.set_time_step``) before it is solved.
-        histories: objects with ``commit()`` and ``rollback()`` (e.g. micro-models with memory).
+        histories: :class:`~fe2hmm.micro.interface.Stateful` objects (micro-models with
+            memory, evolving states) committed after each converged step.
         after_step: called with each converged :class:`TimeStep` (output, diagnostics).
 
     Returns:
@@ -70,6 +72,7 @@ def march(
 
     Raises:
         ValueError: ``times`` not strictly increasing or fewer than two.
+        TypeError: an entry of ``histories`` is not :class:`~fe2hmm.micro.interface.Stateful`.
         NewtonConvergenceError, MicroSolveError: a step failed (histories rolled back).
 
     Note:
@@ -84,6 +87,7 @@ def march(
             f"times must increase strictly; t[{bad}]={times[bad]:g} >= "
             f"t[{bad + 1}]={times[bad + 1]:g}"
         )
+    histories = check_stateful(histories)
     u = newton.u
     steps: list[TimeStep] = []
     for t_old, t_new in zip(times[:-1], times[1:], strict=True):

@@ -11,17 +11,26 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 from fe2hmm.closure import Closure
-from fe2hmm.demos.composite_conduction import solve_macro
 from fe2hmm.errors import MicroSolveError
+from fe2hmm.macro import Dirichlet, SmallStrainElasticity, SteadyDiffusion
 from fe2hmm.micro.interface import MicroModel, MicroResult
 
 pytestmark = pytest.mark.mpi
 
 
 def _solve(scheduler, model, n=8):
+    """The graded composite: -div(K*(phi) grad T) = 10, phi = 0.1 + 0.4 x, T = 0 on the boundary."""
     mesh = dmesh.create_unit_square(MPI.COMM_WORLD, n, n)
-    _, T, closure, _ = solve_macro(model, mesh, quadrature_degree=2, scheduler=scheduler)
-    return T, closure
+    problem = SteadyDiffusion(
+        mesh,
+        model,
+        parameters={"volume_fraction": 0.1 + 0.4 * ufl.SpatialCoordinate(mesh)[0]},
+        source=10.0,
+        bcs=[Dirichlet(0.0)],
+        scheduler=scheduler,
+    )
+    problem.solve()
+    return problem.T, problem.closure
 
 
 def test_schedulers_agree_and_pooled_dedupes_globally():
@@ -83,19 +92,35 @@ class Cubic(MicroModel):
 def test_plastic_cells_pooled_and_serial_match_owner():
     """Tasks carry the committed history to whichever rank solves them; the load path ends in
     the same forces and plastic strains (to round-off) under every scheduler."""
-    from fe2hmm.demos.porous_plasticity import build
-    from fe2hmm.newton import solve_incrementally
+    from fe2hmm.micro.cells.plasticity import PlasticCellModel
 
     forces = {}
     for scheduler in ("owner", "pooled", "serial"):
-        mesh, u, model, closure, newton, apply, reaction = build(
-            MPI.COMM_WORLD, 1, 6, scheduler=scheduler
+        # the porous plate of demos/porous_plasticity.py, 2 x 1 macro cells
+        mesh = dmesh.create_rectangle(MPI.COMM_WORLD, [[0, 0], [2, 1]], [2, 1])
+        pull = fem.Constant(mesh, np.zeros(2))
+        model = PlasticCellModel(rve="voids", matrix=(1.0, 0.3, 0.01, 0.1), resolution=6)
+        problem = SmallStrainElasticity(
+            mesh,
+            model,
+            parameters={"volume_fraction": 0.2},
+            bcs=[
+                Dirichlet(np.zeros(2), lambda x: np.isclose(x[0], 0.0)),
+                Dirichlet(pull, lambda x: np.isclose(x[0], 2.0)),
+            ],
+            quadrature_degree=1,
+            scheduler=scheduler,
+            rtol=1e-9,
+            atol=1e-9,
         )
-        current, path = 0.0, []
+
+        def apply(t, pull=pull):
+            pull.value[:] = [0.04 * t, 0.0]
+
+        path = []
         for target in (0.2, 0.6, 0.3):
-            solve_incrementally(newton, apply, [target], histories=[model], start=current)
-            current = target
-            path.append(reaction())
+            problem.solve_incrementally(apply, [target])  # commits the plastic histories
+            path.append(problem.reaction(1, component=0))
         forces[scheduler] = np.array(path)
         if scheduler == "serial" and MPI.COMM_WORLD.rank != 0:
             assert model.statistics.micro_solves == 0

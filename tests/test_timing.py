@@ -5,10 +5,11 @@ import time
 from mpi4py import MPI
 
 import pytest
+import ufl
 from conftest import MaxwellGarnett
 from dolfinx import mesh as dmesh
 
-from fe2hmm.demos.composite_conduction import solve_macro
+from fe2hmm.macro import Dirichlet, SteadyDiffusion
 from fe2hmm.timing import amdahl_speedup, format_time_report, time_report
 
 pytestmark = pytest.mark.mpi
@@ -32,7 +33,16 @@ def test_time_report_is_consistent_on_every_rank(scheduler):
     # reuse off: a solve per point per update, so there is micro work at every iteration
     model = MaxwellGarnett(reuse=False)
     t0 = time.perf_counter()
-    _, _, closure, result = solve_macro(model, mesh, quadrature_degree=2, scheduler=scheduler)
+    problem = SteadyDiffusion(
+        mesh,
+        model,
+        parameters={"volume_fraction": 0.1 + 0.4 * ufl.SpatialCoordinate(mesh)[0]},
+        source=10.0,
+        bcs=[Dirichlet(0.0)],
+        scheduler=scheduler,
+    )
+    result = problem.solve()
+    closure = problem.closure
     report = time_report([closure], [result], time.perf_counter() - t0, comm)
     assert report == comm.bcast(report, root=0)  # the same dict on every rank
     assert report["ranks"] == comm.size

@@ -17,7 +17,16 @@ import numpy as np
 
 from fe2hmm.errors import MicroSolveError
 
-__all__ = ["MicroModel", "LinearMicroModel", "MicroResult", "MicroStatistics", "TaskBatch"]
+__all__ = [
+    "MicroModel",
+    "LinearMicroModel",
+    "StatefulMicroModel",
+    "Stateful",
+    "MicroResult",
+    "MicroStatistics",
+    "TaskBatch",
+    "check_stateful",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -105,16 +114,60 @@ class TaskBatch:
     finish: Callable[[dict], MicroResult]
 
 
+class Stateful(abc.ABC):
+    """Committed and trial state: the history protocol of micro-models and evolving fields.
+
+    Evaluations start from the *committed* state and keep what they computed as the *trial*
+    state; nothing but :meth:`commit` changes the committed state. The macro solvers call it:
+    :func:`fe2hmm.newton.solve_incrementally` and :func:`fe2hmm.timestepping.march` commit
+    after a converged step and roll back before a failed step is cut or raised.
+    """
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Accept the trial state of the last evaluation as the committed state."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None:
+        """Discard the trial state; the next evaluation starts from the committed state."""
+
+
+def check_stateful(histories) -> list[Stateful]:
+    """Check that every object follows the :class:`Stateful` protocol.
+
+    Args:
+        histories: the objects a solver commits and rolls back.
+
+    Returns:
+        The objects as a list.
+
+    Raises:
+        TypeError: naming the first object that is not :class:`Stateful`.
+    """
+    histories = list(histories)
+    for i, h in enumerate(histories):
+        if not isinstance(h, Stateful):
+            raise TypeError(
+                f"histories[{i}] is a {type(h).__name__}, not a fe2hmm Stateful (a micro-model "
+                "or state with commit() and rollback(), e.g. a StatefulMicroModel)"
+            )
+    return histories
+
+
 class MicroModel(abc.ABC):
     """Abstract micro-model: a batch function ``(inputs, parameters) -> outputs (+ tangents)``.
 
-    Subclasses declare the names and per-point shapes of their inputs, outputs and parameters,
-    and implement :meth:`evaluate`. They must not keep one Python object per point.
+    Subclasses declare the names and per-point shapes of their inputs, outputs and parameters
+    (and, where not every output depends on every input, the :attr:`tangent_blocks` they
+    return), and implement :meth:`evaluate`. They must not keep one Python object per point.
+    Models with history derive from :class:`StatefulMicroModel`; stochastic models set
+    :attr:`is_stochastic` and return ``standard_errors`` of every output.
     """
 
     #: True when outputs are linear in the inputs (an effective tensor per microstructure).
     is_linear: bool = False
-    #: True when outputs carry statistical noise (then ``standard_errors`` are returned).
+    #: True when outputs carry statistical noise: :meth:`evaluate` then returns
+    #: ``standard_errors`` of every output, which closures write beside the outputs.
     is_stochastic: bool = False
 
     def __init__(self) -> None:
@@ -134,6 +187,20 @@ class MicroModel(abc.ABC):
     def parameter_shapes(self) -> dict[str, Shape]:
         """Per-point parameter name -> shape, e.g. ``{"volume_fraction": ()}``. Default none."""
         return {}
+
+    @property
+    def tangent_blocks(self) -> list[tuple[str, str]]:
+        """The ``(output, input)`` tangent blocks :meth:`evaluate` returns with ``tangents=True``.
+
+        Default: every pair. A closure allocates quadrature functions for these blocks only,
+        and a missing or misshapen declared block is an error naming it.
+        """
+        return [(o, i) for o in self.output_shapes for i in self.input_shapes]
+
+    @property
+    def is_stateful(self) -> bool:
+        """Whether the model has history (follows the :class:`Stateful` protocol)."""
+        return isinstance(self, Stateful)
 
     @abc.abstractmethod
     def evaluate(
@@ -209,6 +276,17 @@ class MicroModel(abc.ABC):
                         point=i,
                     )
         return 0 if n is None else int(n)
+
+
+class StatefulMicroModel(MicroModel, Stateful):
+    """A micro-model with history (plastic cells, micro-transient cells).
+
+    :meth:`evaluate` works from the committed history of every point and keeps the result as
+    the trial state; :meth:`commit` and :meth:`rollback` (see :class:`Stateful`) accept or
+    discard it. Reuse by input alone is not exact for such models: the reuse wrappers refuse
+    them, and exact shortcuts that know the history belong to the model itself (e.g. the
+    elastic predictor of :class:`~fe2hmm.micro.cells.plasticity.PlasticCellModel`).
+    """
 
 
 class LinearMicroModel(MicroModel):

@@ -98,16 +98,23 @@ def test_nve_energy_drift_is_bounded():
 
 
 def test_equipartition_and_reproducible_seeds():
-    """BAOAB Langevin at T = 0.1: the kinetic temperature Σv²/(n d) equals T within 4 block
-    standard errors and 2 %; the same seed reproduces the run bit for bit."""
+    """BAOAB Langevin at T = 0.1: the kinetic temperature Σv²/(n d) of two independent runs
+    (seeds 5, 6) equals T within 4 standard errors of their mean (block errors, measured
+    0.0014–0.0018 per run, i.e. a band of about ±5 %); the same seed reproduces the run bit for
+    bit (same kernel, same inputs), another seed does not."""
     box = lattice_box("triangular", (5, 3), cutoff=2.5)
     result = thermal_stress(box, 0.1, steps=20000, equilibration=2000, seed=5)
-    mean, error = result.temperature
-    assert abs(mean - 0.1) < max(4 * error, 1e-12) and abs(mean - 0.1) < 0.002
     again = thermal_stress(box, 0.1, steps=20000, equilibration=2000, seed=5)
     assert np.array_equal(again.samples, result.samples)
     other = thermal_stress(box, 0.1, steps=20000, equilibration=2000, seed=6)
     assert not np.array_equal(other.samples, result.samples)
+    (t1, e1), (t2, e2) = result.temperature, other.temperature
+    # the runs resolve T: se < 3 % of T each (a mis-scaled thermostat would show as > 4 se)
+    assert 0 < e1 < 0.003 and 0 < e2 < 0.003, (e1, e2)
+    # statistical tolerance only: a fixed bound (formerly 2 % = 1.2 se of one run) held for
+    # seed 5 by luck of its random sequence and failed for 3 of 8 other seeds
+    mean, error = 0.5 * (t1 + t2), 0.5 * np.hypot(e1, e2)
+    assert abs(mean - 0.1) < 4 * error, (t1, e1, t2, e2)
     assert np.allclose(result.stress, result.stress.T, atol=4 * result.stress_error.max())
 
 

@@ -30,8 +30,11 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 from scipy.sparse.csgraph import connected_components
 
+from fe2hmm.micro.cells.condensation import condense_tangent
+from fe2hmm.micro.cells.geometry import CellGeometry
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -106,24 +109,36 @@ class DiffusionCellSolution:
         write_cell_fields(filename, self.fluctuations, cell_tags)
 
 
-def _check_conductivity(value, dim: int, phase: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    if arr.shape == ():
-        if not np.isfinite(arr) or arr < 0:
+def _conductivity_parser(dim: int):
+    """``parse(value, phase) -> (d, d)`` tensor of a conductivity (scalar or tensor, >= 0)."""
+
+    def parse(value, phase: int) -> np.ndarray:
+        label = phase_name(phase)
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
             raise ValueError(
-                f"conductivity of phase {phase} must be a finite number >= 0, got {value!r}"
+                f"conductivity of phase {label} must be a number or a {dim}x{dim} tensor, "
+                f"got {value!r}"
+            ) from None
+        if arr.shape == ():
+            if not np.isfinite(arr) or arr < 0:
+                raise ValueError(
+                    f"conductivity of phase {label} must be a finite number >= 0, got {value!r}"
+                )
+            return arr * np.eye(dim)
+        if arr.shape != (dim, dim):
+            raise ValueError(
+                f"conductivity of phase {label} must be a scalar or a {dim}x{dim} tensor, "
+                f"got shape {arr.shape}"
             )
-        return arr * np.eye(dim)
-    if arr.shape != (dim, dim):
-        raise ValueError(
-            f"conductivity of phase {phase} must be a scalar or a {dim}x{dim} tensor, "
-            f"got shape {arr.shape}"
-        )
-    if not np.all(np.isfinite(arr)) or not np.allclose(arr, arr.T, rtol=1e-12, atol=0):
-        raise ValueError(f"conductivity tensor of phase {phase} must be finite and symmetric")
-    if np.linalg.eigvalsh(arr).min() < 0:
-        raise ValueError(f"conductivity tensor of phase {phase} must be positive semi-definite")
-    return arr
+        if not np.all(np.isfinite(arr)) or not np.allclose(arr, arr.T, rtol=1e-12, atol=0):
+            raise ValueError(f"conductivity tensor of phase {label} must be finite and symmetric")
+        if np.linalg.eigvalsh(arr).min() < 0:
+            raise ValueError(f"conductivity tensor of phase {label} must be positive semi-definite")
+        return arr
+
+    return parse
 
 
 class DiffusionCellProblem:
@@ -160,33 +175,19 @@ class DiffusionCellProblem:
         self.rve = rve
         self.bc = bc
         self.backend = backend
-        d = rve.dim
-        missing = [p for p in rve.phases if p not in conductivity]
-        if missing:
-            raise ValueError(
-                f"no conductivity given for phase(s) {missing} of RVE {rve.name!r} "
-                f"(phases present: {rve.phases})"
-            )
-        self.conductivity = {int(p): _check_conductivity(conductivity[p], d, p) for p in rve.phases}
+        parse = _conductivity_parser(rve.dim)
+        self.conductivity = phase_materials(rve, conductivity, parse, "conductivity")
         if all(not np.any(k) for k in self.conductivity.values()):
             raise ValueError("every phase has zero conductivity: nothing conducts")
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree)))
 
     def _conductivity_field(self) -> tuple[fem.Function, np.ndarray]:
         """DG0 tensor conductivity and the mask of conducting cells."""
-        mesh = self.rve.mesh
-        d = self.rve.dim
-        tdim = mesh.topology.dim
-        n_cells = mesh.topology.index_map(tdim).size_local
-        Q = fem.functionspace(mesh, ("DG", 0, (d, d)))
-        k = fem.Function(Q)
-        values = np.zeros((n_cells, d, d))
-        tags = self.rve.cell_tags
-        for phase, tensor in self.conductivity.items():
-            values[tags.indices[tags.values == phase]] = tensor
-        dofs = Q.dofmap.list[:n_cells, 0]
-        k.x.array.reshape(-1, d * d)[dofs] = values.reshape(n_cells, d * d)
-        conducting = np.abs(values).reshape(n_cells, -1).max(axis=1) > 0
+        mesh, d = self.rve.mesh, self.rve.dim
+        k = phase_field(self.rve, self.conductivity, (d, d))
+        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
+        values = k.x.array.reshape(-1, d * d)[k.function_space.dofmap.list[:n_cells, 0]]
+        conducting = np.abs(values).max(axis=1) > 0
         return k, conducting
 
     def solve(self) -> DiffusionCellSolution:
@@ -259,24 +260,23 @@ class DiffusionCellProblem:
 
     def _solve_kinematic(self, A, X, links, seconds):
         rve = self.rve
-        rhs = -(A @ X)
         if self.bc == "periodic":
             pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
             M = pmap.reduce_matrix(A)
             links = None if links is None else pmap.reduce_matrix(links)
-            rhs = pmap.reduce_vector(rhs)
             fixed = np.zeros(M.shape[0], dtype=bool)
         else:
             pmap, M = None, A
             fixed = rve.on_box((X + np.asarray(rve.lower)).T)
         eliminate = self._fixed_dofs(M, links, fixed)
-        Wr = self._factor_solve(M, rhs, eliminate, seconds)
+        # K_ji = |Y|^-1 y_j^T A (y_i + w_i): the fluctuation condensed
         t2 = time.perf_counter()
-        W = pmap.expand(Wr) if pmap is not None else Wr
-        # K_ji = |Y|^-1 y_j^T A (y_i + w_i)
-        K = X.T @ (A @ (X + W)) / rve.volume
-        seconds["postprocess"] = time.perf_counter() - t2
-        return K, W, int(M.shape[0] - eliminate.sum())
+        condensed = condense_tangent(
+            A, X, rve.volume, eliminate, pmap, reduced=M, backend=self.backend, seconds=seconds
+        )
+        self.reduced_system = condensed.system
+        seconds["postprocess"] = time.perf_counter() - t2 - seconds["factorize"] - seconds["solve"]
+        return condensed.tangent, condensed.fluctuations, int(M.shape[0] - eliminate.sum())
 
     def _solve_flux(self, A, X, links, seconds):
         rve, d, V = self.rve, self.rve.dim, self.V
@@ -362,25 +362,21 @@ class DiffusionCellModel(LinearMicroModel):
         keep_solutions: bool = False,
         reuse: bool = True,
     ) -> None:
-        from fe2hmm import rve as rve_module
-
         super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
-        if dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
-        _check_conductivity(matrix, dim, MATRIX)
-        _check_conductivity(inclusion, dim, INCLUSION)
+        phase_materials(
+            self.geometry,
+            {MATRIX: matrix, INCLUSION: inclusion},
+            _conductivity_parser(self.geometry.dim),
+            "conductivity",
+        )
         if not np.any(np.asarray(matrix, dtype=float)):
             raise ValueError(f"matrix conductivity must be > 0, got {matrix!r}")
-        if rve not in rve_module.available(dim):
-            raise ValueError(
-                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
-            )
-        self.rve_name, self.dim, self.bc = rve, int(dim), bc
+        self.dim, self.bc = self.geometry.dim, bc
         self.matrix, self.inclusion = matrix, inclusion
-        self.resolution, self.degree = resolution, int(degree)
-        self.rve_options = dict(rve_options or {})
+        self.degree = int(degree)
         self.keep_solutions = keep_solutions
         self.solutions: dict[float, DiffusionCellSolution] = {}
 
@@ -403,27 +399,19 @@ class DiffusionCellModel(LinearMicroModel):
         """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
         return {
             "model": "DiffusionCellModel/1",
-            "rve": self.rve_name,
-            "rve_options": self.rve_options,
+            "rve": self.geometry.name,
+            "rve_options": self.geometry.options,
             "dim": self.dim,
             "bc": self.bc,
             "matrix": np.asarray(self.matrix, dtype=float),
             "inclusion": np.asarray(self.inclusion, dtype=float),
-            "resolution": self.resolution,
+            "resolution": self.geometry.resolution,
             "degree": self.degree,
         }
 
     def cell(self, volume_fraction: float) -> RVE:
         """Generate the RVE for one volume fraction."""
-        from fe2hmm import rve as rve_module
-
-        return rve_module.create(
-            self.rve_name,
-            dim=self.dim,
-            volume_fraction=float(volume_fraction),
-            resolution=self.resolution,
-            **self.rve_options,
-        )
+        return self.geometry.create(volume_fraction)
 
     def conductivity_tensor(self, volume_fraction: float) -> np.ndarray:
         """K* for one volume fraction, shape ``(d, d)``."""

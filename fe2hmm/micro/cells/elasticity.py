@@ -30,10 +30,13 @@ import ufl
 from dolfinx import fem
 
 from fe2hmm.analytic import voigt_pairs
+from fe2hmm.micro.cells.condensation import condense_tangent
+from fe2hmm.micro.cells.geometry import CellGeometry
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
 from fe2hmm.micro.interface import LinearMicroModel
-from fe2hmm.rve.cell import RVE
+from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
 __all__ = [
     "BOUNDARY_CONDITIONS",
@@ -42,6 +45,7 @@ __all__ = [
     "ElasticityCellSolution",
     "homogenize_elasticity",
     "lame_parameters",
+    "phase_lame_parameters",
     "voigt_pairs",
     "voigt_to_tensor",
 ]
@@ -64,6 +68,25 @@ def lame_parameters(E: float, nu: float, phase: int | str = "") -> tuple[float, 
     if not (np.isfinite(nu) and -1.0 < nu < 0.5):
         raise ValueError(f"Poisson's ratio{label} must lie in (-1, 0.5), got {nu!r}")
     return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+
+
+def phase_lame_parameters(material: tuple[float, float], phase: int) -> tuple[float, float]:
+    """Lamé parameters ``(λ, μ)`` of the ``(E, nu)`` pair of one phase (a phase-material parser).
+
+    Args:
+        material: ``(E, nu)``.
+        phase: the phase tag, for messages.
+
+    Raises:
+        ValueError: not a pair of numbers, or invalid ``E``/``nu`` (see :func:`lame_parameters`).
+    """
+    try:
+        E, nu = (float(x) for x in material)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"material of phase {phase_name(phase)} must be a pair (E, nu), got {material!r}"
+        ) from None
+    return lame_parameters(E, nu, phase_name(phase))
 
 
 class ElasticityCellSolution:
@@ -136,36 +159,15 @@ class ElasticityCellProblem:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
         if int(degree) != degree or degree < 1:
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
-        missing = [p for p in rve.phases if p not in materials]
-        if missing:
-            raise ValueError(
-                f"no (E, nu) given for phase(s) {missing} of RVE {rve.name!r} "
-                f"(phases present: {rve.phases})"
-            )
-        self.lame = {}
-        for p in rve.phases:
-            try:
-                E, nu = (float(x) for x in materials[p])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"material of phase {p} must be a pair (E, nu), got {materials[p]!r}"
-                ) from None
-            self.lame[int(p)] = lame_parameters(E, nu, p)
+        self.lame = phase_materials(rve, materials, phase_lame_parameters, "(E, nu)")
         self.rve, self.bc, self.backend = rve, bc, backend
         d = rve.dim
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree), (d,)))
 
     def _stiffness(self):
-        mesh, d = self.rve.mesh, self.rve.dim
-        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
-        Q = fem.functionspace(mesh, ("DG", 0))
-        lam, mu = fem.Function(Q), fem.Function(Q)
-        tags = self.rve.cell_tags
-        dofs = Q.dofmap.list[:n_cells, 0]
-        for phase, (la, m) in self.lame.items():
-            cells = tags.indices[tags.values == phase]
-            lam.x.array[dofs[cells]] = la
-            mu.x.array[dofs[cells]] = m
+        d = self.rve.dim
+        lam = phase_field(self.rve, {p: la for p, (la, _) in self.lame.items()})
+        mu = phase_field(self.rve, {p: m for p, (_, m) in self.lame.items()})
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
 
         def eps(w):
@@ -212,26 +214,24 @@ class ElasticityCellProblem:
 
     def _solve_kinematic(self, A, X, UE, seconds):
         rve, d = self.rve, self.rve.dim
-        rhs = -(A @ UE)
         if self.bc == "periodic":
             pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
-            M = pmap.reduce_matrix(A)
-            rhs = pmap.reduce_vector(rhs)
-            eliminate = np.zeros(M.shape[0], dtype=bool)
+            eliminate = np.zeros(pmap.num_reduced, dtype=bool)
             eliminate[:d] = True  # translations: fix one (reduced) node
         else:
-            pmap, M = None, A
+            pmap = None
             eliminate = np.repeat(rve.on_box((X + np.asarray(rve.lower)).T), d)
-        Wr, _ = solve_constrained(M, rhs, eliminate, self.backend, seconds)
         t2 = time.perf_counter()
-        W = pmap.expand(Wr) if pmap is not None else Wr
+        # C_JI = |Y|^-1 a(u_I, E_J y), the fluctuation condensed
+        condensed = condense_tangent(
+            A, UE, rve.volume, eliminate, pmap, backend=self.backend, seconds=seconds
+        )
+        C, W = condensed.tangent, condensed.fluctuations
         U = UE + W
-        AU = A @ U
-        C = UE.T @ AU / rve.volume  # C_JI = |Y|^-1 a(u_I, E_J y)
-        energy = U.T @ AU / rve.volume  # <sigma(u_I) : eps(u_J)>
+        energy = U.T @ (A @ U) / rve.volume  # <sigma(u_I) : eps(u_J)>
         hm = float(np.abs(energy - C).max() / np.abs(C).max())
-        seconds["postprocess"] = time.perf_counter() - t2
-        return C, W, U, int(M.shape[0] - eliminate.sum()), hm
+        seconds["postprocess"] = time.perf_counter() - t2 - seconds["factorize"] - seconds["solve"]
+        return C, W, U, int(eliminate.size - eliminate.sum()), hm
 
     def _solve_traction(self, A, X, UE, seconds):
         rve, d, V = self.rve, self.rve.dim, self.V
@@ -339,24 +339,15 @@ class ElasticityCellModel(LinearMicroModel):
         parameter_tolerance: float = 0.0,
         reuse: bool = True,
     ) -> None:
-        from fe2hmm import rve as rve_module
-
         super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
-        if dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
-        lame_parameters(*matrix, phase="matrix")
-        if rve != "voids":
-            lame_parameters(*inclusion, phase="inclusion")
-        if rve not in rve_module.available(dim):
-            raise ValueError(
-                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
-            )
-        self.rve_name, self.dim, self.bc = rve, int(dim), bc
+        materials = {MATRIX: matrix, INCLUSION: inclusion}
+        phase_materials(self.geometry, materials, phase_lame_parameters, "(E, nu)")
+        self.dim, self.bc = self.geometry.dim, bc
         self.matrix, self.inclusion = tuple(matrix), tuple(inclusion)
-        self.resolution, self.degree = resolution, int(degree)
-        self.rve_options = dict(rve_options or {})
+        self.degree = int(degree)
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -377,28 +368,19 @@ class ElasticityCellModel(LinearMicroModel):
         """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
         return {
             "model": "ElasticityCellModel/1",
-            "rve": self.rve_name,
-            "rve_options": self.rve_options,
+            "rve": self.geometry.name,
+            "rve_options": self.geometry.options,
             "dim": self.dim,
             "bc": self.bc,
             "matrix": list(self.matrix),
             "inclusion": list(self.inclusion),
-            "resolution": self.resolution,
+            "resolution": self.geometry.resolution,
             "degree": self.degree,
         }
 
     def stiffness(self, volume_fraction: float) -> np.ndarray:
         """C* (Voigt, engineering shear) for one volume fraction."""
-        from fe2hmm import rve as rve_module
-        from fe2hmm.rve.cell import INCLUSION, MATRIX
-
-        cell = rve_module.create(
-            self.rve_name,
-            dim=self.dim,
-            volume_fraction=float(volume_fraction),
-            resolution=self.resolution,
-            **self.rve_options,
-        )
+        cell = self.geometry.create(volume_fraction)
         materials = {MATRIX: self.matrix, INCLUSION: self.inclusion}
         return homogenize_elasticity(
             cell, materials, bc=self.bc, degree=self.degree

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fe2hmm.micro.cells.diffusion import BOUNDARY_CONDITIONS, homogenize_diffusion
+from fe2hmm.micro.cells.geometry import CellGeometry
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.rve.cell import RVE
 
@@ -50,7 +51,7 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
         reuse: ``False`` for the naive baseline.
 
     Raises:
-        ValueError: invalid generator, dimension, bounds or boundary condition.
+        ValueError: invalid generator, dimension, volume fraction, bounds or boundary condition.
     """
 
     def __init__(
@@ -68,30 +69,23 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
         parameter_tolerance: float = 0.0,
         reuse: bool = True,
     ) -> None:
-        from fe2hmm import rve as rve_module
-
         super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
         if not callable(conductivity):
             raise TypeError(
                 f"conductivity must be a callable state -> {{phase: k}}, got "
                 f"{type(conductivity).__name__}"
             )
-        if dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
-        if rve not in rve_module.available(dim):
-            raise ValueError(
-                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
-            )
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
+        self.volume_fraction = self.geometry.check_volume_fraction(volume_fraction)
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
         low, high = (float(b) for b in bounds)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"bounds must be finite with low < high, got {bounds!r}")
         self.conductivity = conductivity
-        self.rve_name, self.volume_fraction, self.dim = rve, float(volume_fraction), int(dim)
+        self.dim = self.geometry.dim
         self.bounds = (low, high)
-        self.bc, self.resolution, self.degree = bc, resolution, int(degree)
-        self.rve_options = dict(rve_options or {})
+        self.bc, self.degree = bc, int(degree)
         self.cache_key = cache_key
         self._cell: RVE | None = None
 
@@ -114,15 +108,7 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
     def cell(self) -> RVE:
         """The (fixed) cell geometry, generated on first use."""
         if self._cell is None:
-            from fe2hmm import rve as rve_module
-
-            self._cell = rve_module.create(
-                self.rve_name,
-                dim=self.dim,
-                volume_fraction=self.volume_fraction,
-                resolution=self.resolution,
-                **self.rve_options,
-            )
+            self._cell = self.geometry.create(self.volume_fraction)
         return self._cell
 
     def cache_identity(self) -> dict:
@@ -134,12 +120,12 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
             )
         return {
             "model": "StateDependentDiffusionCellModel/1",
-            "rve": self.rve_name,
-            "rve_options": self.rve_options,
+            "rve": self.geometry.name,
+            "rve_options": self.geometry.options,
             "volume_fraction": self.volume_fraction,
             "dim": self.dim,
             "bc": self.bc,
-            "resolution": self.resolution,
+            "resolution": self.geometry.resolution,
             "degree": self.degree,
             "conductivity": self.cache_key,
         }

@@ -29,9 +29,12 @@ import ufl
 from dolfinx import fem
 
 from fe2hmm.errors import MicroSolveError
-from fe2hmm.micro.cells.elasticity import lame_parameters
+from fe2hmm.micro.cells.condensation import condense_tangent
+from fe2hmm.micro.cells.elasticity import phase_lame_parameters
+from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
+from fe2hmm.micro.cells.phases import phase_field, phase_materials
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -69,21 +72,13 @@ class HyperelasticCellProblem:
         rtol: float = 1e-10,
         max_iterations: int = 25,
     ) -> None:
-        missing = [p for p in rve.phases if p not in materials]
-        if missing:
-            raise ValueError(f"no (E, nu) given for phase(s) {missing} of RVE {rve.name!r}")
+        lame = phase_materials(rve, materials, phase_lame_parameters, "(E, nu)")
         self.rve, self.rtol, self.max_iterations = rve, float(rtol), int(max_iterations)
         d = rve.dim
         mesh = rve.mesh
         self.V = fem.functionspace(mesh, ("Lagrange", int(degree), (d,)))
-        Q = fem.functionspace(mesh, ("DG", 0))
-        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
-        lam, mu = fem.Function(Q), fem.Function(Q)
-        cdofs = Q.dofmap.list[:n_cells, 0]
-        for p in rve.phases:
-            la, m = lame_parameters(*materials[p], phase=p)
-            cells = rve.cell_tags.indices[rve.cell_tags.values == p]
-            lam.x.array[cdofs[cells]], mu.x.array[cdofs[cells]] = la, m
+        lam = phase_field(rve, {p: la for p, (la, _) in lame.items()})
+        mu = phase_field(rve, {p: m for p, (_, m) in lame.items()})
         self.F_macro = fem.Constant(mesh, np.eye(d))
         self.w = fem.Function(self.V, name="w")
         v, dw = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
@@ -159,10 +154,7 @@ class HyperelasticCellProblem:
             self.w.x.array[:n] += pmap.expand(dw)
             self.w.x.scatter_forward()
         # consistent macro tangent by static condensation of the fluctuation
-        KU = K @ self._UE
-        G = pmap.reduce_vector(KU)
-        X, _ = solve_constrained(pmap.reduce_matrix(K), G, self._eliminate, backend="mumps-lu")
-        A = (self._UE.T @ KU - G.T @ X) / volume
+        A = condense_tangent(K, self._UE, volume, self._eliminate, pmap, backend="mumps-lu").tangent
         return P_avg, A.reshape(d, d, d, d), self.w.x.array[:n].copy(), iteration
 
 
@@ -192,22 +184,17 @@ class HyperelasticCellModel(MicroModel):
         resolution: int | None = None,
         degree: int = 1,
     ) -> None:
-        from fe2hmm import rve as rve_module
-
         super().__init__()
-        if dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
-        lame_parameters(*matrix, phase="matrix")
-        if rve != "voids":
-            lame_parameters(*inclusion, phase="inclusion")
-        if rve not in rve_module.available(dim):
-            raise ValueError(
-                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
-            )
-        self.rve_name, self.dim = rve, int(dim)
+        self.geometry = CellGeometry(rve, dim, resolution)
+        materials = {MATRIX: matrix, INCLUSION: inclusion}
+        phase_materials(self.geometry, materials, phase_lame_parameters, "(E, nu)")
+        self.dim = self.geometry.dim
         self.materials = {MATRIX: tuple(matrix), INCLUSION: tuple(inclusion)}
-        self.resolution, self.degree = resolution, int(degree)
-        self._problems: dict[float, HyperelasticCellProblem] = {}
+        self.degree = int(degree)
+        self._problems = CellProblems(
+            self.geometry,
+            lambda cell: HyperelasticCellProblem(cell, self.materials, degree=self.degree),
+        )
         self._last_w: dict[int, np.ndarray] = {}
         #: sparse factorisations done so far (micro Newton steps + one per condensed tangent)
         self.factorizations = 0
@@ -229,16 +216,7 @@ class HyperelasticCellModel(MicroModel):
 
     def problem(self, volume_fraction: float) -> HyperelasticCellProblem:
         """The (cached) cell problem of one volume fraction."""
-        from fe2hmm import rve as rve_module
-
-        key = float(volume_fraction)
-        if key not in self._problems:
-            cell = rve_module.create(
-                self.rve_name, dim=self.dim, volume_fraction=key, resolution=self.resolution
-            )
-            materials = {p: self.materials[p] for p in cell.phases}
-            self._problems[key] = HyperelasticCellProblem(cell, materials, degree=self.degree)
-        return self._problems[key]
+        return self._problems(volume_fraction)
 
     def evaluate(self, inputs, parameters, *, tangents=True) -> MicroResult:
         """Solve one cell per distinct ``(F̄, φ)``; see :class:`MicroModel`."""

@@ -12,9 +12,10 @@ yield function is :math:`f = q - (\sigma_y + H p_n)`. If :math:`f > 0`,
 All tensors are 3×3 (plane strain embeds the 2D strain with ε_zz = 0).
 
 The cell problem imposes a macro strain :math:`\bar E` with a periodic fluctuation, solves the
-micro equilibrium by Newton with the algorithmic tangent (assembled through a
-:class:`~fe2hmm.closure.Closure` on the cell mesh: the same lift → local solve → restrict engine
-as the macro level), and returns :math:`\bar\sigma` and the condensed consistent tangent.
+micro equilibrium by Newton with the algorithmic tangent (the J2 material lives on a
+:class:`~fe2hmm.quadrature.QuadratureMap` of the cell mesh: the same evaluate → local solve →
+write-back data path as the macro level, without its scheduling and MPI), and returns
+:math:`\bar\sigma` and the condensed consistent tangent.
 Internal variables live per macro point × micro quadrature point; they are updated only by
 :meth:`PlasticCellModel.commit` (after a converged macro step) and discarded otherwise.
 """
@@ -28,12 +29,15 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-from fe2hmm.closure import Closure
 from fe2hmm.errors import MicroSolveError
+from fe2hmm.micro.cells.condensation import condense_tangent
 from fe2hmm.micro.cells.elasticity import lame_parameters
+from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
-from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch
+from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
+from fe2hmm.micro.interface import MicroModel, MicroResult, StatefulMicroModel, TaskBatch
+from fe2hmm.quadrature import QuadratureMap
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
 __all__ = [
@@ -109,7 +113,7 @@ def j2_return_mapping(eps, eps_p, p, lam, mu, sigma_y, hardening):
 
 
 class J2Material(MicroModel):
-    """Micro-level material model (used by the cell's own closure): ε (d×d) -> σ (d×d).
+    """Micro-level material model (on the cell's quadrature map): ε (d×d) -> σ (d×d).
 
     Per-point parameters ``lam, mu, sigma_y, hardening`` (phase fields); history ``eps_p``
     ``(n, 3, 3)`` and ``p`` ``(n,)`` is *committed* state, ``trial_*`` the last evaluation
@@ -155,6 +159,22 @@ class J2Material(MicroModel):
         return MicroResult({"stress": sigma[:, :d, :d]}, tangent)
 
 
+def _j2_phase(material, phase: int) -> tuple[float, float, float, float]:
+    """``(λ, μ, σ_y, H)`` of a phase's ``(E, nu, sigma_y, H)`` (a phase-material parser)."""
+    try:
+        E, nu, sy, H = (float(x) for x in material)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"material of phase {phase_name(phase)} must be (E, nu, sigma_y, H), got {material!r}"
+        ) from None
+    if not sy > 0 or not H >= 0:
+        raise ValueError(
+            f"phase {phase_name(phase)}: need sigma_y > 0 (inf if elastic) and H >= 0, "
+            f"got sigma_y={sy!r}, H={H!r}"
+        )
+    return (*lame_parameters(E, nu, phase_name(phase)), sy, H)
+
+
 class PlasticCellProblem:
     """Periodic small-strain cell with elasto-plastic (J2) phases.
 
@@ -174,48 +194,33 @@ class PlasticCellProblem:
         rtol: float = 1e-10,
         max_iterations: int = 25,
     ) -> None:
+        parameters = phase_materials(rve, materials, _j2_phase, "(E, nu, sigma_y, H)")
         d = rve.dim
         mesh = rve.mesh
         self.rve, self.rtol, self.max_iterations = rve, float(rtol), int(max_iterations)
         self.V = fem.functionspace(mesh, ("Lagrange", 1, (d,)))
-        Q = fem.functionspace(mesh, ("DG", 0))
-        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
-        cdofs = Q.dofmap.list[:n_cells, 0]
-        fields = {k: fem.Function(Q) for k in ("lam", "mu", "sigma_y", "hardening")}
-        for phase in rve.phases:
-            if phase not in materials:
-                raise ValueError(f"no material (E, nu, sigma_y, H) for phase {phase}")
-            E, nu, sy, H = (float(x) for x in materials[phase])
-            if not sy > 0 or not H >= 0:
-                raise ValueError(
-                    f"phase {phase}: need sigma_y > 0 (inf if elastic) and H >= 0, "
-                    f"got sigma_y={sy!r}, H={H!r}"
-                )
-            la, m = lame_parameters(E, nu, phase)
-            cells = rve.cell_tags.indices[rve.cell_tags.values == phase]
-            for key, value in (
-                ("lam", la),
-                ("mu", m),
-                ("sigma_y", min(sy, 1e300)),
-                ("hardening", H),
-            ):
-                fields[key].x.array[cdofs[cells]] = value
+        values = {p: (la, m, min(sy, 1e300), H) for p, (la, m, sy, H) in parameters.items()}
+        fields = {
+            key: phase_field(rve, {p: v[i] for p, v in values.items()})
+            for i, key in enumerate(("lam", "mu", "sigma_y", "hardening"))
+        }
         self.E_macro = fem.Constant(mesh, np.zeros((d, d)))
         self.w = fem.Function(self.V)
         self.material = J2Material(d)
         strain = ufl.sym(ufl.grad(self.w)) + self.E_macro
-        self.closure = Closure(
-            self.material,
+        self.map = QuadratureMap(
             mesh,
             {"strain": strain},
+            self.material.output_shapes,
             fields,
+            self.material.parameter_shapes,
             quadrature_degree=quadrature_degree,
             name="cell",
         )
         v, dw = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
-        residual = ufl.inner(self.closure.outputs["stress"], ufl.grad(v)) * self.closure.dx
+        residual = ufl.inner(self.map.outputs["stress"], ufl.grad(v)) * self.map.dx
         self._R = fem.form(residual)
-        self._K = fem.form(self.closure.jacobian(residual, self.w, dw))
+        self._K = fem.form(sum(self.map.jacobian_terms(residual, self.w, dw)))
         self.pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
         n_nodes = self.V.dofmap.index_map.size_local
         self._n = n_nodes * d
@@ -225,8 +230,15 @@ class PlasticCellProblem:
         self._eliminate[:d] = True
         self._elastic: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
+    def _update(self, tangents: bool = True) -> None:
+        """Return mapping at every micro quadrature point; stress (and tangent) written back."""
+        result = self.material.evaluate(
+            self.map.evaluate_inputs(), self.map.parameters, tangents=tangents
+        )
+        self.map.write(result, tangents)
+
     def _residual_norm(self) -> float:
-        self.closure.update(tangents=False)
+        self._update(tangents=False)
         Rr = self.pmap.reduce_vector(fem.assemble_vector(self._R).array[: self._n])
         Rr[self._eliminate] = 0.0
         return float(np.linalg.norm(Rr))
@@ -252,7 +264,7 @@ class PlasticCellProblem:
     @property
     def num_points(self) -> int:
         """Micro quadrature points (size of the history arrays)."""
-        return self.closure.num_points
+        return self.map.num_points
 
     def elastic_operators(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Operators of the purely elastic response, computed once per cell.
@@ -268,22 +280,21 @@ class PlasticCellProblem:
             self.E_macro.value[:] = 0.0
             self.material.eps_p, self.material.p = np.zeros((m, 3, 3)), np.zeros(m)
             self.w.x.array[:] = 0.0
-            self.closure.update()  # zero stress: the elastic tangent everywhere
+            self._update()  # zero stress: the elastic tangent everywhere
             K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
-            KU = K @ self._UE
-            G = pmap.reduce_vector(KU)
-            X, _ = solve_constrained(pmap.reduce_matrix(K), G, self._eliminate, "mumps-lu")
-            C = ((self._UE.T @ KU - G.T @ X) / vol).reshape(d, d, d, d)
-            W = -pmap.expand(X)
-            lam = self.closure.parameters["lam"]
-            mu = self.closure.parameters["mu"]
+            condensed = condense_tangent(
+                K, self._UE, vol, self._eliminate, pmap, backend="mumps-lu"
+            )
+            C, W = condensed.tangent.reshape(d, d, d, d), condensed.fluctuations
+            lam = self.map.parameters["lam"]
+            mu = self.map.parameters["mu"]
             S = np.empty((d * d, m, 3, 3))
             for c in range(d * d):
                 self.w.x.array[:n] = W[:, c]
                 self.w.x.scatter_forward()
                 self.E_macro.value[:] = np.eye(d * d)[c].reshape(d, d)
                 eps = np.zeros((m, 3, 3))
-                eps[:, :d, :d] = self.closure.evaluate_inputs()["strain"]
+                eps[:, :d, :d] = self.map.evaluate_inputs()["strain"]
                 tr = np.trace(eps, axis1=1, axis2=2)
                 S[c] = lam[:, None, None] * tr[:, None, None] * _I3 + 2 * mu[:, None, None] * eps
             self.w.x.array[:] = 0.0
@@ -310,8 +321,8 @@ class PlasticCellProblem:
         trial = sigma + np.tensordot(np.asarray(dE, dtype=float).reshape(-1), S, axes=1)
         s = trial - np.trace(trial, axis1=1, axis2=2)[:, None, None] * _I3 / 3
         q = np.sqrt(1.5 * np.einsum("nij,nij->n", s, s))
-        sigma_y = self.closure.parameters["sigma_y"]
-        yield_stress = sigma_y + self.closure.parameters["hardening"] * p
+        sigma_y = self.map.parameters["sigma_y"]
+        yield_stress = sigma_y + self.map.parameters["hardening"] * p
         # points on the yield surface to within YIELD_TOLERANCE take the real solve
         if np.any(q - yield_stress > -YIELD_TOLERANCE * np.minimum(sigma_y, 1.0)):
             return None
@@ -333,7 +344,7 @@ class PlasticCellProblem:
         self.w.x.scatter_forward()
         history = []
         for iteration in range(self.max_iterations + 1):
-            self.closure.update()
+            self._update()
             R = fem.assemble_vector(self._R).array[:n].copy()
             K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
             Rr = pmap.reduce_vector(R)
@@ -350,10 +361,8 @@ class PlasticCellProblem:
                 )
             dw, _ = solve_constrained(pmap.reduce_matrix(K), -Rr, self._eliminate, "mumps-lu")
             self._line_search(pmap.expand(dw), norm)
-        KU = K @ self._UE
-        G = pmap.reduce_vector(KU)
-        X, _ = solve_constrained(pmap.reduce_matrix(K), G, self._eliminate, "mumps-lu")
-        tangent = ((self._UE.T @ KU - G.T @ X) / vol).reshape(d, d, d, d)
+        condensed = condense_tangent(K, self._UE, vol, self._eliminate, pmap, backend="mumps-lu")
+        tangent = condensed.tangent.reshape(d, d, d, d)
         m = self.material
         return sigma, tangent, self.w.x.array[:n].copy(), m.trial_eps_p, m.trial_p, iteration
 
@@ -370,7 +379,7 @@ class PlasticTask:
     w0: np.ndarray | None
 
 
-class PlasticCellModel(MicroModel):
+class PlasticCellModel(StatefulMicroModel):
     """FE² micro-model with history: ``σ̄(Ē)`` and the consistent tangent from J2 cells.
 
     Input ``{"strain": (d, d)}``, output ``{"stress": (d, d)}``, parameter
@@ -407,10 +416,15 @@ class PlasticCellModel(MicroModel):
         super().__init__()
         if dim != 2:
             raise NotImplementedError("plastic cells are implemented in 2D (plane strain) only")
-        self.rve_name, self.dim, self.resolution = rve, dim, resolution
+        self.geometry = CellGeometry(rve, dim, resolution)
+        self.dim = dim
         self.elastic_reuse = bool(elastic_reuse)
+        materials = {MATRIX: matrix, INCLUSION: inclusion}
+        phase_materials(self.geometry, materials, _j2_phase, "(E, nu, sigma_y, H)")
         self.materials = {MATRIX: tuple(matrix), INCLUSION: tuple(inclusion)}
-        self._problems: dict[float, PlasticCellProblem] = {}
+        self._problems = CellProblems(
+            self.geometry, lambda cell: PlasticCellProblem(cell, self.materials)
+        )
         self.history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._trial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # committed / trial (Ē, σ̄, micro stress (m, 3, 3), w) per point, for the predictor
@@ -435,17 +449,7 @@ class PlasticCellModel(MicroModel):
 
     def problem(self, volume_fraction: float) -> PlasticCellProblem:
         """The cached cell problem of one volume fraction."""
-        from fe2hmm import rve as rve_module
-
-        key = float(volume_fraction)
-        if key not in self._problems:
-            cell = rve_module.create(
-                self.rve_name, dim=self.dim, volume_fraction=key, resolution=self.resolution
-            )
-            self._problems[key] = PlasticCellProblem(
-                cell, {p: self.materials[p] for p in cell.phases}
-            )
-        return self._problems[key]
+        return self._problems(volume_fraction)
 
     def evaluate(self, inputs, parameters, *, tangents=True):
         """Every point's cell from its committed history (no dedupe: histories differ)."""

@@ -36,8 +36,10 @@ import scipy.linalg
 import ufl
 from dolfinx import fem
 
+from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
-from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
+from fe2hmm.micro.interface import MicroResult, StatefulMicroModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
 __all__ = ["SCHEMES", "CellModes", "TransientDiffusionCellModel", "cell_modes"]
@@ -112,16 +114,17 @@ def _psi(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_phase(value, name: str, phase: int) -> tuple[float, float]:
+def _check_phase(value, phase: int) -> tuple[float, float]:
     try:
         k, c = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{name} must be (conductivity, storage), two numbers > 0, got {value!r}"
+            f"phase {phase_name(phase)} must be (conductivity, storage), two numbers > 0, "
+            f"got {value!r}"
         ) from None
     if not (k > 0 and c > 0 and math.isfinite(k) and math.isfinite(c)):
         raise ValueError(
-            f"{name} (phase {phase}) needs conductivity > 0 and storage > 0 (finite), "
+            f"phase {phase_name(phase)} needs conductivity > 0 and storage > 0 (finite), "
             f"got conductivity={k!r}, storage={c!r}"
         )
     return k, c
@@ -149,23 +152,10 @@ def cell_modes(
         ValueError: missing/invalid phase properties, too many dofs.
     """
     t0 = time.perf_counter()
-    missing = [p for p in rve.phases if p not in properties]
-    if missing:
-        raise ValueError(
-            f"no (conductivity, storage) given for phase(s) {missing} of RVE {rve.name!r}"
-        )
-    props = {p: _check_phase(properties[p], f"phase {p}", p) for p in rve.phases}
+    props = phase_materials(rve, properties, _check_phase, "(conductivity, storage)")
     mesh, d = rve.mesh, rve.dim
-    tdim = mesh.topology.dim
-    n_cells = mesh.topology.index_map(tdim).size_local
-    Q = fem.functionspace(mesh, ("DG", 0))
-    k, c = fem.Function(Q), fem.Function(Q)
-    tags = rve.cell_tags
-    dofs0 = Q.dofmap.list[:n_cells, 0]
-    for phase, (kp, cp) in props.items():
-        cells = tags.indices[tags.values == phase]
-        k.x.array[dofs0[cells]] = kp
-        c.x.array[dofs0[cells]] = cp
+    k = phase_field(rve, {p: kp for p, (kp, _) in props.items()})
+    c = phase_field(rve, {p: cp for p, (_, cp) in props.items()})
     V = fem.functionspace(mesh, ("Lagrange", int(degree)))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     n = V.dofmap.index_map.size_local
@@ -219,7 +209,7 @@ def _coefficients(x: np.ndarray, kind: str, theta: float) -> tuple:
     return (a1, a0, 0 * phi, None, None, None, theta, 1.0 - theta)
 
 
-class TransientDiffusionCellModel(MicroModel):
+class TransientDiffusionCellModel(StatefulMicroModel):
     r"""Micro-model: the space–time averaged flux of a transient diffusion cell over a window.
 
     Inputs ``{"gradient": (d,), "previous_gradient": (d,)}`` (the macro gradient at the end
@@ -276,32 +266,32 @@ class TransientDiffusionCellModel(MicroModel):
         rve_options: dict | None = None,
         max_dofs: int = 6000,
     ) -> None:
-        from fe2hmm import rve as rve_module
-
         super().__init__()
-        if dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
-        if rve not in rve_module.available(dim):
-            raise ValueError(
-                f"unknown {dim}D RVE generator {rve!r}; valid: {rve_module.available(dim)}"
-            )
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}; valid: {SCHEMES}")
         if not (cell_size > 0 and math.isfinite(cell_size)):
             raise ValueError(f"cell_size must be a finite length > 0, got {cell_size!r}")
         if window is not None and not (window > 0):
             raise ValueError(f"window must be None, a time > 0 or math.inf, got {window!r}")
-        self.phases = {
-            MATRIX: _check_phase(matrix, "matrix", MATRIX),
-            INCLUSION: _check_phase(inclusion, "inclusion", INCLUSION),
-        }
-        self.rve_name, self.dim = rve, int(dim)
+        self.phases = phase_materials(
+            self.geometry,
+            {MATRIX: matrix, INCLUSION: inclusion},
+            _check_phase,
+            "(conductivity, storage)",
+        )
+        self.dim = self.geometry.dim
         self.cell_size, self.window, self.scheme = float(cell_size), window, scheme
-        self.resolution, self.degree = resolution, int(degree)
-        self.rve_options = dict(rve_options or {})
+        self.degree = int(degree)
         self.max_dofs = int(max_dofs)
         self.time_step: float | None = None
-        self._modes: dict[float, tuple[CellModes, float]] = {}  # modes, RVE period
+        self._modes: CellProblems[tuple[CellModes, float]] = CellProblems(  # modes, RVE period
+            self.geometry,
+            lambda cell: (
+                cell_modes(cell, self.phases, self.degree, self.max_dofs),
+                float(cell.period.max()),
+            ),
+        )
         self._state: np.ndarray | None = None  # committed modal states (n, m_max)
         self._state_key: np.ndarray | None = None  # volume fraction the state belongs to
         self._trial: np.ndarray | None = None
@@ -347,23 +337,12 @@ class TransientDiffusionCellModel(MicroModel):
         The modes are computed once per volume fraction (counted as a micro solve); changing
         :attr:`cell_size` later only rescales their rates.
         """
-        from fe2hmm import rve as rve_module
-
-        key = float(volume_fraction)
-        if key not in self._modes:
+        if volume_fraction not in self._modes:
             t0 = time.perf_counter()
-            cell = rve_module.create(
-                self.rve_name,
-                dim=self.dim,
-                volume_fraction=key,
-                resolution=self.resolution,
-                **self.rve_options,
-            )
-            modes = cell_modes(cell, self.phases, self.degree, self.max_dofs)
-            self._modes[key] = (modes, float(cell.period.max()))
+            self._modes(volume_fraction)
             self.statistics.micro_solves += 1
             self.statistics.seconds += time.perf_counter() - t0
-        modes, period = self._modes[key]
+        modes, period = self._modes(volume_fraction)
         return modes, (self.cell_size / period) ** 2
 
     def relaxation_time(self, volume_fraction: float) -> float:

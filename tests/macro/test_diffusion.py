@@ -1,0 +1,251 @@
+"""fe2hmm.macro.diffusion: steady and transient diffusion closed by micro-models.
+
+Level 3 (FE² = single scale with homogeneous cells), level 2 (assembled Jacobian = finite
+difference of the residual; reactions balance the sources), a transient run against the exact
+backward-Euler amplification of a sine mode, and bad input (also run under ``mpiexec -n 2``).
+"""
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import numpy as np
+import pytest
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem import petsc as fem_petsc
+
+from fe2hmm.macro import Dirichlet, SteadyDiffusion, TransientDiffusion
+from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+from fe2hmm.micro.cells.elasticity import ElasticityCellModel
+from fe2hmm.micro.interface import MicroModel, MicroResult
+
+pytestmark = pytest.mark.mpi
+
+K = 3.0  # conductivity of the homogeneous cells
+
+
+def _relative_l2(a, b):
+    comm = b.function_space.mesh.comm
+    num = comm.allreduce(fem.assemble_scalar(fem.form((a - b) ** 2 * ufl.dx)))
+    den = comm.allreduce(fem.assemble_scalar(fem.form(b**2 * ufl.dx)))
+    return float(np.sqrt(num / den))
+
+
+def _left_edge_ds(mesh):
+    facets = dmesh.locate_entities_boundary(mesh, 1, lambda x: np.isclose(x[0], 0.0))
+    tags = dmesh.meshtags(mesh, 1, facets, np.full(facets.size, 1, np.int32))
+    return ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
+
+
+def test_homogeneous_cells_reproduce_the_single_scale_solution_and_reactions_balance():
+    """FE² with cells of one material (K* = k I to the cell solver's round-off, ~1e-14) equals
+    the single-scale problem with the UFL law q = -k ∇T to 1e-10 (the Newton tolerance). The
+    held boundary takes up what the source and the prescribed inflow put in: reaction =
+    -(∫f dx + ∫g ds), to the Newton tolerance (1e-9 relative)."""
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 8, 8)
+    x = ufl.SpatialCoordinate(mesh)
+    ds = _left_edge_ds(mesh)
+    common = {
+        "source": 1.0 + x[0] * x[1],
+        "boundary_flux": [(ds, 0.5)],  # inflow through x = 0
+        "bcs": [Dirichlet(0.0, lambda p: ~np.isclose(p[0], 0.0))],  # T = 0 elsewhere
+        "degree": 2,
+    }
+    model = DiffusionCellModel(rve="circle", matrix=K, inclusion=K, resolution=4)
+    fe2 = SteadyDiffusion(mesh, model, parameters={"volume_fraction": 0.1 + 0.3 * x[1]}, **common)
+    result = fe2.solve()
+    assert result.converged and result.iterations == 1  # linear closure
+    single = SteadyDiffusion(mesh, lambda g: -K * g, **common)
+    assert single.closure is None and single.solve().converged
+    assert _relative_l2(fe2.T, single.T) < 1e-10
+
+    put_in = fe2.functional(1.0 + x[0] * x[1])() + fe2.functional(0.5, ds)()
+    for problem in (fe2, single):
+        assert problem.reaction(0) == pytest.approx(-put_in, rel=1e-9)
+
+
+class CubicFlux(MicroModel):
+    """q = -(1 + |g|²) g with its exact tangent -(1 + |g|²) I - 2 g ⊗ g (nonlinear)."""
+
+    input_shapes = {"gradient": (2,)}
+    output_shapes = {"flux": (2,)}
+
+    def evaluate(self, inputs, parameters, *, tangents=True):
+        g = inputs["gradient"]
+        s = 1.0 + np.einsum("ni,ni->n", g, g)
+        out = MicroResult({"flux": -s[:, None] * g})
+        if tangents:
+            T = -s[:, None, None] * np.eye(2) - 2.0 * np.einsum("ni,nj->nij", g, g)
+            out.tangents["flux", "gradient"] = T
+        return out
+
+
+def test_jacobian_equals_a_finite_difference_of_the_residual():
+    """The Jacobian the solver assembles (∂F/∂T plus the chain-rule term through the closure's
+    tangent) applied to a direction equals the central difference of the residual with h =
+    1e-5: the truncation error is O(h²) ~ 1e-10 and the round-off ~1e-16/h ~ 1e-11 of |F|, so
+    1e-7 relative is a safe bound. Newton then converges quadratically."""
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 6, 6)
+    problem = SteadyDiffusion(mesh, CubicFlux(), source=4.0, bcs=[Dirichlet(0.0)], degree=2)
+    T, closure = problem.T, problem.closure
+    T.interpolate(lambda p: np.sin(3 * p[0]) * np.cos(2 * p[1]))
+    state = T.x.array.copy()
+    direction = fem.Function(T.function_space)
+    direction.interpolate(lambda p: p[0] * (1 - p[1]) + 0.5 * p[1] ** 2)
+    F_form, J_form = fem.form(problem.F), fem.form(problem.J)
+
+    def residual(shift):
+        T.x.array[:] = state + shift * direction.x.array
+        closure.update()
+        b = fem_petsc.assemble_vector(F_form)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return b
+
+    h = 1e-5
+    plus, minus = residual(h), residual(-h)
+    plus.axpy(-1.0, minus)
+    plus.scale(1.0 / (2 * h))
+    residual(0.0)
+    A = fem_petsc.assemble_matrix(J_form)
+    A.assemble()
+    Jd = A.createVecLeft()
+    A.mult(direction.x.petsc_vec, Jd)
+    norm = Jd.norm()
+    Jd.axpy(-1.0, plus)
+    assert Jd.norm() < 1e-7 * norm, (Jd.norm(), norm)
+    for obj in (plus, minus, A, Jd):
+        obj.destroy()
+
+    T.x.array[:] = 0.0
+    result = problem.solve()
+    r = np.array(result.residual_norms) / result.residual_norms[0]
+    assert result.converged and result.iterations <= 6, r
+    assert all(b <= 10.0 * a**2 for a, b in zip(r[1:], r[2:], strict=False) if b > 1e-10), r
+
+
+def test_transient_sine_mode_decays_with_the_backward_euler_amplification():
+    """c ∂_t T = ∇·(k ∇T) on (0, 1) × (0, 1/8), T = 0 at x = 0, 1, insulated elsewhere,
+    T(x, 0) = sin(πx), closed by homogeneous cells (k = 3) with storage c = 0.5. Backward Euler
+    maps the mode exactly to a_n = (1 + (k/c) π² Δt)^(-n) sin(πx); what is left is the P2 space
+    error (measured 2e-5 for 32 cells), so 1e-3 is a bound that still tells backward Euler
+    (a_20 = 0.0277) from the exact decay exp(-(k/c) π² t) (0.0193) by a factor 300."""
+    mesh = dmesh.create_rectangle(MPI.COMM_WORLD, [[0.0, 0.0], [1.0, 0.125]], [32, 2])
+    model = DiffusionCellModel(rve="circle", matrix=K, inclusion=K, resolution=4)
+    c, dt, n = 0.5, 0.005, 20
+    problem = TransientDiffusion(
+        mesh,
+        model,
+        dt=dt,
+        storage=c,
+        parameters={"volume_fraction": 0.3},
+        bcs=[Dirichlet(0.0, lambda p: np.isclose(p[0], 0.0) | np.isclose(p[0], 1.0))],
+        degree=2,
+    )
+    problem.u_n.interpolate(lambda p: np.sin(np.pi * p[0]))
+    seen = []
+    steps = problem.march(np.linspace(0.0, n * dt, n + 1), after_step=seen.append)
+    assert len(steps) == len(seen) == n and all(s.iterations == 1 for s in steps)
+    assert model.statistics.micro_solves == (1 if problem.closure.num_points else 0)
+
+    amplitude = (1.0 + K / c * np.pi**2 * dt) ** -n
+    x = ufl.SpatialCoordinate(mesh)
+    exact = amplitude * ufl.sin(ufl.pi * x[0])
+    error = np.sqrt(
+        mesh.comm.allreduce(fem.assemble_scalar(fem.form((problem.T - exact) ** 2 * ufl.dx)))
+    )
+    size = np.sqrt(mesh.comm.allreduce(fem.assemble_scalar(fem.form(exact**2 * ufl.dx))))
+    assert error < 1e-3 * size, error / size
+    assert abs(amplitude / np.exp(-K / c * np.pi**2 * n * dt) - 1) > 0.3
+    np.testing.assert_array_equal(problem.u_n.x.array, problem.T.x.array)
+    assert problem.dt.value == pytest.approx(dt, rel=1e-12)
+
+
+def test_transient_storage_and_time_step_come_from_the_model():
+    """A model with a `storage` output supplies c; `set_time_step` reaches the model."""
+
+    class WithStorage(CubicFlux):
+        output_shapes = {"flux": (2,), "storage": ()}
+
+        def __init__(self):
+            super().__init__()
+            self.dt = None
+
+        def set_time_step(self, dt):
+            self.dt = dt
+
+        def evaluate(self, inputs, parameters, *, tangents=True):
+            out = super().evaluate(inputs, parameters, tangents=tangents)
+            out.outputs["storage"] = np.full(inputs["gradient"].shape[0], 2.0)
+            return out
+
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 2, 2)
+    model = WithStorage()
+    problem = TransientDiffusion(mesh, model, dt=0.1)
+    assert problem.storage is problem.closure.outputs["storage"]
+    problem.set_time_step(0.25)
+    assert model.dt == 0.25 and problem.dt.value == 0.25
+    with pytest.raises(ValueError, match="storage=2.0 given, but WithStorage outputs 'storage'"):
+        TransientDiffusion(mesh, model, dt=0.1, storage=2.0)
+
+
+def _one_line(info):
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "build,error,match",
+    [
+        (lambda m: SteadyDiffusion(m, ElasticityCellModel(resolution=4)), ValueError,
+         r"SteadyDiffusion binds the inputs \['gradient'\].*declares \['strain'\]"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), degree=0), ValueError,
+         "degree must be an integer >= 1, got 0"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), quadrature_degree=-1), ValueError,
+         "quadrature_degree must be an integer >= 0, got -1"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), source=ufl.as_vector([1.0, 0.0])), ValueError,
+         r"source must be scalar, got UFL shape \(2,\)"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), source=float("nan")), ValueError,
+         "source must be finite, got nan"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), boundary_flux=[1.0]), ValueError,
+         r"boundary_flux\[0\] must be a pair \(ds measure, inflow g\), got 1.0"),
+        (lambda m: SteadyDiffusion(m, 3.0), TypeError,
+         "model must be a fe2hmm MicroModel or a UFL constitutive law"),
+        (lambda m: SteadyDiffusion(m, lambda g: -g, parameters={"volume_fraction": 0.2}),
+         ValueError, r"parameters \['volume_fraction'\] need a micro-model"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), bcs=[Dirichlet(0.0, component=1)]),
+         ValueError, r"Dirichlet component must be None \(scalar unknown\), got 1"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), bcs=[Dirichlet((1.0, 2.0))]), ValueError,
+         r"Dirichlet value for a scalar \(sub\)space must be a number, got shape \(2,\)"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), bcs=["left"]), TypeError,
+         "bcs.0. is a str; expected a fe2hmm.macro.Dirichlet or a dolfinx.fem.DirichletBC"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), rtol=-1.0), ValueError,
+         "rtol must be a finite number >= 0, got -1.0"),
+        (lambda m: TransientDiffusion(m, CubicFlux(), dt=0.0), ValueError,
+         "TransientDiffusion: dt must be a finite number > 0, got 0.0"),
+        (lambda m: TransientDiffusion(m, CubicFlux(), dt="short"), TypeError,
+         "TransientDiffusion: dt must be a number, got str"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_named_in_one_line(build, error, match):
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 2, 2)
+    with pytest.raises(error, match=match) as info:
+        build(mesh)
+    _one_line(info)
+
+
+def test_bad_use_after_construction_is_named():
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 2, 2)
+    problem = SteadyDiffusion(mesh, lambda g: -g, source=1.0, bcs=[Dirichlet(0.0)])
+    problem.F = problem.F - 1.0 * problem.v * problem.dx  # allowed before the solver exists
+    problem.solve()
+    with pytest.raises(RuntimeError, match="cannot change after the solver was built") as info:
+        problem.F = problem.F
+    _one_line(info)
+    with pytest.raises(ValueError, match=r"bc must be an index in \[0, 0\], got 1") as info:
+        problem.reaction(1)
+    with pytest.raises(ValueError, match=r"integrand must be scalar") as info:
+        problem.functional(ufl.grad(problem.T))
+    with pytest.raises(ValueError, match="dt must be a finite number > 0, got -1"):
+        TransientDiffusion(mesh, lambda g: -g, dt=1.0).set_time_step(-1)
