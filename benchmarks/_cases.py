@@ -47,7 +47,8 @@ def porous_plate(comm, nx: int, resolution: int, reuse: bool = True, scheduler: 
     on the pulled edge)."""
     mesh = dmesh.create_rectangle(comm, [[0, 0], [2, 1]], [2 * nx, nx])
     pull = fem.Constant(mesh, np.zeros(2))
-    model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution, elastic_reuse=reuse)
+    model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution)
+    model.exact_shortcuts = reuse  # the exact elastic predictor
     problem = SmallStrainElasticity(
         mesh,
         model,

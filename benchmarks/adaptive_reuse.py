@@ -5,12 +5,13 @@ Cases (the same macro problems as the demos, from ``benchmarks/_cases.py``):
 
 - ``composite_conduction``: the graded fibre composite (``demos/composite_conduction.py``),
   K*(φ) from periodic circle cells. *Naive*: one cell solve per quadrature point per closure
-  update (``DiffusionCellModel(reuse=False)``). *Dedupe*: one solve per distinct φ, tensors kept
+  update (``DiffusionCellModel`` without a reuse wrapper). *Dedupe*: one solve per distinct φ
+  (``Dedupe(model)``), tensors kept
   across updates. *Reuse*: dedupe + the error-controlled surrogate over φ
-  (``enable_surrogate(tolerance)``).
+  (``ParameterSurrogateModel(model, tolerance)``).
 - ``porous_plasticity``: the porous J2 plate loaded past yield and unloaded
   (``demos/porous_plasticity.py``). *Naive*: a cell solve per point per macro Newton iteration.
-  *Reuse*: the exact elastic predictor (``PlasticCellModel(elastic_reuse=True)``).
+  *Reuse*: the exact elastic predictor (``PlasticCellModel``, ``exact_shortcuts`` on).
 
 Added error: relative L2 norm of (reuse − naive) macro solution (for the plate: the largest over
 the load steps). Both runs happen in this process, one after the other.
@@ -35,6 +36,7 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+from fe2hmm.reuse import Dedupe, ParameterSurrogateModel
 
 
 def _norm(f, comm) -> float:
@@ -43,15 +45,14 @@ def _norm(f, comm) -> float:
 
 def conduction_run(mesh, resolution: int, mode: str, tolerance: float):
     """Solve the graded-composite macro problem with the given reuse mode."""
-    model = DiffusionCellModel(
-        rve="circle",
-        matrix=K_MATRIX,
-        inclusion=K_FIBRE,
-        resolution=resolution,
-        reuse=mode != "naive",
+    cells = DiffusionCellModel(
+        rve="circle", matrix=K_MATRIX, inclusion=K_FIBRE, resolution=resolution
     )
-    if mode == "reuse":
-        model.enable_surrogate(tolerance)
+    model = {
+        "naive": lambda: cells,
+        "dedupe": lambda: Dedupe(cells),
+        "reuse": lambda: ParameterSurrogateModel(cells, tolerance),
+    }[mode]()
     comm = mesh.comm
     comm.barrier()
     t0 = time.perf_counter()

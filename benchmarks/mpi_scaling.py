@@ -43,6 +43,7 @@ def worker(case: str, scheduler: str, quick: bool) -> None:
     from dolfinx import mesh as dmesh
 
     from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+    from fe2hmm.reuse import Dedupe
     from fe2hmm.timing import time_report
 
     comm = MPI.COMM_WORLD
@@ -50,7 +51,7 @@ def worker(case: str, scheduler: str, quick: bool) -> None:
         import ufl
 
         n, resolution = (12, 10) if quick else (32, 16)
-        model = DiffusionCellModel(rve="circle", inclusion=10.0, resolution=resolution)
+        model = Dedupe(DiffusionCellModel(rve="circle", inclusion=10.0, resolution=resolution))
         mesh = dmesh.create_unit_square(comm, n, n)
 
         def half_graded(x):

@@ -12,7 +12,7 @@
 #
 # **Part A — graded composite, a posteriori indicator.** The graded fibre composite of
 # `composite_conduction` is solved with its conductivity $K^*(\varphi)$ served by the
-# error-controlled surrogate over the fibre fraction (`DiffusionCellModel.enable_surrogate`).
+# error-controlled surrogate over the fibre fraction (`fe2hmm.reuse.ParameterSurrogateModel`).
 # The surrogate returns an error bound with every prediction; the closure turns them into the
 # per-cell indicator $\eta_K = \|b\|_{L^2(K)}$ of the flux error, and
 # $\eta = (\sum_K \eta_K^2)^{1/2}$ bounds the residual of the macro equation with the *true*
@@ -53,6 +53,7 @@ from fe2hmm.closure import Closure
 from fe2hmm.micro.catalyst_pellet import CatalystPelletModel
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
 from fe2hmm.newton import NewtonSolver
+from fe2hmm.reuse import Dedupe, ParameterSurrogateModel
 from fe2hmm.reuse.indicators import closure_error_indicator
 from fe2hmm.reuse.surrogate_model import ScalarSurrogateModel
 
@@ -89,13 +90,13 @@ def conduction(mesh, model):
     F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - SOURCE * v * closure.dx
     facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
     bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
-    NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=f"a{id(model)}_").solve()
+    NewtonSolver(F, T, [bc], [closure]).solve()
     return T, closure
 
 
 def part_a(comm, n: int, resolution: int, tolerances, outdir: Path):
     mesh = dmesh.create_unit_square(comm, n, n)
-    exact_model = DiffusionCellModel(rve="circle", inclusion=K_FIBRE, resolution=resolution)
+    exact_model = Dedupe(DiffusionCellModel(rve="circle", inclusion=K_FIBRE, resolution=resolution))
     T_exact, _ = conduction(mesh, exact_model)
     rows = []
     say(f"Part A: graded composite, {n}x{n} macro mesh, circle cells at resolution {resolution}")
@@ -105,8 +106,8 @@ def part_a(comm, n: int, resolution: int, tolerances, outdir: Path):
     )
     exact_solves = comm.allreduce(exact_model.statistics.micro_solves)
     for tol in tolerances:
-        model = DiffusionCellModel(rve="circle", inclusion=K_FIBRE, resolution=resolution)
-        model.enable_surrogate(tol)
+        cells = DiffusionCellModel(rve="circle", inclusion=K_FIBRE, resolution=resolution)
+        model = ParameterSurrogateModel(cells, tol)
         T, closure = conduction(mesh, model)
         eta_K, eta = closure_error_indicator(closure, "flux")
         error_h1 = l2(ufl.grad(T - T_exact), comm)
@@ -146,9 +147,7 @@ def slab(mesh, model, damkohler: float, u0=None):
     F += damkohler * closure.outputs["rate"] * v * closure.dx
     facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
     bc = fem.dirichletbc(U_BOUNDARY, fem.locate_dofs_topological(V, 1, facets), V)
-    result = NewtonSolver(
-        F, u, [bc], [closure], rtol=1e-11, atol=1e-13, petsc_options_prefix=f"b{id(model)}_"
-    ).solve()
+    result = NewtonSolver(F, u, [bc], [closure], rtol=1e-11, atol=1e-13).solve()
     return u, closure, result
 
 

@@ -50,6 +50,7 @@ from dolfinx.io import gmsh as dgmsh
 
 from fe2hmm.macro import Dirichlet, SmallStrainElasticity
 from fe2hmm.micro.cells.elasticity import ElasticityCellModel, lame_parameters, voigt_to_tensor
+from fe2hmm.reuse import Dedupe
 
 MATRIX, FIBRE, FRACTION = (3.0, 0.35), (70.0, 0.22), 0.4
 LENGTH, HEIGHT, HOLE = 2.0, 1.0, 0.2
@@ -158,7 +159,7 @@ def window_average(expr, mesh, eps):
 # %%
 def solve_fe2(comm, h):
     mesh, _ = plate_mesh(comm, h)
-    model = ElasticityCellModel(rve="circle", matrix=MATRIX, inclusion=FIBRE, resolution=32)
+    model = Dedupe(ElasticityCellModel(rve="circle", matrix=MATRIX, inclusion=FIBRE, resolution=32))
     # fe2hmm.macro.SmallStrainElasticity: sigma = C* : eps(u) from the cell at every point
     problem = SmallStrainElasticity(
         mesh,
@@ -179,7 +180,7 @@ def solve_fe2(comm, h):
         petsc_options_prefix="hole_fe2_",
     )
     result = problem.solve()
-    C = model.stiffness(FRACTION)
+    C = model.model.stiffness(FRACTION)  # the cell model under the Dedupe wrapper
     return mesh, problem.u, result, C, model
 
 

@@ -76,7 +76,8 @@ def build(
     """
     mesh = dmesh.create_rectangle(comm, [[0, 0], [2, 1]], [2 * nx, nx])
     pull = fem.Constant(mesh, np.zeros(2))
-    model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution, elastic_reuse=reuse)
+    model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution)
+    model.exact_shortcuts = reuse  # the exact elastic predictor (off: a cell solve per request)
     # fe2hmm.macro.SmallStrainElasticity: the cells' input `strain` is sym grad u, their
     # `stress` enters the residual; load stepping commits the cells' plastic histories
     problem = SmallStrainElasticity(

@@ -20,9 +20,9 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
 from fe2hmm.errors import MicroSolveError
-from fe2hmm.micro.interface import LinearMicroModel, MicroModel
+from fe2hmm.micro.interface import MicroModel
 from fe2hmm.quadrature import ParameterSource, QuadratureMap
-from fe2hmm.scheduler import check_scheduler, scheduled_evaluate, scheduled_tensors
+from fe2hmm.scheduler import check_scheduler, scheduled_evaluate
 
 __all__ = ["Closure", "ClosureTimings"]
 
@@ -76,7 +76,8 @@ class Closure:
         name: label used in function names and log messages.
         scheduler: where micro solves run under MPI (:data:`fe2hmm.scheduler.SCHEDULERS`):
             ``"owner"`` (each rank its own points), ``"pooled"`` (global dedupe, dynamic load
-            balance) or ``"serial"`` (all on rank 0); the last two for linear models only.
+            balance) or ``"serial"`` (all on rank 0); the last two for models that split
+            into tasks (linear and plastic cells, and reuse wrappers around them).
 
     Note:
         Construction and :meth:`update` are collective on ``mesh.comm``: every rank evaluates
@@ -136,8 +137,6 @@ class Closure:
         self.standard_errors: dict[str, fem.Function] = self.map.standard_errors
         self.coordinates = self.map.coordinates
         self.dx = self.map.dx
-        self._tensors_cache: dict | None = None
-        self._tensor_errors: np.ndarray | None = None
         #: output name -> ``(num_points,)`` estimated error bound of the last update's outputs
         #: where a surrogate served them (empty without a surrogate); see
         #: :mod:`fe2hmm.reuse.indicators`
@@ -175,14 +174,14 @@ class Closure:
             source: as in the constructor.
         """
         self.map.set_parameter(key, source)
-        self._tensors_cache = None
 
     # ------------------------------------------------------------------ the HMM loop
     def update(self, tangents: bool = True) -> None:
         """Evaluate inputs, run the micro-model on all local points, write outputs back.
 
-        For a linear micro-model the effective tensors are computed once for the current
-        parameters and reused by later updates until :meth:`set_parameter` changes them.
+        Every update asks the model for every point: what may be reused (a linear model's
+        tensors for unchanged parameters, identical requests, cached or interpolated answers)
+        is decided by the reuse wrappers around the model (:mod:`fe2hmm.reuse`).
 
         Args:
             tangents: also write the tangents (needed for Newton's Jacobian).
@@ -190,6 +189,9 @@ class Closure:
         Raises:
             MicroSolveError: a micro solve failed on some rank; on the failing rank the error
                 names the point, its macro coordinates and its parameters.
+            RuntimeError: on the rank whose model returned a missing or misshapen output,
+                tangent block or standard error (naming it); the others get a MicroSolveError
+                pointing to it.
 
         Note:
             Collective on ``mesh.comm``.
@@ -198,41 +200,28 @@ class Closure:
         t0 = time.perf_counter()
         error: BaseException | None = None
         result = None
-        linear = isinstance(self.model, LinearMicroModel)
-        refresh = linear and (self._tensors_cache is None or not self.model.reuse)
-        inputs = None
-        scheduled = None
-        if self.scheduler != "owner" and (refresh or not linear):
+        try:
+            inputs = self.evaluate_inputs()
+        except Exception as err:  # noqa: BLE001 - re-raised below on every rank
+            error = err
+        t1 = time.perf_counter()
+        self.timings.evaluate_inputs += t1 - t0
+        if self.scheduler != "owner":
             # collective scheduling: every rank takes part, so settle earlier errors first
-            try:
-                inputs = self.evaluate_inputs()
-            except Exception as err:  # noqa: BLE001 - re-raised below on every rank
-                error = err
             if comm.allreduce(1 if error is not None else 0):
                 self._raise_everywhere(error, comm)
-            t1 = time.perf_counter()
-            self.timings.evaluate_inputs += t1 - t0
             shared = self.timings.communication + self.timings.waiting
             try:
-                if linear:
-                    self._tensors_cache, self._tensor_errors = scheduled_tensors(
-                        self.model,
-                        self.map.parameters,
-                        self.num_points,
-                        comm,
-                        self.scheduler,
-                        self.timings,
-                    )
-                else:
-                    scheduled = scheduled_evaluate(
-                        self.model,
-                        inputs,
-                        self.map.parameters,
-                        tangents,
-                        comm,
-                        self.scheduler,
-                        self.timings,
-                    )
+                result = scheduled_evaluate(
+                    self.model,
+                    inputs,
+                    self.map.parameters,
+                    tangents,
+                    comm,
+                    self.scheduler,
+                    self.timings,
+                )
+                self.map.check(result, tangents, source=type(self.model).__name__)
             except MicroSolveError as err:
                 error = self._locate(err)
             except Exception as err:  # noqa: BLE001 - re-raised below on every rank
@@ -241,37 +230,15 @@ class Closure:
             self.timings.micro += (time.perf_counter() - t1) - (
                 self.timings.communication + self.timings.waiting - shared
             )
-            refresh = False
-            if comm.allreduce(1 if error is not None else 0):
-                self._raise_everywhere(error, comm)
-            t0 = time.perf_counter()
-        try:
-            if inputs is None:
-                inputs = self.evaluate_inputs()
-            t1 = time.perf_counter()
-            if scheduled is None:
-                self.timings.evaluate_inputs += t1 - t0
-            if linear:
-                if refresh:
-                    self._tensors_cache = self.model.tensors(self.map.parameters, self.num_points)
-                    self._tensor_errors = self.model.last_tensor_errors
-                result = self.model.evaluate(
-                    inputs,
-                    self.map.parameters,
-                    tangents=tangents,
-                    tensors=self._tensors_cache,
-                    tensor_errors=self._tensor_errors,
-                )
-            elif scheduled is not None:
-                result = scheduled
-            else:
+        elif error is None:
+            try:
                 result = self.model.evaluate(inputs, self.map.parameters, tangents=tangents)
+                self.map.check(result, tangents, source=type(self.model).__name__)
+            except MicroSolveError as err:
+                error = self._locate(err)
+            except Exception as err:  # noqa: BLE001 - re-raised below on every rank
+                error = err
             self.timings.micro += time.perf_counter() - t1
-            self.map.check(result, tangents, source=type(self.model).__name__)
-        except MicroSolveError as err:
-            error = self._locate(err)
-        except Exception as err:  # noqa: BLE001 - re-raised below on every rank
-            error = err
         t_wait = time.perf_counter()
         failed = comm.allreduce(1 if error is not None else 0)  # also waits for the slowest rank
         self.timings.waiting += time.perf_counter() - t_wait

@@ -10,10 +10,12 @@
 - ``"serial"``: the same global task list, all solved on rank 0 (the baseline of the scaling
   benchmark; it also shows what an undistributed micro layer costs).
 
-Pooled and serial scheduling apply to :class:`~fe2hmm.micro.interface.LinearMicroModel` (one
-task per distinct parameter set) and to models that split a batch into independent tasks
-(:meth:`~fe2hmm.micro.interface.MicroModel.micro_tasks`, e.g. plastic cells: a task carries the
-point's committed history, so any rank can solve it).
+Pooled and serial scheduling apply to models that split a batch into independent tasks
+(:meth:`~fe2hmm.micro.interface.MicroModel.micro_tasks`): linear models (one task per point,
+keyed by its parameters, so identical requests of different ranks are solved once), plastic
+cells (a task carries the point's committed history, so any rank can solve it), and reuse
+wrappers around them (the tasks are those of the points no reuse layer answered). The scheduler
+knows tasks, never a concrete model.
 """
 
 from __future__ import annotations
@@ -25,33 +27,23 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.errors import MicroSolveError
-from fe2hmm.micro.interface import LinearMicroModel, MicroModel, MicroResult
+from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch
 
-__all__ = [
-    "SCHEDULERS",
-    "check_scheduler",
-    "scheduled_evaluate",
-    "scheduled_tensors",
-    "splits_into_tasks",
-]
+__all__ = ["SCHEDULERS", "check_scheduler", "scheduled_evaluate"]
 
 #: Scheduler names accepted by :class:`~fe2hmm.closure.Closure`.
 SCHEDULERS = ("owner", "pooled", "serial")
-
-
-def splits_into_tasks(model) -> bool:
-    """Whether ``model`` implements :meth:`~fe2hmm.micro.interface.MicroModel.micro_tasks`."""
-    return type(model).micro_tasks is not MicroModel.micro_tasks
 
 
 def check_scheduler(name: str, model) -> str:
     """Validate a scheduler name for a model; returns the name."""
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")
-    if name != "owner" and not (isinstance(model, LinearMicroModel) or splits_into_tasks(model)):
+    if name != "owner" and not model.splits_into_tasks:
         raise ValueError(
-            f"scheduler {name!r} needs a LinearMicroModel or a model with micro_tasks(); "
-            f"{type(model).__name__} has neither: use scheduler='owner'"
+            f"scheduler {name!r} needs a model that splits into tasks (micro_tasks(), as "
+            f"linear and plastic cell models do); {type(model).__name__} does not: use "
+            "scheduler='owner'"
         )
     return name
 
@@ -136,43 +128,71 @@ def scheduled_evaluate(
 ) -> MicroResult:
     """Evaluate a task-splitting model with its tasks distributed under ``scheduler``.
 
-    Collective on ``comm``. Points answered locally (e.g. by an exact predictor) never leave
-    their rank; tasks (with their history) are gathered, solved where the scheduler puts
-    them, and the results returned to the owning points.
+    Collective on ``comm``. Points answered locally (by a reuse layer, an exact shortcut)
+    never leave their rank; the tasks of all ranks are gathered, tasks with equal ``key``
+    (identical requests on different ranks) are solved once, solved where the scheduler puts
+    them, and the results returned to the owning points. A batch that needs further rounds
+    (its ``finish`` returns another :class:`~fe2hmm.micro.interface.TaskBatch`) takes part in
+    as many collective rounds as the rank that needs the most.
 
     Raises:
         MicroSolveError: on every rank if a task failed; on the owning rank it names the point.
     """
-    t0 = time.perf_counter()
     error = None
     try:
         batch = model.micro_tasks(inputs, parameters, tangents=tangents)
     except Exception as err:  # noqa: BLE001 - every rank must still reach the allgather
         batch, error = None, err
-    gathered = comm.allgather(
-        (None, f"{type(error).__name__}: {error}") if error else (batch.tasks, None)
-    )
-    t1 = time.perf_counter()
-    broken = [r for r, (_, message) in enumerate(gathered) if message is not None]
-    if broken:
+    while True:
+        t0 = time.perf_counter()
         if error is not None:
-            raise error
-        raise MicroSolveError(
-            f"preparing micro tasks failed on rank {broken[0]}: {gathered[broken[0]][1]}",
-            rank=comm.rank,
+            payload = (None, f"{type(error).__name__}: {error}")
+        else:
+            payload = (batch.tasks if isinstance(batch, TaskBatch) else None, None)
+        gathered = comm.allgather(payload)
+        t1 = time.perf_counter()
+        broken = [r for r, (_, message) in enumerate(gathered) if message is not None]
+        if broken:
+            if error is not None:
+                raise error
+            raise MicroSolveError(
+                f"preparing micro tasks failed on rank {broken[0]}: {gathered[broken[0]][1]}",
+                rank=comm.rank,
+            )
+        if all(part is None for part, _ in gathered):
+            return batch  # every rank has its result
+        owner = [r for r, (part, _) in enumerate(gathered) for _ in (part or [])]
+        flat = [task for part, _ in gathered for task in (part or [])]
+        # identical requests of different ranks: one task (first occurrence) serves all
+        keys = [getattr(task, "key", None) for task in flat]
+        first: dict = {}
+        unique = [
+            first.setdefault(k, i) == i if k is not None else True for i, k in enumerate(keys)
+        ]
+        solved = [i for i in range(len(flat)) if unique[i]]
+        if timings is not None:
+            timings.communication += t1 - t0
+        results, failures = _distribute(
+            lambda j, flat=flat, solved=solved: model.solve_task(flat[solved[j]]),
+            len(solved),
+            comm,
+            scheduler,
+            timings,
         )
-    owner = [r for r, (part, _) in enumerate(gathered) for _ in part]
-    flat = [task for part, _ in gathered for task in part]
-    if timings is not None:
-        timings.communication += t1 - t0  # includes the local predictor checks (cheap)
-    results, failures = _distribute(
-        lambda i: model.solve_task(flat[i]), len(flat), comm, scheduler, timings
-    )
-    if failures:
-        rank, i, message = failures[0]
-        _raise_task_failure(rank, message, owner[i], int(flat[i].point), comm)
-    mine = {flat[i].point: results[i] for i in range(len(flat)) if owner[i] == comm.rank}
-    return batch.finish(mine)
+        if failures:
+            rank, j, message = failures[0]
+            i = solved[j]
+            _raise_task_failure(rank, message, owner[i], int(flat[i].point), comm)
+        by_task = {solved[j]: r for j, r in results.items()}
+        mine = {
+            flat[i].point: by_task[i if keys[i] is None else first[keys[i]]]
+            for i in range(len(flat))
+            if owner[i] == comm.rank
+        }
+        try:
+            batch = batch.finish(mine) if isinstance(batch, TaskBatch) else batch
+        except Exception as err:  # noqa: BLE001 - reported to every rank in the next round
+            error = err
 
 
 class _Counter:
@@ -211,110 +231,3 @@ class _Counter:
     def free(self) -> None:
         self.window.Unlock_all()
         self.window.Free()
-
-
-def scheduled_tensors(
-    model: LinearMicroModel,
-    parameters: dict[str, np.ndarray],
-    n: int,
-    comm: MPI.Comm,
-    scheduler: str,
-    timings=None,
-) -> tuple[dict, np.ndarray | None]:
-    """Effective tensors of this rank's ``n`` points, solved under ``scheduler``.
-
-    Collective on ``comm``. Returns ``(tensors, tensor_errors)`` as
-    :meth:`LinearMicroModel.tensors` and ``last_tensor_errors``.
-
-    Raises:
-        MicroSolveError: on every rank if a task failed; on the rank owning the failed
-            parameter set it names that rank's first point using it.
-    """
-    rows = model.parameter_rows(parameters, n)
-    if model.reuse:
-        keys = model.dedupe_keys(rows)
-    else:  # naive baseline: one task per point, no dedupe
-        keys = np.column_stack([np.full(n, comm.rank), np.arange(n)]).astype(float)
-    t0 = time.perf_counter()
-    local_keys, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    gathered = comm.allgather((local_keys, rows[first], first))
-    all_keys = np.concatenate([g[0] for g in gathered])
-    all_rows = np.concatenate([g[1] for g in gathered])
-    owner = np.concatenate([np.full(len(g[0]), r) for r, g in enumerate(gathered)])
-    owner_point = np.concatenate([g[2] for g in gathered])
-    task_keys, task_first, task_of = np.unique(
-        all_keys, axis=0, return_index=True, return_inverse=True
-    )
-    ntasks = len(task_keys)
-    start = sum(len(g[0]) for g in gathered[: comm.rank])
-    mapping = task_of.reshape(-1)[start : start + len(local_keys)]  # this rank's sets -> tasks
-    t1 = time.perf_counter()
-    model.statistics.micro_requests += len(first)
-
-    if model.surrogate is not None and model.reuse:
-        # collective surrogate training: identical nodes on every rank, node solves round-robin
-        per_task, errors = model.serve_by_surrogate(
-            all_rows[task_first, 0], _round_robin_solve(model, comm)
-        )
-        tensors_of_task = dict(enumerate(per_task))
-    else:
-        errors = None
-
-        def solve(i: int) -> dict:
-            j = int(task_first[i])
-            return model._solve(model.row_parameters(all_rows[j]), int(owner_point[j]))
-
-        tensors_of_task, failures = _distribute(solve, ntasks, comm, scheduler, timings)
-        if timings is not None:
-            timings.communication += t1 - t0
-        if failures:
-            rank, i, message = failures[0]
-            j = int(task_first[i])
-            _raise_task_failure(
-                rank,
-                message,
-                int(owner[j]),
-                int(owner_point[j]),
-                comm,
-                model.row_parameters(all_rows[j]),
-            )
-    # global tasks -> this rank's distinct parameter sets -> its points
-    inverse = inverse.reshape(-1)
-    result = {}
-    if ntasks:
-        sample = tensors_of_task[0]
-        for key in sample:
-            if len(mapping):
-                stacked = np.stack([tensors_of_task[int(t)][key] for t in mapping])
-            else:
-                stacked = np.empty((0, *np.shape(sample[key])))
-            result[key] = stacked[inverse]
-    tensor_errors = None if errors is None else errors[mapping][inverse]
-    return result, tensor_errors
-
-
-def _round_robin_solve(model: LinearMicroModel, comm: MPI.Comm):
-    """A collective ``p -> tensors`` solve for surrogate training.
-
-    Rank ``k mod size`` solves the k-th call and broadcasts the tensors, so a surrogate trained
-    with it is identical on every rank.
-    """
-    (name,) = model.parameter_shapes
-    counter = [0]
-
-    def solve(p: float) -> dict:
-        root = counter[0] % comm.size
-        counter[0] += 1
-        payload = None
-        if comm.rank == root:
-            try:
-                tensors = model._solve(model.row_parameters(np.array([p])), 0)
-                payload = ({key: np.asarray(t) for key, t in tensors.items()}, None)
-            except MicroSolveError as err:
-                payload = (None, err.message)
-        tensors, message = comm.bcast(payload, root=root)
-        if message is not None:
-            raise MicroSolveError(f"surrogate training solve at {name}={p!r} failed: {message}")
-        return tensors
-
-    return solve

@@ -15,13 +15,13 @@ from dolfinx import mesh as dmesh
 
 from fe2hmm.macro import Dirichlet, SteadyDiffusion
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+from fe2hmm.reuse import Dedupe, ParameterSurrogateModel
 
 
 def functionals(comm, scheduler="owner", surrogate=False):
     mesh = dmesh.create_unit_square(comm, 8, 8)
-    model = DiffusionCellModel(rve="circle", matrix=1.0, inclusion=10.0, resolution=12)
-    if surrogate:
-        model.enable_surrogate(1e-3)
+    cell = DiffusionCellModel(rve="circle", matrix=1.0, inclusion=10.0, resolution=12)
+    model = ParameterSurrogateModel(cell, 1e-3) if surrogate else Dedupe(cell)
     x = ufl.SpatialCoordinate(mesh)
     # the graded composite: -div(K*(phi) grad T) = 10, T = 0 on the boundary
     problem = SteadyDiffusion(

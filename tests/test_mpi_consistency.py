@@ -28,13 +28,16 @@ def test_one_and_two_ranks_identical():
 )
 def test_every_scheduler_matches_one_rank(scheduler, surrogate):
     """Results land on the owning points exactly as in serial, for every scheduler; pooled
-    dedupes globally (fewer solves than owner-computes); a pooled surrogate is trained on the
-    global requests, identically on every rank, so it equals the serial surrogate."""
+    dedupes globally (fewer solves than owner-computes); a surrogate is trained on each rank's
+    own requests, so it agrees with the serial one within its tolerance (1e-3 on the tensors),
+    not to round-off."""
     serial = functionals(MPI.COMM_SELF, surrogate=surrogate)
     args = [scheduler] + (["surrogate"] if surrogate else [])
     out = run_python([REPO / "tests/_fe2_functionals.py", *args], nprocs=2, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     parallel = json.loads(out.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(parallel["functionals"], serial["functionals"], rtol=1e-12)
+    # exact paths: the partition changes summation order only; the surrogate: its tolerance
+    rtol = 1e-3 if surrogate else 1e-12
+    np.testing.assert_allclose(parallel["functionals"], serial["functionals"], rtol=rtol)
     if scheduler != "owner" and not surrogate:
         assert parallel["micro_solves"] == serial["micro_solves"]  # global dedupe

@@ -25,8 +25,7 @@ def _poisson(model, n=8, **options):
     F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - v * closure.dx
     facets = dmesh.locate_entities_boundary(mesh, 1, lambda x: np.full(x.shape[1], True))
     bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
-    prefix = f"noise_{id(model)}_"
-    return NewtonSolver(F, T, [bc], [closure], petsc_options_prefix=prefix, **options), closure
+    return NewtonSolver(F, T, [bc], [closure], **options), closure
 
 
 @pytest.mark.mpi

@@ -14,6 +14,7 @@ from fe2hmm.closure import Closure
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.macro import Dirichlet, SmallStrainElasticity, SteadyDiffusion
 from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.reuse import Cache, Dedupe, ParameterSurrogateModel
 
 pytestmark = pytest.mark.mpi
 
@@ -37,7 +38,7 @@ def test_schedulers_agree_and_pooled_dedupes_globally():
     comm = MPI.COMM_WORLD
     solutions, solves = {}, {}
     for scheduler in ("owner", "pooled", "serial"):
-        model = MaxwellGarnett()
+        model = Dedupe(MaxwellGarnett())
         T, closure = _solve(scheduler, model)
         solutions[scheduler] = T.x.array.copy()
         solves[scheduler] = comm.allreduce(model.statistics.micro_solves)
@@ -47,6 +48,40 @@ def test_schedulers_agree_and_pooled_dedupes_globally():
     for scheduler in ("pooled", "serial"):
         np.testing.assert_allclose(solutions[scheduler], solutions["owner"], rtol=1e-14)
     assert solves["pooled"] == solves["serial"] <= solves["owner"]
+
+
+class IdentifiedMaxwellGarnett(MaxwellGarnett):
+    def cache_identity(self):
+        return {"model": "MaxwellGarnett/test"}
+
+
+def test_reuse_stacks_run_under_the_pooled_scheduler(tmp_path_factory):
+    """Dedupe + cache: the tasks the stack hands out are the misses, deduplicated across ranks;
+    a second run is served from disk without a solve. Surrogate + cache: trained on each rank
+    (through the cache), within its tolerance of the exact tensors."""
+    comm = MPI.COMM_WORLD
+    directory = comm.bcast(str(tmp_path_factory.mktemp("pooled")) if comm.rank == 0 else None)
+    T_ref, _ = _solve("owner", Dedupe(MaxwellGarnett()))
+    first = Dedupe(Cache(IdentifiedMaxwellGarnett(), directory))
+    T, _ = _solve("pooled", first)
+    np.testing.assert_allclose(T.x.array, T_ref.x.array, rtol=1e-14)
+    solved = comm.allreduce(first.statistics.micro_solves)
+    owner = Dedupe(MaxwellGarnett())
+    _solve("owner", owner)
+    assert 0 < solved <= comm.allreduce(owner.statistics.micro_solves)
+    comm.barrier()  # every rank's entries are on disk
+    again = Dedupe(Cache(IdentifiedMaxwellGarnett(), directory))
+    T, _ = _solve("pooled", again)
+    assert comm.allreduce(again.statistics.micro_solves) == 0
+    st = again.statistics  # first update from disk, later ones remembered by Dedupe
+    assert st.cache_hits > 0 and st.cache_hits + st.exact_reuse_hits == st.micro_requests
+    np.testing.assert_allclose(T.x.array, T_ref.x.array, rtol=1e-14)
+    surrogate = ParameterSurrogateModel(Cache(IdentifiedMaxwellGarnett(), directory), 1e-4)
+    T, closure = _solve("pooled", surrogate)
+    # K*(φ) within 1e-4 relative: the solution within a few times that
+    assert np.abs(T.x.array - T_ref.x.array).max() <= 1e-3 * np.abs(T_ref.x.array).max()
+    assert surrogate.statistics.cache_hits > 0 and surrogate.statistics.surrogate_hits > 0
+    assert closure.error_bounds["flux"].shape == (closure.num_points,)
 
 
 @pytest.mark.timeout(120)

@@ -30,8 +30,8 @@ def test_amdahl_law():
 def test_time_report_is_consistent_on_every_rank(scheduler):
     comm = MPI.COMM_WORLD
     mesh = dmesh.create_unit_square(comm, 8, 8)
-    # reuse off: a solve per point per update, so there is micro work at every iteration
-    model = MaxwellGarnett(reuse=False)
+    # no reuse wrapper: a solve per point per update, so there is micro work at every iteration
+    model = MaxwellGarnett()
     t0 = time.perf_counter()
     problem = SteadyDiffusion(
         mesh,

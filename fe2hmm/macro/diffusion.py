@@ -36,6 +36,7 @@ from fe2hmm.macro.problem import (
     _constitutive,
 )
 from fe2hmm.micro.interface import MicroModel
+from fe2hmm.newton import NewtonSolver
 from fe2hmm.timestepping import TimeStep, march
 
 __all__ = ["SteadyDiffusion", "TransientDiffusion"]
@@ -97,8 +98,10 @@ class SteadyDiffusion(MacroProblem):
         scheduler: where the micro solves run under MPI (``"owner"``, ``"pooled"``,
             ``"serial"``).
         name: the closure's name (function names, messages).
+        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
+            :class:`fe2hmm.macro.snes.SNESSolver`).
         petsc_options: linear solver options (default MUMPS LU).
-        petsc_options_prefix: solver options prefix (default: unique).
+        petsc_options_prefix: solver options prefix (default: a unique one).
         rtol: Newton relative tolerance.
         atol: Newton absolute tolerance.
         max_iterations: Newton steps at most.
@@ -130,6 +133,7 @@ class SteadyDiffusion(MacroProblem):
         quadrature_degree: int = 2,
         scheduler: str = "owner",
         name: str = "diffusion",
+        solver: Callable[..., NewtonSolver] = NewtonSolver,
         petsc_options: dict | None = None,
         petsc_options_prefix: str | None = None,
         rtol: float = 1e-10,
@@ -162,6 +166,7 @@ class SteadyDiffusion(MacroProblem):
             bcs,
             [closure] if closure is not None else [],
             dx=dx,
+            solver=solver,
             petsc_options=petsc_options,
             petsc_options_prefix=petsc_options_prefix,
             rtol=rtol,
@@ -197,8 +202,10 @@ class TransientDiffusion(MacroProblem):
         quadrature_degree: the closure's quadrature degree.
         scheduler: where micro solves run under MPI.
         name: the closure's name.
+        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
+            :class:`fe2hmm.macro.snes.SNESSolver`).
         petsc_options: linear solver options.
-        petsc_options_prefix: solver options prefix (default: unique).
+        petsc_options_prefix: solver options prefix (default: a unique one).
         rtol: Newton relative tolerance.
         atol: Newton absolute tolerance.
         max_iterations: Newton steps at most.
@@ -236,6 +243,7 @@ class TransientDiffusion(MacroProblem):
         quadrature_degree: int = 2,
         scheduler: str = "owner",
         name: str = "diffusion",
+        solver: Callable[..., NewtonSolver] = NewtonSolver,
         petsc_options: dict | None = None,
         petsc_options_prefix: str | None = None,
         rtol: float = 1e-10,
@@ -283,6 +291,7 @@ class TransientDiffusion(MacroProblem):
             bcs,
             [closure] if closure is not None else [],
             dx=dx,
+            solver=solver,
             petsc_options=petsc_options,
             petsc_options_prefix=petsc_options_prefix,
             rtol=rtol,

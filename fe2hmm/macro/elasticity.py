@@ -20,7 +20,7 @@ thickness. Rigid-body modes must be removed by the Dirichlet conditions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import ufl
@@ -36,6 +36,7 @@ from fe2hmm.macro.problem import (
     _constitutive,
 )
 from fe2hmm.micro.interface import MicroModel
+from fe2hmm.newton import NewtonSolver
 
 __all__ = ["SmallStrainElasticity", "FiniteStrainElasticity"]
 
@@ -139,8 +140,10 @@ class SmallStrainElasticity(_Elasticity):
         quadrature_degree: the closure's quadrature degree.
         scheduler: where the micro solves run under MPI.
         name: the closure's name.
+        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
+            :class:`fe2hmm.macro.snes.SNESSolver`).
         petsc_options: linear solver options (default MUMPS LU).
-        petsc_options_prefix: solver options prefix (default: unique).
+        petsc_options_prefix: solver options prefix (default: a unique one).
         rtol: Newton relative tolerance.
         atol: Newton absolute tolerance.
         max_iterations: Newton steps at most.
@@ -172,6 +175,7 @@ class SmallStrainElasticity(_Elasticity):
         quadrature_degree: int = 2,
         scheduler: str = "owner",
         name: str = "elasticity",
+        solver: Callable[..., NewtonSolver] = NewtonSolver,
         petsc_options: dict | None = None,
         petsc_options_prefix: str | None = None,
         rtol: float = 1e-10,
@@ -192,6 +196,7 @@ class SmallStrainElasticity(_Elasticity):
             scheduler,
             name,
             {
+                "solver": solver,
                 "petsc_options": petsc_options,
                 "petsc_options_prefix": petsc_options_prefix,
                 "rtol": rtol,
@@ -221,8 +226,10 @@ class FiniteStrainElasticity(_Elasticity):
             "stress")`` for MD boxes).
         scheduler: where the micro solves run under MPI.
         name: the closure's name.
+        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
+            :class:`fe2hmm.macro.snes.SNESSolver`).
         petsc_options: linear solver options.
-        petsc_options_prefix: solver options prefix (default: unique).
+        petsc_options_prefix: solver options prefix (default: a unique one).
         rtol: Newton relative tolerance.
         atol: Newton absolute tolerance.
         max_iterations: Newton steps at most.
@@ -255,6 +262,7 @@ class FiniteStrainElasticity(_Elasticity):
         names: tuple[str, str] | None = None,
         scheduler: str = "owner",
         name: str = "elasticity",
+        solver: Callable[..., NewtonSolver] = NewtonSolver,
         petsc_options: dict | None = None,
         petsc_options_prefix: str | None = None,
         rtol: float = 1e-10,
@@ -292,6 +300,7 @@ class FiniteStrainElasticity(_Elasticity):
             scheduler,
             name,
             {
+                "solver": solver,
                 "petsc_options": petsc_options,
                 "petsc_options_prefix": petsc_options_prefix,
                 "rtol": rtol,

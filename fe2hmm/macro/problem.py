@@ -15,7 +15,6 @@ space, or ready :class:`dolfinx.fem.DirichletBC` objects.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from dolfinx import fem, la
 from dolfinx import mesh as _dmesh
 
 from fe2hmm.closure import Closure
+from fe2hmm.micro.interface import Stateful
 from fe2hmm.newton import LoadStep, NewtonResult, NewtonSolver, solve_incrementally
 
 __all__ = ["Dirichlet", "MacroProblem", "DirichletValue", "ConstitutiveLaw"]
@@ -37,16 +37,16 @@ _log = logging.getLogger(__name__)
 
 #: What a Dirichlet value may be: a number (or ``(bs,)`` array for a vector space), a
 #: :class:`dolfinx.fem.Constant` (changed in place for load stepping), a
-#: :class:`dolfinx.fem.Function` on the constrained space, or a callable ``g(x)`` of the
-#: coordinates ``(3, n)`` returning ``(n,)`` (or ``(bs, n)``) values, interpolated once.
+#: :class:`dolfinx.fem.Function` (used as it is on the problem's own space, else interpolated
+#: once), or a callable ``g(x)`` of the coordinates ``(3, n)`` returning ``(n,)`` (or
+#: ``(bs, n)``) values, interpolated once. For time-dependent non-uniform data, change the
+#: values of the resolved condition's function ``problem.bcs[i].g`` in place.
 DirichletValue = float | Sequence[float] | np.ndarray | fem.Constant | fem.Function | Callable
 
 #: A single-scale constitutive law written in UFL (e.g. ``lambda g: -k * g`` for a flux from
 #: a gradient): macro models accept it in place of a micro-model, which gives the single-scale
 #: reference of an FE² computation with the same macro form.
 ConstitutiveLaw = Callable[[ufl.core.expr.Expr], ufl.core.expr.Expr]
-
-_prefix_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -116,19 +116,17 @@ class Dirichlet:
         if isinstance(value, fem.Function) or (
             callable(value) and not isinstance(value, fem.Constant)
         ):
+            # a Function on another space than V would be ignored by the assembly: interpolate
             if self.component is None:
-                if not isinstance(value, fem.Function):
+                if not (isinstance(value, fem.Function) and V.contains(value.function_space)):
                     g = fem.Function(V)
                     g.interpolate(value)
                     value = g
                 dofs = fem.locate_dofs_topological(V, dim, entities)
                 return fem.dirichletbc(value, dofs)
             collapsed, _ = space.collapse()
-            if isinstance(value, fem.Function):
-                g = value
-            else:
-                g = fem.Function(collapsed)
-                g.interpolate(value)
+            g = fem.Function(collapsed)
+            g.interpolate(value)
             dofs = fem.locate_dofs_topological((space, collapsed), dim, entities)
             return fem.dirichletbc(g, dofs, space)
         dofs = fem.locate_dofs_topological(space, dim, entities)
@@ -170,8 +168,13 @@ class MacroProblem:
         J: Jacobian form; by default ``∂F/∂u`` plus the closures' chain-rule terms.
         dx: the cell measure of :meth:`functional`; by default the first closure's
             :attr:`~fe2hmm.closure.Closure.dx` (its quadrature rule), else ``ufl.dx``.
+        solver: the solver class, called as ``solver(F, u, bcs, closures, J=…,
+            petsc_options=…, petsc_options_prefix=…, rtol=…, atol=…, max_iterations=…)``:
+            :class:`~fe2hmm.newton.NewtonSolver` (default) or a drop-in such as
+            :class:`fe2hmm.macro.snes.SNESSolver`.
         petsc_options: options of the linear solver (default: MUMPS LU).
-        petsc_options_prefix: options prefix of the solver; by default a unique one.
+        petsc_options_prefix: options prefix of the solver; ``None``: the solver generates a
+            unique one.
         rtol: Newton's relative tolerance on the residual norm.
         atol: Newton's absolute tolerance on the residual norm.
         max_iterations: Newton steps before :class:`~fe2hmm.errors.NewtonConvergenceError`.
@@ -198,6 +201,7 @@ class MacroProblem:
         *,
         J: ufl.Form | None = None,
         dx: ufl.Measure | None = None,
+        solver: Callable[..., NewtonSolver] = NewtonSolver,
         petsc_options: dict | None = None,
         petsc_options_prefix: str | None = None,
         rtol: float = 1e-10,
@@ -234,8 +238,6 @@ class MacroProblem:
         if dx is None:
             dx = self.closures[0].dx if self.closures else ufl.Measure("dx", domain=self.mesh)
         self._dx = dx
-        if petsc_options_prefix is None:
-            petsc_options_prefix = f"fe2hmm_{type(self).__name__.lower()}_{next(_prefix_counter)}_"
         self._solver_options: dict[str, Any] = {
             "petsc_options": petsc_options,
             "petsc_options_prefix": petsc_options_prefix,
@@ -243,6 +245,9 @@ class MacroProblem:
             "atol": float(atol),
             "max_iterations": int(max_iterations),
         }
+        if not callable(solver):
+            raise TypeError(f"solver must be a solver class, got {type(solver).__name__}")
+        self._solver = solver
         self._newton: NewtonSolver | None = None
         self._residual_form: fem.Form | None = None
         self.load = 0.0
@@ -284,22 +289,20 @@ class MacroProblem:
 
     @property
     def newton(self) -> NewtonSolver:
-        """The :class:`~fe2hmm.newton.NewtonSolver`, built on first access (JIT-compiles)."""
+        """The solver (a :class:`~fe2hmm.newton.NewtonSolver` by default), built on first access.
+
+        Building it JIT-compiles the residual and the Jacobian (collective).
+        """
         if self._newton is None:
-            self._newton = NewtonSolver(
+            self._newton = self._solver(
                 self._F, self.u, self.bcs, self.closures, J=self._J, **self._solver_options
             )
         return self._newton
 
     @property
     def histories(self) -> list:
-        """The closures' micro-models with history (``commit()``/``rollback()``)."""
-        return [
-            c.model
-            for c in self.closures
-            if callable(getattr(c.model, "commit", None))
-            and callable(getattr(c.model, "rollback", None))
-        ]
+        """The closures' micro-models with history (:class:`~fe2hmm.micro.interface.Stateful`)."""
+        return [c.model for c in self.closures if isinstance(c.model, Stateful)]
 
     # ------------------------------------------------------------------ solving
     def solve(self) -> NewtonResult:

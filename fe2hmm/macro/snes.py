@@ -21,22 +21,27 @@ callbacks never raise. An exception from a closure update (e.g.
 re-raises the kept exception on every rank. Any other divergence raises
 :class:`~fe2hmm.errors.NewtonConvergenceError` with ``residual_norms``.
 
-PETSc options hygiene: every solver has its own options prefix (generated, or given and
-checked against the live solvers), and its options are in PETSc's global database only while
-it configures itself and while it solves (some options, e.g. MUMPS' ``mat_mumps_icntl_*``, are
-read at the first factorisation, inside the solve). dolfinx 0.11's own clean-up in
-``NonlinearProblem`` deletes the option names without the pushed prefix and so leaves them in
-the database; fe2hmm therefore never passes ``petsc_options`` to it.
+Stopping within the noise: with stochastic closures the SNES gets a convergence test of its
+own, PETSc's default test (``snes_atol``, ``snes_rtol``, ``snes_stol``, divergence tolerance,
+function-evaluation count) followed by :class:`fe2hmm.newton.NewtonSolver`'s noise rule
+``|F| <= noise_tolerance · σ_F``, with ``σ_F`` from the same
+:class:`fe2hmm.newton.ResidualNoise`, so the iterates stop where the own loop stops.
+
+PETSc options hygiene (:mod:`fe2hmm.petsc_options`): every solver has its own options prefix
+(generated, or given and checked against the live solvers), and its options are in PETSc's
+global database only while it configures itself and while it solves (some options, e.g.
+MUMPS' ``mat_mumps_icntl_*``, are read at the first factorisation, inside the solve).
+dolfinx 0.11's own clean-up in ``NonlinearProblem`` deletes the option names without the
+pushed prefix and so leaves them in the database; fe2hmm therefore never passes
+``petsc_options`` to it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from mpi4py import MPI
 from petsc4py import PETSc
@@ -48,7 +53,8 @@ from dolfinx.fem import petsc as fem_petsc
 
 from fe2hmm.closure import Closure
 from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
-from fe2hmm.newton import NewtonResult
+from fe2hmm.newton import NewtonResult, ResidualNoise
+from fe2hmm.petsc_options import claim_prefix, options_set, release_prefix
 
 __all__ = ["SNESSolver"]
 
@@ -69,28 +75,6 @@ _KSP_DEFAULTS = {
     "pc_type": "lu",
     "pc_factor_mat_solver_type": "mumps",
 }
-
-_live_prefixes: set[str] = set()
-_prefix_counter = itertools.count()
-
-
-def _overlaps(prefix: str, others) -> bool:
-    """Whether ``prefix`` is, starts or is started by a prefix in ``others``."""
-    return any(prefix.startswith(o) or o.startswith(prefix) for o in others)
-
-
-def _unique_prefix(comm: MPI.Comm) -> str:
-    """A ``fe2hmm_snes_<k>_`` prefix, the same on all ranks of ``comm``, not used by a live solver.
-
-    Note:
-        Collective on ``comm``.
-    """
-    global _prefix_counter
-    k = comm.allreduce(next(_prefix_counter), op=MPI.MAX)
-    while comm.allreduce(_overlaps(f"fe2hmm_snes_{k}_", _live_prefixes), op=MPI.LOR):
-        k += 1
-    _prefix_counter = itertools.count(k + 1)
-    return f"fe2hmm_snes_{k}_"
 
 
 class SNESSolver:
@@ -119,6 +103,9 @@ class SNESSolver:
         rtol: relative tolerance on the residual norm (``snes_rtol``).
         atol: absolute tolerance on the residual norm (``snes_atol``).
         max_iterations: Newton steps before giving up (``snes_max_it``).
+        noise_tolerance: with stochastic closures, also stop when the residual norm is at most
+            this many times its expected noise ``σ_F`` (as :class:`fe2hmm.newton.NewtonSolver`;
+            ``0`` switches the rule off).
         form_compiler_options: FFCx options for the residual and Jacobian forms.
         jit_options: JIT options for the residual and Jacobian forms.
 
@@ -144,6 +131,7 @@ class SNESSolver:
         rtol: float = 1e-10,
         atol: float = 1e-12,
         max_iterations: int = 25,
+        noise_tolerance: float = 2.0,
         form_compiler_options: dict | None = None,
         jit_options: dict | None = None,
     ) -> None:
@@ -151,40 +139,20 @@ class SNESSolver:
         self._prefix: str | None = None
         if not isinstance(u, fem.Function):
             raise TypeError(f"u must be a dolfinx.fem.Function, got {type(u).__name__}")
-        for label, value in (("rtol", rtol), ("atol", atol)):
+        for label, value in (("rtol", rtol), ("atol", atol), ("noise_tolerance", noise_tolerance)):
             if not (value >= 0 and np.isfinite(value)):
                 raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
         if int(max_iterations) != max_iterations or int(max_iterations) < 1:
             raise ValueError(f"max_iterations must be an integer >= 1, got {max_iterations!r}")
-        if petsc_options_prefix is not None and not isinstance(petsc_options_prefix, str):
-            raise TypeError(
-                f"petsc_options_prefix must be a str or None, got "
-                f"{type(petsc_options_prefix).__name__}"
-            )
-        if petsc_options_prefix == "":
-            raise ValueError("petsc_options_prefix cannot be empty (dolfinx requires one)")
         comm = u.function_space.mesh.comm
-        if petsc_options_prefix is None:
-            prefix = _unique_prefix(comm)
-        else:
-            prefix = petsc_options_prefix
-            gathered = comm.allgather((prefix, _overlaps(prefix, _live_prefixes)))
-            if len({p for p, _ in gathered}) != 1:
-                raise ValueError(
-                    "petsc_options_prefix must be the same on all ranks, got "
-                    + ", ".join(sorted({repr(p) for p, _ in gathered}))
-                )
-            if any(taken for _, taken in gathered):
-                raise ValueError(
-                    f"petsc_options_prefix {prefix!r} overlaps the prefix of a live SNESSolver "
-                    f"({sorted(_live_prefixes)}); give another one or None for a unique one"
-                )
         self._comm = comm
+        self._prefix = claim_prefix(comm, petsc_options_prefix, "fe2hmm_snes_")
         self._reset()
         self.u = u
         self.bcs = list(bcs)
         self.closures = list(closures)
         self.rtol, self.atol, self.max_iterations = float(rtol), float(atol), int(max_iterations)
+        self.noise_tolerance = float(noise_tolerance)
         user = dict(petsc_options or {})
         options: dict = dict(_SNES_DEFAULTS)
         options.update(snes_rtol=self.rtol, snes_atol=self.atol, snes_max_it=self.max_iterations)
@@ -198,18 +166,19 @@ class SNESSolver:
             for closure in self.closures:
                 for term in closure.jacobian_terms(F, u, du):
                     J = J + term
+        self._noise = ResidualNoise(
+            F, u.function_space, self.bcs, self.closures, form_compiler_options, jit_options
+        )
         self._problem = fem_petsc.NonlinearProblem(
             F,
             u,
-            petsc_options_prefix=prefix,
+            petsc_options_prefix=self._prefix,
             bcs=self.bcs,
             J=J,
             petsc_options=None,  # set below: dolfinx 0.11 leaves them in the database
             form_compiler_options=form_compiler_options,
             jit_options=jit_options,
         )
-        self._prefix = prefix
-        _live_prefixes.add(prefix)
         snes = self._problem.solver
         # the callbacks hold a weak reference: a bound method kept by the SNES would make a
         # reference cycle through petsc4py objects and delay the destruction
@@ -217,7 +186,9 @@ class SNESSolver:
         snes.setFunction(_call, self._problem.b, args=(ref, "_residual"))
         snes.setJacobian(_call, self._problem.A, self._problem.P_mat, args=(ref, "_jacobian"))
         snes.setMonitor(_call, args=(ref, "_monitor"))
-        with self._options_set():
+        if self._noise.active:  # before setFromOptions: -<prefix>snes_convergence_test wins
+            snes.setConvergenceTest(_call, args=(ref, "_converged"))
+        with options_set(self._prefix, self._options):
             snes.setFromOptions()
 
     # ------------------------------------------------------------------ properties
@@ -242,28 +213,11 @@ class SNESSolver:
             raise RuntimeError("the solver has been destroyed")
         return self._problem
 
-    # ------------------------------------------------------------------ options
-    @contextlib.contextmanager
-    def _options_set(self) -> Iterator[None]:
-        """This solver's options in PETSc's global database while in the block, removed after."""
-        names = {f"{self.petsc_options_prefix}{k}": v for k, v in self._options.items()}
-        opts = PETSc.Options()
-        # a value already in the database under one of these names is restored afterwards
-        before = {n: opts.getString(n, None) for n in names if opts.hasName(n)}
-        for name, value in names.items():
-            opts[name] = value
-        try:
-            yield
-        finally:
-            for name in names:
-                if name in before:
-                    opts[name] = before[name]
-                else:
-                    opts.delValue(name)  # the full name: delValue ignores pushed prefixes
-
     # ------------------------------------------------------------------ SNES callbacks
     def _reset(self) -> None:
         self._norms: list[float] = []
+        self._noise_norms: list[float] = []
+        self._r0: float | None = None
         self._seconds = {"micro": 0.0, "assemble": 0.0, "solve": 0.0}
         self._per_iteration: list[dict[str, float]] = []
         self._error: BaseException | None = None
@@ -364,6 +318,55 @@ class SNESSolver:
             self._per_iteration[-1]["assemble"] += t1 - t0 - micro
         self._last_callback_end = t1
 
+    def _converged(
+        self, snes: PETSc.SNES, iteration: int, norms: tuple[float, float, float]
+    ) -> int:
+        """PETSc's default convergence test, then the noise rule of ``NewtonSolver``.
+
+        Installed with stochastic closures only. ``σ_F`` is that of the closure update of the
+        residual just assembled (the accepted iterate).
+
+        Note:
+            Collective.
+        """
+        reasons = PETSc.SNES.ConvergedReason
+        xnorm, snorm, fnorm = norms
+        error = None
+        noise = 0.0
+        if not self._failed:
+            try:
+                noise = self._noise.norm()
+            except Exception as err:  # noqa: BLE001 - re-raised by solve() on every rank
+                error = err
+        if self._fail(error):
+            return reasons.DIVERGED_FUNCTION_NANORINF
+        self._noise_norms.append(noise)
+        rtol, atol, stol, _ = snes.getTolerances()
+        if iteration == 0:
+            self._r0 = fnorm
+        # SNESConvergedDefault (PETSc 3.25), without snes_force_iteration
+        if not np.isfinite(fnorm):
+            return reasons.DIVERGED_FUNCTION_NANORINF
+        if fnorm < atol:
+            return reasons.CONVERGED_FNORM_ABS
+        max_funcs = snes.getMaxFunctionEvaluations()
+        if 0 <= max_funcs <= snes.getFunctionEvaluations():
+            return reasons.DIVERGED_FUNCTION_COUNT
+        if iteration > 0:
+            divtol = snes.getDivergenceTolerance()
+            if fnorm <= rtol * self._r0:
+                return reasons.CONVERGED_FNORM_RELATIVE
+            if snorm < stol * xnorm:
+                return reasons.CONVERGED_SNORM_RELATIVE
+            if divtol > 0 and fnorm > divtol * self._r0:
+                return reasons.DIVERGED_DTOL
+        if fnorm <= self.noise_tolerance * noise:
+            _log.info(
+                "SNES iteration %d: |F| = %.3e within the noise %.3e", iteration, fnorm, noise
+            )
+            return reasons.CONVERGED_FNORM_ABS
+        return reasons.ITERATING
+
     def _monitor(self, snes: PETSc.SNES, iteration: int, norm: float) -> None:
         if self._failed:
             return
@@ -393,7 +396,7 @@ class SNESSolver:
         problem = self.problem
         self._reset()
         start = time.perf_counter()
-        with self._options_set():
+        with options_set(self.petsc_options_prefix, self._options):
             problem.solve()
         end = time.perf_counter()
         self._account_solve(end)
@@ -401,6 +404,7 @@ class SNESSolver:
         reason = snes.getConvergedReason()
         iterations = snes.getIterationNumber()
         norms = list(self._norms)
+        noise_norms = list(self._noise_norms)
         if self._failed:
             error = self._error
             self._reset()
@@ -415,7 +419,12 @@ class SNESSolver:
         )
         if reason > 0:
             return NewtonResult(
-                iterations, True, norms, dict(self._seconds), list(self._per_iteration)
+                iterations,
+                True,
+                norms,
+                dict(self._seconds),
+                list(self._per_iteration),
+                noise_norms,
             )
         if not norms or not np.isfinite(norms[-1]):
             detail = "non-finite residual norm"
@@ -427,9 +436,12 @@ class SNESSolver:
             f"SNES {detail} ({_reason_name(reason)}, reason {reason}) after {iterations} "
             "iterations: residual norms "
             + ", ".join(f"{n:.3e}" for n in norms)
-            + f" (rtol={self.rtol:g}, atol={self.atol:g})"
+            + f" (rtol={self.rtol:g}, atol={self.atol:g}"
+            + (f", noise {noise_norms[-1]:.3e}" if noise_norms else "")
+            + ")"
         )
         error.residual_norms = norms
+        error.noise_norms = noise_norms
         error.reason = reason
         raise error
 
@@ -442,9 +454,8 @@ class SNESSolver:
         if self._problem is not None:
             problem, self._problem = self._problem, None
             problem.__del__()  # destroys SNES, A, b, x (dolfinx's own clean-up)
-        if self._prefix is not None:
-            _live_prefixes.discard(self._prefix)
-            self._prefix = None
+        release_prefix(self._prefix)
+        self._prefix = None
 
     def __del__(self) -> None:
         self.destroy()
@@ -455,7 +466,8 @@ def _call(snes: PETSc.SNES, *args) -> None:
     *petsc_args, ref, method = args
     solver = ref()
     if solver is not None:
-        getattr(solver, method)(snes, *petsc_args)
+        return getattr(solver, method)(snes, *petsc_args)
+    return None
 
 
 def _reason_name(reason: int) -> str:

@@ -20,6 +20,10 @@ from fe2hmm.errors import MicroSolveError
 __all__ = [
     "MicroModel",
     "LinearMicroModel",
+    "LinearTask",
+    "linear_outputs",
+    "linear_output_bounds",
+    "run_tasks",
     "StatefulMicroModel",
     "Stateful",
     "MicroResult",
@@ -46,30 +50,35 @@ class MicroResult:
         error_bounds: output name -> estimated bound ``(n,)`` of the output's error (2-norm)
             against a real micro solve, where a surrogate served it (0 where a real solve did);
             empty when no surrogate is involved.
+        tensor_errors: linear models served by a surrogate: bound ``(n,)`` of the max-entry
+            error of the tensors (``error_bounds`` follow from it and the inputs); else None.
     """
 
     outputs: dict[str, np.ndarray]
     tangents: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     standard_errors: dict[str, np.ndarray] = field(default_factory=dict)
     error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
+    tensor_errors: np.ndarray | None = None
 
 
 @dataclass
 class MicroStatistics:
-    """Counters a micro-model keeps over its lifetime (rank-local).
+    """Counters of a micro-model and of the reuse wrappers around it (rank-local).
 
-    A *request* is one distinct micro problem asked for after exact dedupe (one per distinct
-    parameter set for linear models; one per point otherwise). Every request is served by the
-    persistent cache, by the surrogate, or by a real solve; ``micro_solves`` also counts the
-    surrogate's training solves at parameter values nobody asked for.
+    A stack of reuse wrappers shares one object (:class:`fe2hmm.reuse.ReuseWrapper`): each
+    layer counts what it does, so the counters describe the whole stack. A *request* is one
+    micro problem asked for after exact dedupe (:class:`fe2hmm.reuse.Dedupe`; without it,
+    one per point). Every request is answered exactly without a solve (an identical request
+    remembered by ``Dedupe``, or a model's own exact shortcut such as the elastic predictor of
+    plastic cells), by the persistent cache, by a surrogate, or by a real solve;
+    ``micro_solves`` also counts a surrogate's training solves at values nobody asked for.
 
     Attributes:
-        points_requested: quadrature-point evaluations asked for.
+        points_requested: quadrature-point evaluations asked of the outermost layer.
         micro_requests: distinct micro problems asked for (after exact dedupe).
-        exact_reuse_hits: requests answered exactly without a solve by a model's own exact
-            shortcut (e.g. the elastic predictor of plastic cells).
+        exact_reuse_hits: requests answered exactly without a solve (see above).
         cache_hits: requests served by the persistent cache.
-        surrogate_hits: requests served by the surrogate within its tolerance.
+        surrogate_hits: requests served by a surrogate within its tolerance.
         micro_solves: real micro problems solved (cell solves, simulations).
         seconds: wall time inside real micro solves (s).
         reuse_seconds: wall time in dedupe, cache look-ups and surrogate predictions (s).
@@ -92,7 +101,7 @@ class MicroStatistics:
         """One line: points, requests, served by cache/surrogate, solved, time split."""
         return (
             f"{self.points_requested} points, {self.micro_requests} distinct requests: "
-            f"{self.exact_reuse_hits} exact shortcuts, {self.cache_hits} from cache, "
+            f"{self.exact_reuse_hits} exact without a solve, {self.cache_hits} from cache, "
             f"{self.surrogate_hits} from surrogate, "
             f"{self.micro_solves} micro solves ({self.seconds:.2f} s solving, "
             f"{self.reuse_seconds:.2f} s reuse overhead)"
@@ -104,14 +113,18 @@ class TaskBatch:
     """A batch split into independent micro solves, for pooled scheduling.
 
     Attributes:
-        tasks: picklable task objects, each with an integer ``point`` (index in the batch);
+        tasks: picklable task objects, each with an integer ``point`` (index in the batch; the
+            points of one round are distinct) and optionally ``key`` (bytes: tasks of any rank
+            with equal keys are one micro problem, solved once by the pooled scheduler);
             :meth:`MicroModel.solve_task` solves one on any rank.
         finish: called on the owning rank with ``{point: result}`` of all tasks; returns the
-            batch's :class:`MicroResult` (points without a task were answered locally).
+            batch's :class:`MicroResult` (points without a task were answered locally), or a
+            further :class:`TaskBatch` when the answer needs another round of solves (adaptive
+            surrogate training); see :func:`run_tasks`.
     """
 
     tasks: list
-    finish: Callable[[dict], MicroResult]
+    finish: Callable[[dict], MicroResult | TaskBatch]
 
 
 class Stateful(abc.ABC):
@@ -169,6 +182,11 @@ class MicroModel(abc.ABC):
     #: True when outputs carry statistical noise: :meth:`evaluate` then returns
     #: ``standard_errors`` of every output, which closures write beside the outputs.
     is_stochastic: bool = False
+    #: Whether the model may use its documented exact shortcuts — answers that are exact
+    #: without a micro solve, such as the elastic predictor of plastic cells (counted in
+    #: ``statistics.exact_reuse_hits``). ``model.exact_shortcuts = False`` gives the naive
+    #: baseline: every request is a solve.
+    exact_shortcuts: bool = True
 
     def __init__(self) -> None:
         self.statistics = MicroStatistics()
@@ -196,6 +214,17 @@ class MicroModel(abc.ABC):
         and a missing or misshapen declared block is an error naming it.
         """
         return [(o, i) for o in self.output_shapes for i in self.input_shapes]
+
+    def cache_identity(self) -> dict:
+        """Everything besides the request (parameters, inputs) that determines the answer.
+
+        Models usable with :class:`fe2hmm.reuse.Cache` return a JSON-serialisable dict (model
+        name and version, geometry generator, materials, resolution, boundary condition, …).
+
+        Raises:
+            NotImplementedError: the model defines none (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define a cache identity")
 
     @property
     def is_stateful(self) -> bool:
@@ -235,6 +264,11 @@ class MicroModel(abc.ABC):
     def solve_task(self, task):
         """Solve one task of :meth:`micro_tasks` (may run on another rank)."""
         raise NotImplementedError(f"{type(self).__name__} does not split into micro tasks")
+
+    @property
+    def splits_into_tasks(self) -> bool:
+        """Whether :meth:`micro_tasks` is implemented (pooled and serial scheduling need it)."""
+        return type(self).micro_tasks is not MicroModel.micro_tasks
 
     def check_batch(self, inputs: dict[str, np.ndarray], parameters: dict[str, np.ndarray]) -> int:
         """Validate names and shapes of a batch and return its number of points.
@@ -289,86 +323,86 @@ class StatefulMicroModel(MicroModel, Stateful):
     """
 
 
+@dataclass
+class LinearTask:
+    """One effective-tensor solve of a :class:`LinearMicroModel` (picklable).
+
+    Attributes:
+        point: index in the batch.
+        parameters: the point's parameters, name -> array of the declared shape.
+        key: bytes identifying the request; tasks with equal keys are solved once when the
+            pooled scheduler deduplicates across ranks.
+    """
+
+    point: int
+    parameters: dict
+    key: bytes
+
+
+def linear_output_bounds(
+    tensor_errors: np.ndarray,
+    inputs: dict[str, np.ndarray],
+    output_shapes: dict[str, Shape],
+    tangent_blocks: list[tuple[str, str]],
+) -> dict[str, np.ndarray]:
+    """Output error bounds ``(n,)`` from a bound on the tensors' max entry ``(n,)``.
+
+    ``|ΔT x| <= |ΔT|_F |x| <= sqrt(size(T)) max|ΔT_ij| |x|``, summed over the inputs.
+    """
+    n = tensor_errors.shape[0]
+    bounds = {}
+    for out, inp in tangent_blocks:
+        osize = int(np.prod(output_shapes[out], dtype=int))
+        x = np.asarray(inputs[inp], dtype=float)
+        x = x.reshape(n, int(np.prod(x.shape[1:], dtype=int)))
+        bound = np.sqrt(osize * x.shape[1]) * tensor_errors * np.linalg.norm(x, axis=1)
+        bounds[out] = bounds.get(out, 0.0) + bound
+    return bounds
+
+
+def linear_outputs(
+    tensors: dict[tuple[str, str], np.ndarray],
+    inputs: dict[str, np.ndarray],
+    output_shapes: dict[str, Shape],
+) -> dict[str, np.ndarray]:
+    """Outputs ``Σ_in T[out, in] · in`` of a linear model at ``n`` points.
+
+    Args:
+        tensors: ``(output, input)`` -> ``(n, *output_shape, *input_shape)``.
+        inputs: input name -> ``(n, *input_shape)``.
+        output_shapes: output name -> per-point shape.
+
+    Returns:
+        Output name -> ``(n, *output_shape)``.
+    """
+    n = next(iter(inputs.values())).shape[0] if inputs else 0
+    outputs = {}
+    for out, oshape in output_shapes.items():
+        value = np.zeros((n, *oshape))
+        for (o, inp), t in tensors.items():
+            if o != out:
+                continue
+            t = np.asarray(t)
+            isize = int(np.prod(t.shape[1 + len(oshape) :], dtype=int))
+            x = np.asarray(inputs[inp], dtype=float).reshape(n, isize)
+            tm = t.reshape(n, int(np.prod(oshape, dtype=int)), isize)
+            value += np.einsum("nij,nj->ni", tm, x).reshape(n, *oshape)
+        outputs[out] = value
+    return outputs
+
+
 class LinearMicroModel(MicroModel):
     """A micro-model whose outputs are linear in its inputs: ``out = Σ_in T[out, in] · in``.
 
-    Only :meth:`effective_tensors` (one microstructure at a time) needs implementing. Points
-    whose parameters agree within :attr:`parameter_tolerance` share one micro solve.
-
-    Args:
-        parameter_tolerance: absolute tolerance under which two parameter sets are identical.
-            ``0`` (default) means bitwise-equal values only. With a positive tolerance the values
-            are binned to multiples of it, and every point of a bin uses the tensor computed at
-            the first point of that bin: the error this adds is bounded by the tensor's
-            variation over one bin width.
-        reuse: ``False`` switches every reuse off — no dedupe, no tensors kept across closure
-            updates: one micro solve per point per update (the naive FE² baseline of the
-            benchmarks).
+    Only :meth:`effective_tensors` (one microstructure at a time) needs implementing. Every
+    point is one task (:meth:`micro_tasks`): without a reuse wrapper every point of every
+    evaluation is one micro solve — the naive FE² baseline. Wrap the model in
+    :class:`fe2hmm.reuse.Dedupe` to solve each distinct parameter set once (and remember it
+    across evaluations), in :class:`fe2hmm.reuse.Cache` to keep tensors on disk; the tangents
+    of a linear model are its tensors.
     """
 
     is_linear = True
-
-    def __init__(self, parameter_tolerance: float = 0.0, reuse: bool = True) -> None:
-        super().__init__()
-        if not (parameter_tolerance >= 0.0 and np.isfinite(parameter_tolerance)):
-            raise ValueError(
-                f"parameter_tolerance must be a finite number >= 0, got {parameter_tolerance!r}"
-            )
-        self.parameter_tolerance = float(parameter_tolerance)
-        self.reuse = bool(reuse)
-        self.cache = None
-        self.surrogate = None
-        self._surrogate_layout: dict = {}
-        #: per-point bound ``(n,)`` of the max-entry error of the tensors of the last
-        #: :meth:`tensors` call (None without a surrogate)
-        self.last_tensor_errors: np.ndarray | None = None
-
-    def cache_identity(self) -> dict:
-        """Everything besides the per-point parameters that determines the tensors.
-
-        Subclasses that support :meth:`enable_cache` return a JSON-serialisable dict (model
-        name and version, geometry generator, materials, resolution, boundary condition, …).
-        """
-        raise NotImplementedError(f"{type(self).__name__} does not define a cache identity")
-
-    def enable_cache(self, directory) -> None:
-        """Keep effective tensors in a persistent on-disk cache (see :mod:`fe2hmm.reuse.cache`).
-
-        Args:
-            directory: cache directory; entries are keyed by :meth:`cache_identity` and the
-                parameters, so a change of either never returns a stale tensor.
-        """
-        from fe2hmm.reuse.cache import PersistentCache
-
-        self.cache = PersistentCache(directory, self.cache_identity())
-
-    def enable_surrogate(self, tolerance: float = 1e-3, min_spacing: float | None = None):
-        """Serve tensors from an error-controlled interpolant over the (one, scalar) parameter.
-
-        See :mod:`fe2hmm.reuse.surrogate`: a request is served by the interpolant when its
-        error estimate (relative to the largest tensor entry) is below ``tolerance``; otherwise
-        real micro solves refine it. Real solves still go through the persistent cache.
-
-        Args:
-            tolerance: relative error tolerance of the served tensors, > 0.
-            min_spacing: smallest parameter spacing the refinement may create.
-
-        Returns:
-            The :class:`~fe2hmm.reuse.surrogate.ParameterSurrogate` (also ``self.surrogate``).
-
-        Raises:
-            ValueError: the model does not have exactly one scalar parameter.
-        """
-        from fe2hmm.reuse.surrogate import ParameterSurrogate
-
-        shapes = self.parameter_shapes
-        if len(shapes) != 1 or any(int(np.prod(sh, dtype=int)) != 1 for sh in shapes.values()):
-            raise ValueError(
-                f"the surrogate interpolates over one scalar parameter; {type(self).__name__} "
-                f"has parameters {dict(shapes)}"
-            )
-        self.surrogate = ParameterSurrogate(tolerance, min_spacing)
-        return self.surrogate
 
     @abc.abstractmethod
     def effective_tensors(
@@ -383,23 +417,24 @@ class LinearMicroModel(MicroModel):
             ``(output, input)`` -> tensor of shape ``(*output_shape, *input_shape)``.
         """
 
-    def _solve(self, point_parameters: dict, point: int) -> dict[tuple[str, str], np.ndarray]:
-        """One real micro solve (through the persistent cache), with statistics and checks."""
-        if self.cache is not None:
-            cached = self.cache.get(point_parameters)
-            if cached is not None:
-                self.statistics.cache_hits += 1
-                return {tuple(flat.split("|")): t for flat, t in cached.items()}
+    def solve_tensors(self, parameters: dict, point: int = 0) -> dict[tuple[str, str], np.ndarray]:
+        """One real micro solve, counted in :attr:`statistics`, failures naming ``point``.
+
+        Args:
+            parameters: one parameter set (declared shapes).
+            point: index of the requesting point (for the error message).
+
+        Raises:
+            MicroSolveError: the solve failed or returned non-finite tensors.
+        """
         t0 = time.perf_counter()
         try:
-            tensors = self.effective_tensors(point_parameters)
+            tensors = self.effective_tensors(parameters)
         except MicroSolveError as err:
-            raise MicroSolveError(
-                str(err.args[0]), point=point, parameters=point_parameters
-            ) from err
+            raise MicroSolveError(str(err.args[0]), point=point, parameters=parameters) from err
         except (ValueError, RuntimeError, ArithmeticError) as err:
             raise MicroSolveError(
-                f"{type(self).__name__} failed: {err}", point=point, parameters=point_parameters
+                f"{type(self).__name__} failed: {err}", point=point, parameters=parameters
             ) from err
         self.statistics.seconds += time.perf_counter() - t0
         self.statistics.micro_solves += 1
@@ -408,72 +443,9 @@ class LinearMicroModel(MicroModel):
                 raise MicroSolveError(
                     f"{type(self).__name__} returned a non-finite tensor {key}",
                     point=point,
-                    parameters=point_parameters,
+                    parameters=parameters,
                 )
-        if self.cache is not None:
-            self.cache.put(point_parameters, {"|".join(k): t for k, t in tensors.items()})
         return tensors
-
-    def tensors(
-        self, parameters: dict[str, np.ndarray], n: int
-    ) -> dict[tuple[str, str], np.ndarray]:
-        """Effective tensors at ``n`` points, one micro solve per distinct parameter set.
-
-        Distinct sets are served by the persistent cache, then by the surrogate (if enabled),
-        then by real micro solves, in that order; see :attr:`statistics`.
-
-        Args:
-            parameters: name -> ``(n, *shape)``.
-            n: number of points.
-
-        Returns:
-            ``(output, input)`` -> ``(n, *output_shape, *input_shape)``.
-
-        Raises:
-            MicroSolveError: naming the first point that uses the failed parameter set.
-        """
-        from fe2hmm.progress import progress
-
-        t_start = time.perf_counter()
-        solve_seconds = self.statistics.seconds
-        names = sorted(self.parameter_shapes)
-        rows = self.parameter_rows(parameters, n)
-        if not self.reuse:
-            first, inverse = np.arange(n), np.arange(n)
-        else:
-            keys = self.dedupe_keys(rows)
-            _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-            inverse = inverse.reshape(-1)
-        self.statistics.micro_requests += len(first)
-
-        def point_parameters(i: int) -> dict:
-            return {k: np.asarray(parameters[k])[i] for k in names}
-
-        per_set: list[dict] = []
-        self.last_tensor_errors = None
-        if self.surrogate is not None and self.reuse and len(first):
-            values = rows[first, 0]
-            nearest = {float(v): int(i) for v, i in zip(values, first, strict=True)}
-
-            def solve(p: float) -> dict:
-                point = nearest.get(p, int(first[np.argmin(np.abs(values - p))]))
-                return self._solve(self.row_parameters(np.array([p])), point)
-
-            per_set, errors = self.serve_by_surrogate(values, solve)
-            self.last_tensor_errors = errors[inverse]
-        else:
-            for i in progress(first, desc=type(self).__name__):
-                per_set.append(self._solve(point_parameters(int(i)), int(i)))
-        result = (
-            {key: np.stack([tensors[key] for tensors in per_set]) for key in per_set[0]}
-            if per_set
-            else {}
-        )
-        self.statistics.reuse_seconds += (time.perf_counter() - t_start) - (
-            self.statistics.seconds - solve_seconds
-        )
-        _log.debug("%s: %d points, %d distinct requests", type(self).__name__, n, len(first))
-        return {key: value[inverse] for key, value in result.items()}
 
     def parameter_rows(self, parameters: dict[str, np.ndarray], n: int) -> np.ndarray:
         """The per-point parameters as rows ``(n, k)``: names sorted, each flattened."""
@@ -481,7 +453,13 @@ class LinearMicroModel(MicroModel):
         if not names:
             return np.zeros((n, 0))
         return np.concatenate(
-            [np.asarray(parameters[k], dtype=float).reshape(n, -1) for k in names], axis=1
+            [
+                np.asarray(parameters[k], dtype=float).reshape(
+                    n, int(np.prod(self.parameter_shapes[k], dtype=int))
+                )
+                for k in names
+            ],
+            axis=1,
         )
 
     def row_parameters(self, row: np.ndarray) -> dict[str, np.ndarray]:
@@ -494,91 +472,57 @@ class LinearMicroModel(MicroModel):
             offset += size
         return out
 
-    def dedupe_keys(self, rows: np.ndarray) -> np.ndarray:
-        """Keys under which rows count as identical (bitwise, or binned by the tolerance)."""
-        if self.parameter_tolerance == 0.0:
-            return rows
-        return np.round(rows / self.parameter_tolerance)
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """One :class:`LinearTask` per point; ``finish`` contracts the tensors with the inputs."""
+        n = self.check_batch(inputs, parameters)
+        self.statistics.points_requested += n
+        self.statistics.micro_requests += n
+        rows = self.parameter_rows(parameters, n)
+        tasks = [LinearTask(i, self.row_parameters(rows[i]), rows[i].tobytes()) for i in range(n)]
+        blocks = self.tangent_blocks
 
-    def serve_by_surrogate(
-        self, values: np.ndarray, solve: Callable[[float], dict]
-    ) -> tuple[list[dict], np.ndarray]:
-        """Tensors of the distinct parameter values ``values`` from the surrogate.
+        def finish(results: dict) -> MicroResult:
+            tensors = {
+                key: np.stack([np.asarray(results[i][key]) for i in range(n)])
+                if n
+                else np.empty((0, *self.output_shapes[key[0]], *self.input_shapes[key[1]]))
+                for key in blocks
+            }
+            outputs = linear_outputs(tensors, inputs, self.output_shapes)
+            return MicroResult(outputs, tensors if tangents else {})
 
-        Args:
-            values: distinct values of the (one, scalar) parameter ``(m,)``.
-            solve: real micro solve ``p -> {(output, input): tensor}`` used for training (local,
-                or collective under a pooled scheduler).
+        return TaskBatch(tasks, finish)
 
-        Returns:
-            ``(tensors per value, per-value bound of the max-entry error (0 where solved))``.
-        """
-        layout: dict = dict(self._surrogate_layout)
+    def solve_task(self, task: LinearTask) -> dict[tuple[str, str], np.ndarray]:
+        """The tensors of one task (may run on another rank)."""
+        return self.solve_tensors(task.parameters, task.point)
 
-        def solve_flat(p: float) -> np.ndarray:
-            tensors = solve(p)
-            if not layout:
-                layout.update({key: np.shape(t) for key, t in tensors.items()})
-            return np.concatenate([np.ravel(tensors[key]) for key in layout])
-
-        known = self.surrogate.nodes.copy()
-        flat, estimates, solved = self.surrogate.serve(values, solve_flat)
-        self._surrogate_layout = dict(layout)
-        # served without a solve in this call: interpolated, or a node trained earlier
-        self.statistics.surrogate_hits += int((~solved | np.isin(values, known)).sum())
-        per_set = []
-        for row in flat:
-            entry, offset = {}, 0
-            for key, sh in layout.items():
-                size = int(np.prod(sh, dtype=int))
-                entry[key] = row[offset : offset + size].reshape(sh)
-                offset += size
-            per_set.append(entry)
-        scale = float(np.abs(self.surrogate.values).max())
-        return per_set, np.where(solved, 0.0, estimates * scale)
-
-    def evaluate(
-        self,
-        inputs: dict[str, np.ndarray],
-        parameters: dict[str, np.ndarray],
-        *,
-        tangents: bool = True,
-        tensors: dict[tuple[str, str], np.ndarray] | None = None,
-        tensor_errors: np.ndarray | None = None,
-    ) -> MicroResult:
-        """Outputs ``Σ_in T·input`` with one solve per distinct parameter set.
+    def evaluate(self, inputs, parameters, *, tangents=True) -> MicroResult:
+        """Outputs ``Σ_in T·input`` (and the tensors as tangents): one solve per point.
 
         Args:
             inputs: input name -> ``(n, *input_shape)``.
             parameters: parameter name -> ``(n, *parameter_shape)``.
             tangents: also return the tensors as tangents.
-            tensors: precomputed tensors from :meth:`tensors` (skips the micro solves).
-            tensor_errors: per-point bound ``(n,)`` of the tensors' max-entry error (from a
-                surrogate); turned into ``error_bounds`` of the outputs.
-
-        Returns:
-            Outputs and (optionally) tangents for all points.
         """
-        n = self.check_batch(inputs, parameters)
-        self.statistics.points_requested += n
-        if tensors is None:
-            tensors = self.tensors(parameters, n)
-            tensor_errors = self.last_tensor_errors
-        outputs, bounds = {}, {}
-        for out, oshape in self.output_shapes.items():
-            value = np.zeros((n, *oshape))
-            for inp in self.input_shapes:
-                t = tensors.get((out, inp))
-                if t is None:
-                    continue
-                x = np.asarray(inputs[inp], dtype=float).reshape(n, -1)
-                tm = t.reshape(n, int(np.prod(oshape, dtype=int)), x.shape[1])
-                value += np.einsum("nij,nj->ni", tm, x).reshape(n, *oshape)
-                if tensor_errors is not None:
-                    # |ΔT x| <= |ΔT|_F |x| <= sqrt(size) max|ΔT_ij| |x|
-                    bound = np.sqrt(tm.shape[1] * tm.shape[2]) * tensor_errors
-                    bounds[out] = bounds.get(out, 0.0) + bound * np.linalg.norm(x, axis=1)
-            outputs[out] = value
-        return MicroResult(
-            outputs=outputs, tangents=dict(tensors) if tangents else {}, error_bounds=bounds
-        )
+        return run_tasks(self, self.micro_tasks(inputs, parameters, tangents=tangents))
+
+
+def run_tasks(model: MicroModel, batch: TaskBatch) -> MicroResult:
+    """Solve a :class:`TaskBatch` on this rank (every round) and return its result.
+
+    Args:
+        model: the model whose :meth:`~MicroModel.solve_task` solves the tasks.
+        batch: from ``model.micro_tasks``.
+    """
+    from fe2hmm.progress import progress
+
+    while True:
+        results = {
+            task.point: model.solve_task(task)
+            for task in progress(batch.tasks, desc=type(model).__name__)
+        }
+        answer = batch.finish(results)
+        if isinstance(answer, MicroResult):
+            return answer
+        batch = answer

@@ -19,12 +19,16 @@ import json
 import logging
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PersistentCache"]
+from fe2hmm.micro.interface import MicroResult, linear_outputs
+from fe2hmm.reuse.wrapper import ReuseWrapper, then
+
+__all__ = ["Cache", "PersistentCache"]
 
 _log = logging.getLogger(__name__)
 
@@ -109,3 +113,103 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+class Cache(ReuseWrapper):
+    """Keep a micro-model's answers in a :class:`PersistentCache` directory.
+
+    A linear model's entries are its tensors, keyed by the parameters (the files of earlier
+    releases stay valid); a nonlinear stateless model's are outputs and tangents, keyed by the
+    inputs and the parameters. Misses go to the inner model and are stored when solved.
+
+    Args:
+        model: the wrapped micro-model; it must define ``cache_identity()`` and be neither
+            stochastic nor stateful.
+        directory: the cache directory (created if missing).
+
+    Raises:
+        TypeError: a stochastic or stateful model.
+        NotImplementedError: the model defines no cache identity.
+    """
+
+    def __init__(self, model, directory: str | os.PathLike) -> None:
+        super().__init__(model)
+        if model.is_stochastic:
+            raise TypeError(
+                f"Cache cannot wrap the stochastic {type(model).__name__}: a stored sample would "
+                "replace independent ones"
+            )
+        self.store = PersistentCache(directory, model.cache_identity())
+
+    def _request(self, inputs: dict, parameters: dict, i: int) -> dict:
+        request = {k: np.asarray(v[i]) for k, v in parameters.items()}
+        if not self.is_linear:
+            request.update({f"input:{k}": np.asarray(v[i]) for k, v in inputs.items()})
+        return request
+
+    def micro_tasks(self, inputs, parameters, *, tangents=True):
+        """Tasks of the inner model for the points whose answers are not on disk."""
+        n = self.check_batch(inputs, parameters)
+        t0 = time.perf_counter()
+        stats = self.statistics
+        stats.points_requested += n
+        stats.micro_requests += n
+        linear = self.is_linear
+        need_tangents = tangents or linear
+        found: dict[int, dict] = {}
+        for i in range(n):
+            entry = self.store.get(self._request(inputs, parameters, i))
+            if entry is not None and (not need_tangents or _has_tangents(entry, self)):
+                found[i] = _entry_names(entry)
+        stats.cache_hits += len(found)
+        missing = np.array([i for i in range(n) if i not in found], dtype=int)
+        sub = self.forward(
+            {k: np.asarray(v)[missing] for k, v in inputs.items()},
+            {k: np.asarray(v)[missing] for k, v in parameters.items()},
+            missing,
+            need_tangents,
+        )
+        stats.reuse_seconds += time.perf_counter() - t0
+
+        def done(result: MicroResult) -> MicroResult:
+            entries = dict(found)
+            for m, i in enumerate(missing):
+                entry = {f"d|{o}|{j}": t[m] for (o, j), t in result.tangents.items()}
+                if not linear:
+                    entry.update({f"out|{k}": v[m] for k, v in result.outputs.items()})
+                self.store.put(self._request(inputs, parameters, int(i)), _file_names(entry))
+                entries[int(i)] = entry
+            blocks = self.tangent_blocks if need_tangents else []
+            tangent_values = {
+                key: np.stack([entries[i][f"d|{key[0]}|{key[1]}"] for i in range(n)])
+                if n
+                else np.empty((0, *self.output_shapes[key[0]], *self.input_shapes[key[1]]))
+                for key in blocks
+            }
+            if linear:
+                outputs = linear_outputs(tangent_values, inputs, self.output_shapes)
+            else:
+                outputs = {
+                    k: np.stack([entries[i][f"out|{k}"] for i in range(n)])
+                    if n
+                    else np.empty((0, *shape))
+                    for k, shape in self.output_shapes.items()
+                }
+            return MicroResult(outputs, tangent_values if tangents else {})
+
+        return then(sub, done)
+
+
+def _file_names(entry: dict) -> dict:
+    """Entry names as stored: tensors ``out|in`` (the layout of the linear models' files)."""
+    return {(k[2:] if k.startswith("d|") else k): v for k, v in entry.items()}
+
+
+def _entry_names(stored: dict) -> dict:
+    """Stored names back to ``d|out|in`` / ``out|name``."""
+    return {(k if k.startswith("out|") else f"d|{k}"): v for k, v in stored.items()}
+
+
+def _has_tangents(stored: dict, model) -> bool:
+    names = set(_entry_names(stored))
+    return all(f"d|{o}|{i}" in names for o, i in model.tangent_blocks)

@@ -32,7 +32,8 @@ import warnings
 import numpy as np
 
 from fe2hmm.errors import MicroSolveError
-from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch, run_tasks
+from fe2hmm.reuse.wrapper import ReuseWrapper
 
 __all__ = ["HyperelasticRegressionModel", "strain_components"]
 
@@ -63,13 +64,16 @@ def _tensor(g: np.ndarray, d: int) -> np.ndarray:
     return S
 
 
-class HyperelasticRegressionModel(MicroModel):
+class HyperelasticRegressionModel(ReuseWrapper):
     """Serve ``P(F)`` of a noisy micro-model from a fitted polynomial free energy ``W(E)``.
 
     Args:
-        model: the wrapped micro-model: input ``deformation_gradient`` ``(d, d)``, output
-            ``stress`` ``(d, d)`` (first Piola–Kirchhoff), no parameters; ``standard_errors``
-            are used as weights when it returns them.
+        model: the wrapped micro-model: one input, the deformation gradient ``(d, d)``, one
+            output, the first Piola–Kirchhoff stress ``(d, d)`` (any names, e.g.
+            ``deformation_gradient``/``stress`` or ``F``/``P``), no parameters;
+            ``standard_errors`` are used as weights when it returns them. The served model is
+            deterministic (``is_stochastic`` False): its noise is in the fitted coefficients,
+            fixed between refits, so a macro Newton converges quadratically on it.
         strain_range: half widths ``r`` of the initial design box: one for every strain
             component, or ``(k,)``.
         degree: polynomial degree ``p`` of ``W`` (stress of degree ``p − 1``), >= 2; default 6
@@ -98,26 +102,29 @@ class HyperelasticRegressionModel(MicroModel):
         samples: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(model)
         ins, outs = dict(model.input_shapes), dict(model.output_shapes)
-        shape = ins.get("deformation_gradient")
+        shape = next(iter(ins.values())) if len(ins) == 1 else None
         if (
-            set(ins) != {"deformation_gradient"}
-            or set(outs) != {"stress"}
+            len(ins) != 1
+            or len(outs) != 1
             or shape not in ((2, 2), (3, 3))
-            or outs["stress"] != shape
+            or next(iter(outs.values())) != shape
             or model.parameter_shapes
         ):
             raise ValueError(
-                "HyperelasticRegressionModel needs a model with input deformation_gradient "
-                f"(d, d), output stress (d, d) and no parameters; {type(model).__name__} has "
-                f"inputs {ins}, outputs {outs}, parameters {dict(model.parameter_shapes)}"
+                "HyperelasticRegressionModel needs a model with one input (the deformation "
+                "gradient, (d, d)), one output (the stress, (d, d)) and no parameters; "
+                f"{type(model).__name__} has inputs {ins}, outputs {outs}, parameters "
+                f"{dict(model.parameter_shapes)}"
             )
+        ((self._input, _),) = ins.items()
+        ((self._output, _),) = outs.items()
         if degree is None:
             degree = 6 if shape == (2, 2) else 4
         if int(degree) != degree or degree < 2:
             raise ValueError(f"degree must be an integer >= 2, got {degree!r}")
-        self.model, self.dim = model, shape[0]
+        self.dim = shape[0]
         self.k = len(_index_pairs(self.dim))
         self._doubled = np.where(np.arange(self.k) < self.dim, 1.0, 2.0)  # e_c -> g_c factors
         r = np.broadcast_to(np.asarray(strain_range, dtype=float), (self.k,)).copy()
@@ -141,7 +148,6 @@ class HyperelasticRegressionModel(MicroModel):
                 f"samples = {samples} give {self.samples * self.k} equations for {m} coefficients"
             )
         self.range = r
-        self.is_stochastic = False
         self.refits = 0
         self._rng_seed = int(seed)
         self.design = np.zeros((0, self.k))
@@ -152,14 +158,9 @@ class HyperelasticRegressionModel(MicroModel):
         self._sample(self.range, include_origin=True)
 
     @property
-    def input_shapes(self):
-        """``{"deformation_gradient": (d, d)}``."""
-        return {"deformation_gradient": (self.dim, self.dim)}
-
-    @property
-    def output_shapes(self):
-        """``{"stress": (d, d)}`` (first Piola–Kirchhoff)."""
-        return {"stress": (self.dim, self.dim)}
+    def is_stochastic(self) -> bool:  # type: ignore[override]
+        """False: the fit is a deterministic function (see the class docstring)."""
+        return False
 
     # -- design and fit ------------------------------------------------------------------------
     def _sample(self, half_width: np.ndarray, include_origin: bool = False) -> None:
@@ -178,13 +179,12 @@ class HyperelasticRegressionModel(MicroModel):
         if np.any(w <= 0):
             raise ValueError(f"design strain range {half_width.tolist()} reaches det F <= 0")
         U = np.einsum("nij,nj,nkj->nik", Q, np.sqrt(w), Q)  # right stretch: E(U) = E
-        solves = self.model.statistics.micro_solves
-        result = self.model.evaluate({"deformation_gradient": U}, {}, tangents=False)
-        self.statistics.micro_solves += self.model.statistics.micro_solves - solves
+        batch = self.forward({self._input: U}, {}, np.arange(len(U)), False)
+        result = run_tasks(self.inner, batch)
         Uinv = np.linalg.inv(U)
-        S = Uinv @ result.outputs["stress"]
+        S = Uinv @ result.outputs[self._output]
         S = 0.5 * (S + np.swapaxes(S, 1, 2))
-        errs = result.standard_errors.get("stress")
+        errs = result.standard_errors.get(self._output)
         comps = _components(S)
         if errs is None:
             comp_errors = np.zeros_like(comps)
@@ -261,12 +261,13 @@ class HyperelasticRegressionModel(MicroModel):
         S_var = np.where(np.eye(self.dim, dtype=bool), S_var, 0.5 * S_var)  # (½ g)² = ¼ var g
         return np.sqrt(np.einsum("nik,nkj->nij", F**2, S_var))
 
-    def evaluate(self, inputs, parameters, *, tangents=True):
-        """``P = F S(E)`` and its exact tangent; grows the design box first if needed."""
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """``P = F S(E)`` and its exact tangent (no tasks); grows the design box if needed."""
         n = self.check_batch(inputs, parameters)
         self.statistics.points_requested += n
-        t0 = time.perf_counter()
-        F = np.asarray(inputs["deformation_gradient"], dtype=float)
+        self.statistics.micro_requests += n
+        t0, solve_seconds = time.perf_counter(), self.statistics.seconds
+        F = np.asarray(inputs[self._input], dtype=float)
         det = np.linalg.det(F)
         if np.any(~(det > 0)):
             i = int(np.flatnonzero(~(det > 0))[0])
@@ -282,7 +283,7 @@ class HyperelasticRegressionModel(MicroModel):
         self.statistics.surrogate_hits += n
         d = self.dim
         S = self.second_piola(e)
-        outputs = {"stress": F @ S}
+        outputs = {self._output: F @ S}
         result_tangents = {}
         if tangents:
             Hm = self._hessian_matrix(e) @ self.coefficients  # (n, k, k): ∂²W/∂e∂e
@@ -295,6 +296,9 @@ class HyperelasticRegressionModel(MicroModel):
                     dE = 0.5 * (FtdF + np.swapaxes(FtdF, 1, 2))
                     dS = _tensor(np.einsum("ncq,nq->nc", Hm, _components(dE)), d)
                     T[:, :, :, k, m] = dF @ S + F @ dS
-            result_tangents[("stress", "deformation_gradient")] = T
-        self.statistics.seconds += time.perf_counter() - t0
-        return MicroResult(outputs, result_tangents)
+            result_tangents[(self._output, self._input)] = T
+        self.statistics.reuse_seconds += (time.perf_counter() - t0) - (
+            self.statistics.seconds - solve_seconds
+        )
+        result = MicroResult(outputs, result_tangents)
+        return TaskBatch([], lambda _results: result)

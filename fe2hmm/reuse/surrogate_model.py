@@ -1,24 +1,170 @@
-"""A micro-model wrapper serving a nonlinear scalar closure ``ω(u)`` from a surrogate.
+"""Surrogate wrappers: answers interpolated from real micro solves, with error estimates.
 
-The surrogate is the error-controlled :class:`~fe2hmm.reuse.surrogate.HermiteSurrogate`; a
-predictive indicator tightens its tolerance where the tangent ``ω'(u)`` nears a sign change.
+- :class:`ParameterSurrogateModel`: a linear micro-model's tensors ``T(p)`` over its one scalar
+  parameter from the error-controlled :class:`~fe2hmm.reuse.surrogate.ParameterSurrogate`;
+- :class:`ScalarSurrogateModel`: a nonlinear scalar closure ``ω(u)`` over its scalar input from
+  the :class:`~fe2hmm.reuse.surrogate.HermiteSurrogate`, with a predictive indicator that
+  tightens the tolerance where the tangent ``ω'(u)`` nears a sign change.
+
+Both train with real solves of the inner model (through the rest of the stack, so a
+:class:`~fe2hmm.reuse.cache.Cache` below serves training solves too). Training is adaptive and
+sequential, so it runs on the rank that asks; under a pooled scheduler the surrogate's rank
+answers its points without handing out tasks.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from fe2hmm.errors import MicroSolveError
-from fe2hmm.micro.interface import MicroModel, MicroResult
+from fe2hmm.micro.interface import (
+    MicroModel,
+    MicroResult,
+    TaskBatch,
+    linear_output_bounds,
+    linear_outputs,
+    run_tasks,
+)
 from fe2hmm.reuse.indicators import tangent_sign_indicator
-from fe2hmm.reuse.surrogate import HermiteSurrogate
+from fe2hmm.reuse.surrogate import HermiteSurrogate, ParameterSurrogate
+from fe2hmm.reuse.wrapper import ReuseWrapper
 
-__all__ = ["ScalarSurrogateModel"]
+__all__ = ["ParameterSurrogateModel", "ScalarSurrogateModel"]
 
 
-class ScalarSurrogateModel(MicroModel):
+class ParameterSurrogateModel(ReuseWrapper):
+    """Serve a linear micro-model's tensors from an interpolant over its scalar parameter.
+
+    A request is served by the interpolant when its error estimate (relative to the largest
+    tensor entry) is below ``tolerance``; otherwise real micro solves refine it (see
+    :mod:`fe2hmm.reuse.surrogate`). Outputs carry ``error_bounds`` (and ``tensor_errors``).
+
+    Args:
+        model: a linear micro-model with exactly one scalar parameter.
+        tolerance: relative error tolerance of the served tensors, > 0.
+        min_spacing: smallest parameter spacing the refinement may create.
+        initial_nodes: parameter values trained up front (e.g. the ends and the middle of an
+            admissible interval, so that a slowly growing state does not extend the trained
+            interval one solve at a time).
+
+    Attributes:
+        surrogate: the :class:`~fe2hmm.reuse.surrogate.ParameterSurrogate`.
+
+    Raises:
+        TypeError: ``model`` is not linear (or is stochastic or stateful).
+        ValueError: ``model`` does not have exactly one scalar parameter; bad tolerances.
+    """
+
+    def __init__(
+        self,
+        model: MicroModel,
+        tolerance: float = 1e-3,
+        min_spacing: float | None = None,
+        initial_nodes: Sequence[float] = (),
+    ) -> None:
+        super().__init__(model)
+        if not model.is_linear:
+            raise TypeError(
+                f"ParameterSurrogateModel interpolates the tensors of a linear model; "
+                f"{type(model).__name__} is not linear (see ScalarSurrogateModel)"
+            )
+        shapes = model.parameter_shapes
+        if len(shapes) != 1 or any(int(np.prod(sh, dtype=int)) != 1 for sh in shapes.values()):
+            raise ValueError(
+                f"the surrogate interpolates over one scalar parameter; {type(model).__name__} "
+                f"has parameters {dict(shapes)}"
+            )
+        (self._parameter,) = shapes
+        self.surrogate = ParameterSurrogate(tolerance, min_spacing)
+        self._layout: dict = {}
+        nodes = np.asarray(initial_nodes, dtype=float).reshape(-1)
+        if nodes.size:
+            self.serve(nodes)
+
+    def _solve_flat(self, p: float, point: int) -> np.ndarray:
+        """One real solve of the rest of the stack at parameter ``p`` (flattened tensors)."""
+        inputs = {k: np.zeros((1, *s)) for k, s in self.input_shapes.items()}
+        shape = self.parameter_shapes[self._parameter]
+        batch = self.forward(inputs, {self._parameter: np.full((1, *shape), p)}, [point], True)
+        try:
+            tensors = run_tasks(self.inner, batch).tangents
+        except MicroSolveError as err:
+            raise MicroSolveError(
+                f"surrogate training solve at {self._parameter}={p!r} failed: {err.message}",
+                point=err.point,
+                parameters={self._parameter: p},
+            ) from err
+        if not self._layout:
+            self._layout.update({key: np.shape(t)[1:] for key, t in tensors.items()})
+        return np.concatenate([np.ravel(tensors[key][0]) for key in self._layout])
+
+    def serve(self, values: np.ndarray, points: np.ndarray | None = None):
+        """Tensors at distinct parameter values, training where needed.
+
+        Args:
+            values: distinct parameter values ``(m,)``.
+            points: the batch point asking for each value (for failure messages).
+
+        Returns:
+            ``(tensors {(out, in): (m, ...)}, tensor error bounds (m,) (0 where solved))``.
+        """
+        values = np.asarray(values, dtype=float).reshape(-1)
+        points = np.zeros(values.size, dtype=int) if points is None else np.asarray(points)
+        nearest = {float(v): int(i) for v, i in zip(values, points, strict=True)}
+
+        def solve(p: float) -> np.ndarray:
+            point = nearest.get(p, int(points[np.argmin(np.abs(values - p))]) if values.size else 0)
+            return self._solve_flat(p, point)
+
+        known = self.surrogate.nodes.copy()
+        flat, estimates, solved = self.surrogate.serve(values, solve)
+        self.statistics.surrogate_hits += int((~solved | np.isin(values, known)).sum())
+        tensors, offset = {}, 0
+        for key, shape in self._layout.items():
+            size = int(np.prod(shape, dtype=int))
+            tensors[key] = flat[:, offset : offset + size].reshape(values.size, *shape)
+            offset += size
+        scale = float(np.abs(self.surrogate.values).max()) if len(self.surrogate) else 0.0
+        return tensors, np.where(solved, 0.0, estimates * scale)
+
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """Answer every point from the surrogate (training on this rank); no tasks."""
+        n = self.check_batch(inputs, parameters)
+        t0, solve_seconds = time.perf_counter(), self.statistics.seconds
+        self.statistics.points_requested += n
+        p = np.asarray(parameters[self._parameter], dtype=float).reshape(n)
+        values, first, inverse = np.unique(p, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        self.statistics.micro_requests += values.size
+        per_value, errors = self.serve(values, first)
+        tensors = {
+            key: t[inverse] if n else np.empty((0, *self._layout.get(key, ())))
+            for key, t in per_value.items()
+        }
+        if not tensors:  # an empty batch before any training
+            tensors = {
+                (o, i): np.empty((0, *self.output_shapes[o], *self.input_shapes[i]))
+                for o, i in self.tangent_blocks
+            }
+        tensor_errors = errors[inverse] if n else np.zeros(0)
+        result = MicroResult(
+            linear_outputs(tensors, inputs, self.output_shapes),
+            tensors if tangents else {},
+            error_bounds=linear_output_bounds(
+                tensor_errors, inputs, self.output_shapes, self.tangent_blocks
+            ),
+            tensor_errors=tensor_errors,
+        )
+        self.statistics.reuse_seconds += (time.perf_counter() - t0) - (
+            self.statistics.seconds - solve_seconds
+        )
+        return TaskBatch([], lambda _results: result)
+
+
+class ScalarSurrogateModel(ReuseWrapper):
     """Serve a micro-model with one scalar input and one scalar output from a surrogate.
 
     Every request gets the cubic Hermite prediction of :class:`HermiteSurrogate` (value and the
@@ -49,7 +195,7 @@ class ScalarSurrogateModel(MicroModel):
         tighten: float = 100.0,
         min_spacing: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(model)
         ins, outs = dict(model.input_shapes), dict(model.output_shapes)
         if len(ins) != 1 or len(outs) != 1 or any(s != () for s in (*ins.values(), *outs.values())):
             raise ValueError(
@@ -63,36 +209,28 @@ class ScalarSurrogateModel(MicroModel):
             )
         if not (np.isfinite(tighten) and tighten >= 1.0):
             raise ValueError(f"tighten must be a finite number >= 1, got {tighten!r}")
-        self.model = model
         self.surrogate = HermiteSurrogate(tolerance, min_spacing)
         self.critical, self.tighten = float(critical), float(tighten)
         (self._input,) = ins
         (self._output,) = outs
         self.indicator = np.empty(0)
 
-    @property
-    def input_shapes(self):
-        """The wrapped model's (scalar) input."""
-        return {self._input: ()}
-
-    @property
-    def output_shapes(self):
-        """The wrapped model's (scalar) output."""
-        return {self._output: ()}
-
     def _solve(self, u: float, point: int) -> tuple[float, float]:
-        t0 = time.perf_counter()
-        result = self.model.evaluate({self._input: np.array([u])}, {}, tangents=True)
-        self.statistics.micro_solves += 1
-        self.statistics.seconds += time.perf_counter() - t0
+        """One real solve of the rest of the stack at input ``u``: ``(ω(u), ω'(u))``."""
+        t0, solves = time.perf_counter(), self.statistics.micro_solves
+        batch = self.forward({self._input: np.array([u])}, {}, [point], True)
+        result = run_tasks(self.inner, batch)
+        if self.statistics.micro_solves == solves:  # an inner model that counts nothing
+            self.statistics.micro_solves += 1
+            self.statistics.seconds += time.perf_counter() - t0
         value = float(result.outputs[self._output][0])
         slope = float(result.tangents[self._output, self._input][0])
         if not (np.isfinite(value) and np.isfinite(slope)):
             raise MicroSolveError(f"non-finite micro result at {self._input}={u!r}", point=point)
         return value, slope
 
-    def evaluate(self, inputs, parameters, *, tangents=True):
-        """Outputs, consistent tangents and error bounds at all points."""
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """Outputs, consistent tangents and error bounds at all points (trained here; no tasks)."""
         n = self.check_batch(inputs, parameters)
         t_start, solve_seconds = time.perf_counter(), self.statistics.seconds
         self.statistics.points_requested += n
@@ -123,8 +261,9 @@ class ScalarSurrogateModel(MicroModel):
         )
         bound = np.where(solved, 0.0, estimate) * float(np.abs(self.surrogate.values).max())
         inv = inverse.reshape(-1)
-        return MicroResult(
+        result = MicroResult(
             {self._output: value[inv]},
             {(self._output, self._input): slope[inv]} if tangents else {},
             error_bounds={self._output: bound[inv]},
         )
+        return TaskBatch([], lambda _results: result)

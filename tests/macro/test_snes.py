@@ -10,6 +10,7 @@ import pytest
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
+from test_quadrature import NoisyConductor
 
 from fe2hmm.closure import Closure
 from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
@@ -99,6 +100,55 @@ def test_same_iterates_as_newton_solver():
     np.testing.assert_allclose(us, un, rtol=0, atol=1e-13 * np.abs(un).max())
     assert set(rs.seconds) == {"micro", "assemble", "solve"}
     assert len(rs.iteration_seconds) == rs.iterations + 1
+    assert rs.noise_norms == rn.noise_norms == []  # deterministic closure: no noise rule
+
+
+def _noisy_poisson(cls, seed, **options):
+    """-div q = 1 on the unit square, T = 0 on the boundary, q = -∇T + 0.05 ξ (fresh noise)."""
+    domain = dmesh.create_unit_square(MPI.COMM_WORLD, 8, 8)
+    V = fem.functionspace(domain, ("Lagrange", 1))
+    T, v = fem.Function(V), ufl.TestFunction(V)
+    model = NoisyConductor(0.05, seed=seed)
+    closure = Closure(model, domain, {"gradient": ufl.grad(T)})
+    F = -ufl.inner(closure.outputs["flux"], ufl.grad(v)) * closure.dx - v * closure.dx
+    facets = dmesh.locate_entities_boundary(domain, 1, lambda x: np.full(x.shape[1], True))
+    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
+    return cls(F, T, [bc], [closure], **options), model
+
+
+@pytest.mark.mpi
+def test_noise_rule_stops_at_the_same_iterate_as_newton_solver():
+    seed = 11 + MPI.COMM_WORLD.rank
+    runs = {}
+    for cls in (NewtonSolver, SNESSolver):
+        solver, model = _noisy_poisson(cls, seed, max_iterations=8)
+        runs[cls] = (solver.solve(), solver.u.x.array.copy(), model.rng.standard_normal())
+    (rn, un, next_n), (rs, us, next_s) = runs[NewtonSolver], runs[SNESSolver]
+    assert rs.converged and rn.converged
+    assert rs.iterations == rn.iterations <= 2
+    _assert_same_norms(rs.residual_norms, rn.residual_norms)
+    _assert_same_norms(rs.noise_norms, rn.noise_norms)
+    assert len(rs.noise_norms) == len(rs.residual_norms)
+    # stopped by the noise rule, far above atol
+    assert 1e-6 < rs.residual_norms[-1] <= 2.0 * rs.noise_norms[-1]
+    assert next_s == next_n  # the same number of micro evaluations (random draws)
+    np.testing.assert_allclose(us, un, rtol=0, atol=1e-13 * np.abs(un).max())
+
+
+@pytest.mark.mpi
+def test_noise_rule_switched_off_chases_the_noise_like_newton_solver():
+    seed = 5 + MPI.COMM_WORLD.rank
+    errors = {}
+    for cls in (NewtonSolver, SNESSolver):
+        solver, _ = _noisy_poisson(cls, seed, max_iterations=3, noise_tolerance=0.0)
+        with pytest.raises(NewtonConvergenceError, match="noise") as info:
+            solver.solve()
+        errors[cls] = info.value
+    en, es = errors[NewtonSolver], errors[SNESSolver]
+    assert len(es.residual_norms) == 4  # before each of the 3 steps and after
+    _assert_same_norms(es.residual_norms, en.residual_norms)
+    _assert_same_norms(es.noise_norms, en.noise_norms)
+    assert es.reason == PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
 
 
 @pytest.mark.mpi
@@ -277,6 +327,8 @@ def test_bad_arguments_are_rejected_before_any_collective_call():
         SNESSolver(F, u, bcs, [closure], rtol=-1.0)
     with pytest.raises(ValueError, match="max_iterations"):
         SNESSolver(F, u, bcs, [closure], max_iterations=0)
+    with pytest.raises(ValueError, match="noise_tolerance must be a finite number >= 0"):
+        SNESSolver(F, u, bcs, [closure], noise_tolerance=-1.0)
     with pytest.raises(TypeError, match="Function"):
         SNESSolver(F, u.x, bcs, [closure])
 

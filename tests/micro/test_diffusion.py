@@ -16,6 +16,7 @@ from fe2hmm.micro.cells.diffusion import (
     homogenize_diffusion,
 )
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.reuse import Dedupe
 from fe2hmm.rve.cell import INCLUSION, MATRIX
 
 # cell problems are rank-local (COMM_SELF): under mpiexec every rank runs them independently
@@ -189,7 +190,7 @@ def test_anisotropic_phase_tensor_laminate():
 
 
 def test_model_is_linear_micro_model_with_dedupe():
-    model = DiffusionCellModel(rve="circle", matrix=1.0, inclusion=10.0, resolution=12)
+    model = Dedupe(DiffusionCellModel(rve="circle", matrix=1.0, inclusion=10.0, resolution=12))
     phi = np.array([0.2, 0.3, 0.2, 0.3, 0.2])
     g = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0], [0.0, 0.0]])
     res = model.evaluate({"gradient": g}, {"volume_fraction": phi})

@@ -18,6 +18,7 @@ from fe2hmm.micro.cells.elasticity import (
     voigt_to_tensor,
 )
 from fe2hmm.newton import NewtonSolver
+from fe2hmm.reuse import Dedupe
 from fe2hmm.rve.cell import INCLUSION, MATRIX
 
 M1, M2 = (1.0, 0.3), (10.0, 0.2)  # (E, nu) of matrix and inclusion
@@ -113,7 +114,7 @@ def test_bad_materials(materials, match):
 
 
 def test_micro_model_stress_is_C_colon_strain():
-    model = ElasticityCellModel(rve="circle", matrix=M1, inclusion=M2, resolution=12)
+    model = Dedupe(ElasticityCellModel(rve="circle", matrix=M1, inclusion=M2, resolution=12))
     eps = np.array([[[0.01, 0.002], [0.002, -0.003]]] * 2)
     res = model.evaluate({"strain": eps}, {"volume_fraction": np.array([0.3, 0.3])})
     C = C_of(rve.create("circle", volume_fraction=0.3, resolution=12)).effective_tensor

@@ -26,16 +26,18 @@ def test_outputs_and_tangents_batched():
     r = m.evaluate({"g": g}, {"phi": phi})
     np.testing.assert_allclose(r.outputs["q"], (1 + phi)[:, None] * g)
     assert r.tangents["q", "g"].shape == (4, 2, 2)
-    assert m.statistics.micro_solves == 2 and m.statistics.points_requested == 4
+    # no reuse without a wrapper: one solve per point (the naive baseline)
+    assert m.statistics.micro_solves == 4 and m.statistics.points_requested == 4
 
 
-def test_parameter_tolerance_bins():
-    m = Scaled(parameter_tolerance=1e-3)
-    phi = np.array([0.1, 0.1 + 1e-5, 0.2])
-    m.evaluate({"g": np.ones((3, 2))}, {"phi": phi})
-    assert m.statistics.micro_solves == 2
-    with pytest.raises(ValueError, match="parameter_tolerance"):
-        Scaled(parameter_tolerance=-1.0)
+def test_linear_model_splits_into_keyed_tasks():
+    m = Scaled()
+    batch = m.micro_tasks({"g": np.ones((3, 2))}, {"phi": np.array([0.5, 0.25, 0.5])})
+    assert [t.point for t in batch.tasks] == [0, 1, 2]
+    assert batch.tasks[0].key == batch.tasks[2].key != batch.tasks[1].key  # equal requests
+    result = batch.finish({t.point: m.solve_task(t) for t in batch.tasks})
+    np.testing.assert_allclose(result.outputs["q"][:, 0], [1.5, 1.25, 1.5])
+    assert m.splits_into_tasks and m.tangent_blocks == [("q", "g")]
 
 
 def test_shape_and_name_errors():

@@ -135,7 +135,8 @@ def test_elastic_predictor_is_exact_and_decides_yield_exactly():
     """Elastic loading, plastic flow, elastic unloading, reverse yielding: the exact predictor
     answers the elastic requests (and only those) with the real solve's stress and tangent."""
     fast = PlasticCellModel(rve="voids", matrix=MAT, resolution=6)
-    slow = PlasticCellModel(rve="voids", matrix=MAT, resolution=6, elastic_reuse=False)
+    slow = PlasticCellModel(rve="voids", matrix=MAT, resolution=6)
+    slow.exact_shortcuts = False  # every request a cell solve
     phi = {"volume_fraction": np.array([0.2])}
     path = [  # (macro strain, cell stays elastic from the committed state?)
         (0.1 * E_BAR, True),

@@ -13,6 +13,7 @@ import pytest
 from conftest import serial_only
 
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
+from fe2hmm.reuse import Cache, Dedupe
 from fe2hmm.reuse.cache import PersistentCache
 
 
@@ -38,20 +39,56 @@ def test_model_reuses_entries_and_never_serves_stale_ones(tmp_path):
     directory = tmp_path / f"rank{MPI.COMM_WORLD.rank}"
     phi = {"volume_fraction": np.array([0.2, 0.3, 0.2, 0.4])}
     g = {"gradient": np.ones((4, 2))}
-    first = _model()
-    first.enable_cache(directory)
+    first = Dedupe(Cache(_model(), directory))
     r1 = first.evaluate(g, phi)
     assert first.statistics.micro_solves == 3 and first.statistics.cache_hits == 0
-    again = _model()
-    again.enable_cache(directory)
+    again = Dedupe(Cache(_model(), directory))
     r2 = again.evaluate(g, phi)
     assert again.statistics.micro_solves == 0 and again.statistics.cache_hits == 3
     np.testing.assert_array_equal(r1.outputs["flux"], r2.outputs["flux"])
+    # the other order: the cache sees every point (4 hits), dedupe nothing left to merge
+    other_order = Cache(Dedupe(_model()), directory)
+    other_order.evaluate(g, phi)
+    assert other_order.statistics.cache_hits == 4 and other_order.statistics.micro_solves == 0
     for changed in ({"inclusion": 5.0}, {"resolution": 12}, {"bc": "affine"}):
-        m = _model(**changed)
-        m.enable_cache(directory)
+        m = Dedupe(Cache(_model(**changed), directory))
         m.evaluate(g, phi)
         assert m.statistics.micro_solves == 3 and m.statistics.cache_hits == 0, changed
+
+
+def test_nonlinear_model_entries_are_keyed_by_inputs_too(tmp_path):
+    from test_quadrature import TwoOutputs
+
+    class Identified(TwoOutputs):
+        def cache_identity(self):
+            return {"model": "TwoOutputs/1"}
+
+    inputs = {"gradient": np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 1.0]]), "value": np.ones(3)}
+    first = Cache(Identified(), tmp_path)
+    r1 = first.evaluate(inputs, {})
+    again = Cache(Identified(), tmp_path)
+    r2 = again.evaluate(inputs, {})
+    assert again.statistics.cache_hits == 3
+    for key in r1.outputs:
+        np.testing.assert_array_equal(r1.outputs[key], r2.outputs[key])
+    np.testing.assert_array_equal(r2.tangents["flux", "gradient"], r1.tangents["flux", "gradient"])
+    moved = {"gradient": inputs["gradient"] + 10.0, "value": inputs["value"]}
+    third = Cache(Identified(), tmp_path)
+    third.evaluate(moved, {})
+    assert third.statistics.cache_hits == 0  # other inputs, other keys
+
+
+def test_cache_refuses_models_it_cannot_serve_exactly(tmp_path):
+    from test_quadrature import NoisyConductor, TwoOutputs
+
+    from fe2hmm.micro.cells.plasticity import PlasticCellModel
+
+    with pytest.raises(TypeError, match="stochastic"):
+        Cache(NoisyConductor(0.1), tmp_path)
+    with pytest.raises(TypeError, match="has history"):
+        Cache(PlasticCellModel(resolution=4), tmp_path)
+    with pytest.raises(NotImplementedError, match="cache identity"):
+        Cache(TwoOutputs(), tmp_path)
 
 
 def test_unreadable_entry_is_a_miss(tmp_path):

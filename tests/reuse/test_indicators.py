@@ -14,7 +14,7 @@ from fe2hmm.macro import Dirichlet, SteadyDiffusion
 from fe2hmm.micro.catalyst_pellet import CatalystPelletModel
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.reuse.indicators import closure_error_indicator, tangent_sign_indicator
-from fe2hmm.reuse.surrogate_model import ScalarSurrogateModel
+from fe2hmm.reuse.surrogate_model import ParameterSurrogateModel, ScalarSurrogateModel
 
 
 class Graded(LinearMicroModel):
@@ -54,8 +54,7 @@ def test_a_posteriori_indicator_bounds_the_error_reuse_adds():
     assert eta_exact == 0.0  # real solves everywhere: nothing to bound
     etas = []
     for tol in (1e-1, 1e-2, 1e-3):
-        model = Graded()
-        model.enable_surrogate(tol)
+        model = ParameterSurrogateModel(Graded(), tol)
         T, closure = _solve(model, mesh)
         eta_K, eta = closure_error_indicator(closure, "flux")
         local = fem.assemble_scalar(

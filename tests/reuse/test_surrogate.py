@@ -8,6 +8,7 @@ from fe2hmm import analytic
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.progress import progress, progress_enabled
+from fe2hmm.reuse import ParameterSurrogateModel
 from fe2hmm.reuse.surrogate import ParameterSurrogate
 
 
@@ -91,19 +92,22 @@ def test_bad_settings_are_rejected():
             return {("q", "g"): np.eye(2)}
 
     with pytest.raises(ValueError, match="one scalar parameter"):
-        TwoParameters().enable_surrogate()
+        ParameterSurrogateModel(TwoParameters())
+    with pytest.raises(TypeError, match="not linear"):
+        from test_quadrature import TwoOutputs
+
+        ParameterSurrogateModel(TwoOutputs())
 
 
 def test_statistics_account_for_every_request():
     phi = np.random.default_rng(1).uniform(0.1, 0.5, 200)
     phi[100:] = phi[:100]  # every value twice: dedupe halves the requests
     g = np.ones((200, 2))
-    naive = MaxwellGarnett(reuse=False)
+    naive = MaxwellGarnett()  # no wrapper: the naive baseline
     naive.evaluate({"gradient": g}, {"volume_fraction": phi})
     assert naive.statistics.micro_requests == 200 == naive.statistics.micro_solves
 
-    model = MaxwellGarnett()
-    model.enable_surrogate(1e-4)
+    model = ParameterSurrogateModel(MaxwellGarnett(), 1e-4)
     out = model.evaluate({"gradient": g}, {"volume_fraction": phi}).outputs["flux"]
     ref = naive.evaluate({"gradient": g}, {"volume_fraction": phi}).outputs["flux"]
     assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
@@ -117,15 +121,25 @@ def test_statistics_account_for_every_request():
 def test_real_cells_served_within_tolerance_against_the_exact_laminate():
     """Laminate cells: K*(φ) is exact on every conforming mesh, so the only error is the
     surrogate's; it stays below the tolerance and below its own estimate."""
-    model = DiffusionCellModel(rve="laminate", matrix=1.0, inclusion=10.0, resolution=8)
-    surrogate = model.enable_surrogate(1e-3)
+    model = ParameterSurrogateModel(
+        DiffusionCellModel(rve="laminate", matrix=1.0, inclusion=10.0, resolution=8), 1e-3
+    )
+    surrogate = model.surrogate
     phi = np.random.default_rng(2).uniform(0.1, 0.6, 150)
-    K = -model.tensors({"volume_fraction": phi}, phi.size)["flux", "gradient"]
+    g = np.ones((phi.size, 2))
+    result = model.evaluate({"gradient": g}, {"volume_fraction": phi})
+    K = -result.tangents["flux", "gradient"]
     exact = np.array([analytic.laminate_conductivity(1.0, 10.0, f) for f in phi])
     error = np.abs(K - exact).reshape(phi.size, -1).max(axis=1) / np.abs(exact).max()
     assert error.max() <= 1e-3
     assert np.all(error <= surrogate.predict(phi).estimates + 1e-12)
     assert model.statistics.micro_solves <= 25  # instead of 150
+    # the output bounds follow from the tensor bounds: |ΔK g| <= sqrt(4) max|ΔK_ij| |g|
+    np.testing.assert_allclose(
+        result.error_bounds["flux"], 2.0 * result.tensor_errors * np.sqrt(2.0), rtol=1e-14
+    )
+    flux_error = np.linalg.norm(result.outputs["flux"] + np.einsum("nij,nj->ni", exact, g), axis=1)
+    assert np.all(flux_error <= result.error_bounds["flux"] + 1e-12)
 
 
 def test_progress_bars_are_quiet_in_ci_and_pipes(monkeypatch):

@@ -325,7 +325,10 @@ def homogenize_diffusion(
 
 
 class DiffusionCellModel(LinearMicroModel):
-    """Micro-model: flux ``q = -K*(φ) g`` from a cell problem at each distinct volume fraction φ.
+    """Micro-model: flux ``q = -K*(φ) g`` from a cell problem at the point's volume fraction φ.
+
+    One cell solve per point and evaluation; wrap it in :class:`fe2hmm.reuse.Dedupe` for one
+    per distinct φ (remembered across evaluations).
 
     Inputs ``{"gradient": (d,)}`` (the macro gradient ``g = ∇T``), output ``{"flux": (d,)}``
     (Fourier/Darcy flux, physical sign), per-point parameter ``{"volume_fraction": ()}``; the
@@ -341,11 +344,8 @@ class DiffusionCellModel(LinearMicroModel):
         resolution: RVE mesh resolution (elements per cell edge); generator default if None.
         degree: Lagrange degree of the cell problem.
         rve_options: extra generator options (e.g. ``aspect_ratio``).
-        parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
         keep_solutions: keep each :class:`DiffusionCellSolution` (fields for plotting) keyed by
             volume fraction in :attr:`solutions`.
-        reuse: ``False`` for the naive baseline (see
-            :class:`~fe2hmm.micro.interface.LinearMicroModel`).
     """
 
     def __init__(
@@ -358,11 +358,9 @@ class DiffusionCellModel(LinearMicroModel):
         resolution: int | None = None,
         degree: int = 1,
         rve_options: dict | None = None,
-        parameter_tolerance: float = 0.0,
         keep_solutions: bool = False,
-        reuse: bool = True,
     ) -> None:
-        super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
+        super().__init__()
         self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")

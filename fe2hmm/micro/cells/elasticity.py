@@ -321,9 +321,6 @@ class ElasticityCellModel(LinearMicroModel):
         resolution: RVE mesh resolution; generator default if None.
         degree: Lagrange degree of the cell problem.
         rve_options: extra generator options.
-        parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
-        reuse: ``False`` for the naive baseline (see
-            :class:`~fe2hmm.micro.interface.LinearMicroModel`).
     """
 
     def __init__(
@@ -336,10 +333,8 @@ class ElasticityCellModel(LinearMicroModel):
         resolution: int | None = None,
         degree: int = 1,
         rve_options: dict | None = None,
-        parameter_tolerance: float = 0.0,
-        reuse: bool = True,
     ) -> None:
-        super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
+        super().__init__()
         self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")

@@ -7,9 +7,11 @@ temperature history. The closure re-queries the cell with the current state (see
 homogenised tensor :math:`K^*(s(x, t))` evolves with the macro solution and its history.
 
 Because :math:`s` is one scalar parameter of a :class:`~fe2hmm.micro.interface.LinearMicroModel`,
-the reuse layer applies unchanged: exact dedupe of equal states, the persistent cache (with a
-``cache_key``), and the error-controlled surrogate over :math:`s` (``enable_surrogate``), which
-turns thousands of distinct states into a handful of cell solves.
+the reuse layer applies unchanged: exact dedupe of equal states (:class:`~fe2hmm.reuse.Dedupe`),
+the persistent cache (:class:`~fe2hmm.reuse.Cache`, with a ``cache_key``), and the
+error-controlled surrogate over :math:`s` (:class:`~fe2hmm.reuse.ParameterSurrogateModel`,
+seeded with ``initial_nodes`` at the ends and middle of :attr:`bounds`), which turns thousands
+of distinct states into a handful of cell solves.
 """
 
 from __future__ import annotations
@@ -45,10 +47,8 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
         degree: Lagrange degree.
         rve_options: extra generator options.
         cache_key: a JSON-serialisable description of ``conductivity`` (e.g. its formula and
-            coefficients); required for :meth:`enable_cache`, since a Python callable cannot
-            identify a cache entry.
-        parameter_tolerance: see :class:`~fe2hmm.micro.interface.LinearMicroModel`.
-        reuse: ``False`` for the naive baseline.
+            coefficients); required for :class:`~fe2hmm.reuse.cache.Cache`, since a Python
+            callable cannot identify a cache entry.
 
     Raises:
         ValueError: invalid generator, dimension, volume fraction, bounds or boundary condition.
@@ -66,10 +66,8 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
         degree: int = 1,
         rve_options: dict | None = None,
         cache_key: dict | None = None,
-        parameter_tolerance: float = 0.0,
-        reuse: bool = True,
     ) -> None:
-        super().__init__(parameter_tolerance=parameter_tolerance, reuse=reuse)
+        super().__init__()
         if not callable(conductivity):
             raise TypeError(
                 f"conductivity must be a callable state -> {{phase: k}}, got "
@@ -129,20 +127,6 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
             "degree": self.degree,
             "conductivity": self.cache_key,
         }
-
-    def enable_surrogate(self, tolerance: float = 1e-3, min_spacing: float | None = None):
-        """The reuse layer's surrogate, seeded at the ends and the midpoint of :attr:`bounds`.
-
-        Same as :meth:`~fe2hmm.micro.interface.LinearMicroModel.enable_surrogate` plus 3 cell
-        solves up front.
-        A state that grows step by step would otherwise extend the trained interval with one
-        solve per step; seeded over the admissible interval, only the error estimate decides
-        where solves are added.
-        """
-        surrogate = super().enable_surrogate(tolerance, min_spacing)
-        low, high = self.bounds
-        self.tensors({"state": np.array([low, 0.5 * (low + high), high])}, 3)
-        return surrogate
 
     def conductivity_tensor(self, state: float) -> np.ndarray:
         """K*(s), shape ``(d, d)``.

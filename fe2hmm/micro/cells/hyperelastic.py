@@ -163,8 +163,10 @@ class HyperelasticCellModel(MicroModel):
 
     Input ``{"F": (d, d)}`` (macro deformation gradient), output ``{"P": (d, d)}`` (first
     Piola–Kirchhoff stress), per-point parameter ``{"volume_fraction": ()}``. One cell mesh and
-    problem per distinct volume fraction; identical ``(F̄, φ)`` requests are solved once; each
-    point warm-starts from its last converged fluctuation.
+    problem per distinct volume fraction; every point is a cell solve (wrap the model in
+    :class:`fe2hmm.reuse.Dedupe` to solve identical ``(F̄, φ)`` once); each point warm-starts
+    from its last converged fluctuation (keyed by its index in the batch, so under ``Dedupe``
+    a warm start may come from another point: the answer is the same, to the cell tolerance).
 
     Args:
         rve: generator name (e.g. ``"circle"``, ``"voids"``).
@@ -219,31 +221,30 @@ class HyperelasticCellModel(MicroModel):
         return self._problems(volume_fraction)
 
     def evaluate(self, inputs, parameters, *, tangents=True) -> MicroResult:
-        """Solve one cell per distinct ``(F̄, φ)``; see :class:`MicroModel`."""
+        """Solve one cell per point (warm-started from the point's last solve).
+
+        Wrap the model in :class:`fe2hmm.reuse.Dedupe` to solve identical ``(F̄, φ)`` once.
+        """
         n = self.check_batch(inputs, parameters)
         self.statistics.points_requested += n
+        self.statistics.micro_requests += n
         d = self.dim
-        F = np.asarray(inputs["F"], dtype=float).reshape(n, d * d)
-        phi = np.asarray(parameters["volume_fraction"], dtype=float).reshape(n, 1)
-        _, first, inverse = np.unique(
-            np.hstack([F, phi]), axis=0, return_index=True, return_inverse=True
-        )
-        P = np.empty((len(first), d, d))
-        A = np.empty((len(first), d, d, d, d))
-        for k, i in enumerate(first):
+        F = np.asarray(inputs["F"], dtype=float).reshape(n, d, d)
+        phi = np.asarray(parameters["volume_fraction"], dtype=float).reshape(n)
+        P = np.empty((n, d, d))
+        A = np.empty((n, d, d, d, d))
+        for i in range(n):
             t0 = time.perf_counter()
-            problem = self.problem(phi[i, 0])
-            w0 = self._last_w.get(int(i))
+            problem = self.problem(phi[i])
+            w0 = self._last_w.get(i)
             if w0 is not None and w0.shape[0] != problem._n:
                 w0 = None  # the point's microstructure changed: no warm start
             try:
-                P[k], A[k], w, iterations = problem.solve(F[i].reshape(d, d), w0)
+                P[i], A[i], w, iterations = problem.solve(F[i], w0)
             except MicroSolveError as err:
-                raise MicroSolveError(err.message, point=int(i)) from err
-            self._last_w[int(i)] = w
+                raise MicroSolveError(err.message, point=i) from err
+            self._last_w[i] = w
             self.factorizations += iterations + 1
             self.statistics.micro_solves += 1
             self.statistics.seconds += time.perf_counter() - t0
-        inverse = inverse.reshape(-1)
-        tangent = {("P", "F"): A[inverse]} if tangents else {}
-        return MicroResult({"P": P[inverse]}, tangent)
+        return MicroResult({"P": P}, {("P", "F"): A} if tangents else {})

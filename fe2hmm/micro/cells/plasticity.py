@@ -388,7 +388,8 @@ class PlasticCellModel(StatefulMicroModel):
     changes it; :meth:`commit` accepts the last evaluated (trial) state after a converged macro
     step, :meth:`rollback` discards it (e.g. before cutting the step).
 
-    With ``elastic_reuse`` (default) a point whose cell stays elastic from its committed state
+    Exact shortcut (:attr:`~fe2hmm.micro.interface.MicroModel.exact_shortcuts`, on by default):
+    a point whose cell stays elastic from its committed state
     is answered without a cell solve, exactly: with frozen plastic strain the cell problem is
     linear, so ``σ̄ = σ̄_n + C_el : (Ē - Ē_n)`` with the elastic operators computed once per cell,
     and the elastic trial micro stress decides, exactly, whether any micro point yields
@@ -401,7 +402,6 @@ class PlasticCellModel(StatefulMicroModel):
         inclusion: ``(E, nu, sigma_y, H)`` of the inclusion (ignored for ``"voids"``).
         dim: 2 (plane strain).
         resolution: RVE resolution.
-        elastic_reuse: answer elastic points by the exact elastic predictor.
     """
 
     def __init__(
@@ -411,14 +411,12 @@ class PlasticCellModel(StatefulMicroModel):
         inclusion: tuple[float, float, float, float] = (10.0, 0.3, np.inf, 0.0),
         dim: int = 2,
         resolution: int | None = None,
-        elastic_reuse: bool = True,
     ) -> None:
         super().__init__()
         if dim != 2:
             raise NotImplementedError("plastic cells are implemented in 2D (plane strain) only")
         self.geometry = CellGeometry(rve, dim, resolution)
         self.dim = dim
-        self.elastic_reuse = bool(elastic_reuse)
         materials = {MATRIX: matrix, INCLUSION: inclusion}
         phase_materials(self.geometry, materials, _j2_phase, "(E, nu, sigma_y, H)")
         self.materials = {MATRIX: tuple(matrix), INCLUSION: tuple(inclusion)}
@@ -477,7 +475,7 @@ class PlasticCellModel(StatefulMicroModel):
             m = problem.num_points
             eps_p, p = self.history.get(i, (np.zeros((m, 3, 3)), np.zeros(m)))
             E = np.asarray(inputs["strain"][i], dtype=float)
-            if self.elastic_reuse:
+            if self.exact_shortcuts:
                 E_n, sigma_n, micro_n, w_n = self._state.get(i) or (
                     np.zeros((d, d)),
                     np.zeros((d, d)),
@@ -502,7 +500,7 @@ class PlasticCellModel(StatefulMicroModel):
             for i, (sig, tan, w, tep, tp, micro) in results.items():
                 sigma[i], tangent[i] = sig, tan
                 self._trial[i] = (tep, tp)
-                if self.elastic_reuse:
+                if self.exact_shortcuts:
                     self._trial_state[i] = (
                         np.asarray(inputs["strain"][i], dtype=float),
                         sig.copy(),

@@ -42,15 +42,16 @@ def test_homogeneous_cells_reproduce_the_single_scale_solution_and_reactions_bal
     """FE² with cells of one material (K* = k I to the cell solver's round-off, ~1e-14) equals
     the single-scale problem with the UFL law q = -k ∇T to 1e-10 (the Newton tolerance). The
     held boundary takes up what the source and the prescribed inflow put in: reaction =
-    -(∫f dx + ∫g ds), to the Newton tolerance (1e-9 relative)."""
-    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 8, 8)
+    -(∫f dx + ∫g ds), to the Newton tolerance (1e-9 relative; measured 1e-15). One quadrature
+    point per cell keeps the number of cell solves small."""
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 6, 6)
     x = ufl.SpatialCoordinate(mesh)
     ds = _left_edge_ds(mesh)
     common = {
         "source": 1.0 + x[0] * x[1],
         "boundary_flux": [(ds, 0.5)],  # inflow through x = 0
         "bcs": [Dirichlet(0.0, lambda p: ~np.isclose(p[0], 0.0))],  # T = 0 elsewhere
-        "degree": 2,
+        "quadrature_degree": 1,
     }
     model = DiffusionCellModel(rve="circle", matrix=K, inclusion=K, resolution=4)
     fe2 = SteadyDiffusion(mesh, model, parameters={"volume_fraction": 0.1 + 0.3 * x[1]}, **common)
@@ -63,6 +64,26 @@ def test_homogeneous_cells_reproduce_the_single_scale_solution_and_reactions_bal
     put_in = fe2.functional(1.0 + x[0] * x[1])() + fe2.functional(0.5, ds)()
     for problem in (fe2, single):
         assert problem.reaction(0) == pytest.approx(-put_in, rel=1e-9)
+
+
+class LinearFlux(MicroModel):
+    """q = -k g: a homogeneous conductor as a (solve-free) micro-model."""
+
+    input_shapes = {"gradient": (2,)}
+    output_shapes = {"flux": (2,)}
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def evaluate(self, inputs, parameters, *, tangents=True):
+        g = inputs["gradient"]
+        out = MicroResult({"flux": -self.k * g})
+        if tangents:
+            out.tangents["flux", "gradient"] = np.broadcast_to(
+                -self.k * np.eye(2), (g.shape[0], 2, 2)
+            ).copy()
+        return out
 
 
 class CubicFlux(MicroModel):
@@ -84,8 +105,10 @@ class CubicFlux(MicroModel):
 def test_jacobian_equals_a_finite_difference_of_the_residual():
     """The Jacobian the solver assembles (∂F/∂T plus the chain-rule term through the closure's
     tangent) applied to a direction equals the central difference of the residual with h =
-    1e-5: the truncation error is O(h²) ~ 1e-10 and the round-off ~1e-16/h ~ 1e-11 of |F|, so
-    1e-7 relative is a safe bound. Newton then converges quadratically."""
+    1e-5: truncation O(h²) and round-off O(ε/h) leave 1.8e-10 relative (measured; 6.5e-10 at
+    h = 1e-4, 2.1e-9 at 1e-6), so 1e-7 is a safe bound that an error in the chain rule (an
+    O(1) difference) cannot pass. Newton then converges quadratically (ρ_{k+1} <= 10 ρ_k²;
+    measured constants <= 0.3, 6 iterations)."""
     mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 6, 6)
     problem = SteadyDiffusion(mesh, CubicFlux(), source=4.0, bcs=[Dirichlet(0.0)], degree=2)
     T, closure = problem.T, problem.closure
@@ -120,25 +143,46 @@ def test_jacobian_equals_a_finite_difference_of_the_residual():
     T.x.array[:] = 0.0
     result = problem.solve()
     r = np.array(result.residual_norms) / result.residual_norms[0]
-    assert result.converged and result.iterations <= 6, r
+    assert result.converged and result.iterations <= 8, r
     assert all(b <= 10.0 * a**2 for a, b in zip(r[1:], r[2:], strict=False) if b > 1e-10), r
+
+
+def test_the_solver_is_a_choice():
+    """`solver=SNESSolver` (fe2hmm.macro.snes) drops in for the own Newton loop: the same
+    iterates (residual norms to 1e-10 relative; its own tests find them bitwise equal)."""
+    from fe2hmm.macro.snes import SNESSolver
+
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 6, 6)
+    results = []
+    for solver in (None, SNESSolver):
+        extra = {} if solver is None else {"solver": solver}
+        problem = SteadyDiffusion(mesh, CubicFlux(), source=4.0, bcs=[Dirichlet(0.0)], **extra)
+        results.append(problem.solve())
+        if solver is not None:
+            assert isinstance(problem.newton, SNESSolver)
+            problem.newton.destroy()
+    newton, snes = results
+    assert newton.converged and snes.converged and snes.iterations == newton.iterations
+    np.testing.assert_allclose(snes.residual_norms, newton.residual_norms, rtol=1e-10)
+    with pytest.raises(TypeError, match="solver must be a solver class, got str"):
+        SteadyDiffusion(mesh, CubicFlux(), solver="snes")
 
 
 def test_transient_sine_mode_decays_with_the_backward_euler_amplification():
     """c ∂_t T = ∇·(k ∇T) on (0, 1) × (0, 1/8), T = 0 at x = 0, 1, insulated elsewhere,
-    T(x, 0) = sin(πx), closed by homogeneous cells (k = 3) with storage c = 0.5. Backward Euler
+    T(x, 0) = sin(πx), closed by a homogeneous micro-model (k = 3) with storage c = 0.5 (a
+    solve-free model: the closure, not the cell, is under test here). Backward Euler
     maps the mode exactly to a_n = (1 + (k/c) π² Δt)^(-n) sin(πx); what is left is the P2 space
-    error (measured 2e-5 for 32 cells), so 1e-3 is a bound that still tells backward Euler
-    (a_20 = 0.0277) from the exact decay exp(-(k/c) π² t) (0.0193) by a factor 300."""
+    error (measured 5.1e-6 relative for 32 cells), so 1e-4 is a bound with a margin of 20 that
+    tells backward Euler (a_20 = 5.6e-3) from the exact decay exp(-(k/c) π² t) (2.7e-3, a
+    relative difference of 1.08) by four orders of magnitude."""
     mesh = dmesh.create_rectangle(MPI.COMM_WORLD, [[0.0, 0.0], [1.0, 0.125]], [32, 2])
-    model = DiffusionCellModel(rve="circle", matrix=K, inclusion=K, resolution=4)
     c, dt, n = 0.5, 0.005, 20
     problem = TransientDiffusion(
         mesh,
-        model,
+        LinearFlux(K),
         dt=dt,
         storage=c,
-        parameters={"volume_fraction": 0.3},
         bcs=[Dirichlet(0.0, lambda p: np.isclose(p[0], 0.0) | np.isclose(p[0], 1.0))],
         degree=2,
     )
@@ -146,7 +190,6 @@ def test_transient_sine_mode_decays_with_the_backward_euler_amplification():
     seen = []
     steps = problem.march(np.linspace(0.0, n * dt, n + 1), after_step=seen.append)
     assert len(steps) == len(seen) == n and all(s.iterations == 1 for s in steps)
-    assert model.statistics.micro_solves == (1 if problem.closure.num_points else 0)
 
     amplitude = (1.0 + K / c * np.pi**2 * dt) ** -n
     x = ufl.SpatialCoordinate(mesh)
@@ -155,7 +198,7 @@ def test_transient_sine_mode_decays_with_the_backward_euler_amplification():
         mesh.comm.allreduce(fem.assemble_scalar(fem.form((problem.T - exact) ** 2 * ufl.dx)))
     )
     size = np.sqrt(mesh.comm.allreduce(fem.assemble_scalar(fem.form(exact**2 * ufl.dx))))
-    assert error < 1e-3 * size, error / size
+    assert error < 1e-4 * size, error / size
     assert abs(amplitude / np.exp(-K / c * np.pi**2 * n * dt) - 1) > 0.3
     np.testing.assert_array_equal(problem.u_n.x.array, problem.T.x.array)
     assert problem.dt.value == pytest.approx(dt, rel=1e-12)
