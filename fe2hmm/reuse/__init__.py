@@ -13,6 +13,7 @@ from fe2hmm.reuse.dedupe import Dedupe
 from fe2hmm.reuse.regression import HyperelasticRegressionModel
 from fe2hmm.reuse.surrogate import HermiteSurrogate, ParameterSurrogate, SurrogatePrediction
 from fe2hmm.reuse.surrogate_model import ParameterSurrogateModel, ScalarSurrogateModel
+from fe2hmm.reuse.tangent_surrogate import TangentSurrogateModel
 from fe2hmm.reuse.wrapper import ReuseWrapper
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "ReuseWrapper",
     "ScalarSurrogateModel",
     "SurrogatePrediction",
+    "TangentSurrogateModel",
 ]
