@@ -15,6 +15,7 @@ from fe2hmm.micro.cells.plasticity import PlasticCellModel
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.newton import NewtonSolver
 from fe2hmm.reuse import Cache, TangentSurrogateModel
+from fe2hmm.reuse.indicators import closure_error_indicator
 
 
 class PowerLawConductor(MicroModel):
@@ -211,12 +212,21 @@ def test_composes_with_a_cache_and_newton_converges(tmp_path):
         newton = NewtonSolver(F, T, [bc], [closure], rtol=0.0, atol=1e-9, max_iterations=12)
         result = newton.solve()
         assert result.converged
-        solutions[key] = (T.x.array.copy(), result, model.statistics)
+        solutions[key] = (T, result, model.statistics, closure)
         newton.destroy()
-    T_exact, _, _ = solutions["exact"]
-    T_sur, result, stats = solutions["surrogate"]
+    T_exact, _, _, _ = solutions["exact"]
+    T_sur, result, stats, closure = solutions["surrogate"]
     # measured: 8 iterations; the residual stalls at ~7e-4 while nodes are added, then drops to
     # 1e-15 in one step once the served map is one affine piece per point (no new nodes)
     assert result.iterations <= 10 and result.residual_norms[-1] <= 1e-9
-    assert np.abs(T_sur - T_exact).max() <= 1e-3 * np.abs(T_exact).max()
+    # the a posteriori bound of the reuse layer: q is strongly monotone with constant 1
+    # (∂q/∂g = -(1+|g|²)I - 2gg^T), so |∇(T - T_h)| <= η (fe2hmm.reuse.indicators). Which
+    # nodes the surrogate trains depends on round-off (serve-or-solve is a threshold), so the
+    # error itself varies between machines; the bound holds for every node set.
+    _, eta = closure_error_indicator(closure, "flux")
+    e = T_sur - T_exact
+    local = fem.assemble_scalar(fem.form(ufl.inner(ufl.grad(e), ufl.grad(e)) * ufl.dx))
+    error = np.sqrt(mesh.comm.allreduce(local))
+    assert error <= eta, (error, eta)
+    assert np.abs(T_sur.x.array - T_exact.x.array).max() <= 1e-2 * np.abs(T_exact.x.array).max()
     assert stats.surrogate_hits > 0
