@@ -3,6 +3,7 @@
 Reuse policies (:class:`~fe2hmm.reuse.dedupe.Dedupe`, :class:`~fe2hmm.reuse.cache.Cache`,
 :class:`~fe2hmm.reuse.surrogate_model.ParameterSurrogateModel`,
 :class:`~fe2hmm.reuse.surrogate_model.ScalarSurrogateModel`,
+:class:`~fe2hmm.reuse.tangent_surrogate.TangentSurrogateModel`,
 :class:`~fe2hmm.reuse.regression.HyperelasticRegressionModel`) are ``MicroModel → MicroModel``
 wrappers: each keeps the inner model's declarations (inputs, outputs, parameters, tangent
 blocks, linearity, stochasticity) and its contract, including :meth:`micro_tasks`, so they
