@@ -11,7 +11,7 @@ the shipped models derive from it —
 
 from fe2hmm.macro.diffusion import SteadyDiffusion, TransientDiffusion
 from fe2hmm.macro.elasticity import FiniteStrainElasticity, SmallStrainElasticity
-from fe2hmm.macro.problem import Dirichlet, MacroProblem
+from fe2hmm.macro.problem import Dirichlet, MacroProblem, SolverOptions, check_solver_options
 
 __all__ = [
     "Dirichlet",
@@ -20,4 +20,6 @@ __all__ = [
     "TransientDiffusion",
     "SmallStrainElasticity",
     "FiniteStrainElasticity",
+    "SolverOptions",
+    "check_solver_options",
 ]

@@ -21,6 +21,7 @@ Either model also takes a single-scale UFL law ``q = law(∇T)`` in place of the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Unpack
 
 import numpy as np
 import ufl
@@ -32,11 +33,12 @@ from fe2hmm.macro.problem import (
     ConstitutiveLaw,
     Dirichlet,
     MacroProblem,
+    SolverOptions,
     _check_degrees,
     _constitutive,
+    check_solver_options,
 )
 from fe2hmm.micro.interface import MicroModel
-from fe2hmm.newton import NewtonSolver
 from fe2hmm.timestepping import TimeStep, march
 
 __all__ = ["SteadyDiffusion", "TransientDiffusion"]
@@ -98,13 +100,9 @@ class SteadyDiffusion(MacroProblem):
         scheduler: where the micro solves run under MPI (``"owner"``, ``"pooled"``,
             ``"serial"``).
         name: the closure's name (function names, messages).
-        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
-            :class:`fe2hmm.macro.snes.SNESSolver`).
-        petsc_options: linear solver options (default MUMPS LU).
-        petsc_options_prefix: solver options prefix (default: a unique one).
-        rtol: Newton relative tolerance.
-        atol: Newton absolute tolerance.
-        max_iterations: Newton steps at most.
+        **solver_options: the solver keywords of :class:`~fe2hmm.macro.problem.MacroProblem`
+            (:class:`~fe2hmm.macro.problem.SolverOptions`: ``solver``, ``petsc_options``,
+            ``petsc_options_prefix``, ``rtol``, ``atol``, ``max_iterations``).
 
     Attributes:
         T: the temperature (the unknown :attr:`u`).
@@ -133,14 +131,10 @@ class SteadyDiffusion(MacroProblem):
         quadrature_degree: int = 2,
         scheduler: str = "owner",
         name: str = "diffusion",
-        solver: Callable[..., NewtonSolver] = NewtonSolver,
-        petsc_options: dict | None = None,
-        petsc_options_prefix: str | None = None,
-        rtol: float = 1e-10,
-        atol: float = 1e-12,
-        max_iterations: int = 25,
+        **solver_options: Unpack[SolverOptions],
     ) -> None:
         owner = type(self).__name__
+        solver_options = check_solver_options(solver_options, owner)
         _check_degrees(degree, quadrature_degree)
         V = fem.functionspace(mesh, ("Lagrange", int(degree)))
         T = fem.Function(V, name="T")
@@ -166,12 +160,7 @@ class SteadyDiffusion(MacroProblem):
             bcs,
             [closure] if closure is not None else [],
             dx=dx,
-            solver=solver,
-            petsc_options=petsc_options,
-            petsc_options_prefix=petsc_options_prefix,
-            rtol=rtol,
-            atol=atol,
-            max_iterations=max_iterations,
+            **solver_options,
         )
         self.T = T
         self.closure: Closure | None = closure
@@ -202,13 +191,9 @@ class TransientDiffusion(MacroProblem):
         quadrature_degree: the closure's quadrature degree.
         scheduler: where micro solves run under MPI.
         name: the closure's name.
-        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
-            :class:`fe2hmm.macro.snes.SNESSolver`).
-        petsc_options: linear solver options.
-        petsc_options_prefix: solver options prefix (default: a unique one).
-        rtol: Newton relative tolerance.
-        atol: Newton absolute tolerance.
-        max_iterations: Newton steps at most.
+        **solver_options: the solver keywords of :class:`~fe2hmm.macro.problem.MacroProblem`
+            (:class:`~fe2hmm.macro.problem.SolverOptions`: ``solver``, ``petsc_options``,
+            ``petsc_options_prefix``, ``rtol``, ``atol``, ``max_iterations``).
 
     Attributes:
         T: the end-of-step temperature (:attr:`u`).
@@ -243,14 +228,10 @@ class TransientDiffusion(MacroProblem):
         quadrature_degree: int = 2,
         scheduler: str = "owner",
         name: str = "diffusion",
-        solver: Callable[..., NewtonSolver] = NewtonSolver,
-        petsc_options: dict | None = None,
-        petsc_options_prefix: str | None = None,
-        rtol: float = 1e-10,
-        atol: float = 1e-12,
-        max_iterations: int = 25,
+        **solver_options: Unpack[SolverOptions],
     ) -> None:
         owner = type(self).__name__
+        solver_options = check_solver_options(solver_options, owner)
         dt = _time_step(dt, owner)
         _check_degrees(degree, quadrature_degree)
         if (
@@ -291,12 +272,7 @@ class TransientDiffusion(MacroProblem):
             bcs,
             [closure] if closure is not None else [],
             dx=dx,
-            solver=solver,
-            petsc_options=petsc_options,
-            petsc_options_prefix=petsc_options_prefix,
-            rtol=rtol,
-            atol=atol,
-            max_iterations=max_iterations,
+            **solver_options,
         )
         self.T = T
         self.u_n = T_n

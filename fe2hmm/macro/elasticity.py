@@ -20,7 +20,8 @@ thickness. Rigid-body modes must be removed by the Dirichlet conditions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Unpack
 
 import numpy as np
 import ufl
@@ -32,11 +33,12 @@ from fe2hmm.macro.problem import (
     ConstitutiveLaw,
     Dirichlet,
     MacroProblem,
+    SolverOptions,
     _check_degrees,
     _constitutive,
+    check_solver_options,
 )
 from fe2hmm.micro.interface import MicroModel
-from fe2hmm.newton import NewtonSolver
 
 __all__ = ["SmallStrainElasticity", "FiniteStrainElasticity"]
 
@@ -98,6 +100,7 @@ class _Elasticity(MacroProblem):
         solver_options,
     ) -> None:
         owner = type(self).__name__
+        solver_options = check_solver_options(solver_options, owner)
         _check_degrees(degree, quadrature_degree)
         dim = mesh.geometry.dim
         V = fem.functionspace(mesh, ("Lagrange", int(degree), (dim,)))
@@ -140,13 +143,9 @@ class SmallStrainElasticity(_Elasticity):
         quadrature_degree: the closure's quadrature degree.
         scheduler: where the micro solves run under MPI.
         name: the closure's name.
-        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
-            :class:`fe2hmm.macro.snes.SNESSolver`).
-        petsc_options: linear solver options (default MUMPS LU).
-        petsc_options_prefix: solver options prefix (default: a unique one).
-        rtol: Newton relative tolerance.
-        atol: Newton absolute tolerance.
-        max_iterations: Newton steps at most.
+        **solver_options: the solver keywords of :class:`~fe2hmm.macro.problem.MacroProblem`
+            (:class:`~fe2hmm.macro.problem.SolverOptions`: ``solver``, ``petsc_options``,
+            ``petsc_options_prefix``, ``rtol``, ``atol``, ``max_iterations``).
 
     Attributes:
         closure: the closure, or ``None`` for a UFL law.
@@ -175,12 +174,7 @@ class SmallStrainElasticity(_Elasticity):
         quadrature_degree: int = 2,
         scheduler: str = "owner",
         name: str = "elasticity",
-        solver: Callable[..., NewtonSolver] = NewtonSolver,
-        petsc_options: dict | None = None,
-        petsc_options_prefix: str | None = None,
-        rtol: float = 1e-10,
-        atol: float = 1e-12,
-        max_iterations: int = 25,
+        **solver_options: Unpack[SolverOptions],
     ) -> None:
         self._build(
             mesh,
@@ -195,14 +189,7 @@ class SmallStrainElasticity(_Elasticity):
             quadrature_degree,
             scheduler,
             name,
-            {
-                "solver": solver,
-                "petsc_options": petsc_options,
-                "petsc_options_prefix": petsc_options_prefix,
-                "rtol": rtol,
-                "atol": atol,
-                "max_iterations": max_iterations,
-            },
+            solver_options,
         )
         self.strain = ufl.sym(ufl.grad(self.u))
 
@@ -226,13 +213,9 @@ class FiniteStrainElasticity(_Elasticity):
             "stress")`` for MD boxes).
         scheduler: where the micro solves run under MPI.
         name: the closure's name.
-        solver: the solver class (default :class:`~fe2hmm.newton.NewtonSolver`; e.g.
-            :class:`fe2hmm.macro.snes.SNESSolver`).
-        petsc_options: linear solver options.
-        petsc_options_prefix: solver options prefix (default: a unique one).
-        rtol: Newton relative tolerance.
-        atol: Newton absolute tolerance.
-        max_iterations: Newton steps at most.
+        **solver_options: the solver keywords of :class:`~fe2hmm.macro.problem.MacroProblem`
+            (:class:`~fe2hmm.macro.problem.SolverOptions`: ``solver``, ``petsc_options``,
+            ``petsc_options_prefix``, ``rtol``, ``atol``, ``max_iterations``).
 
     Attributes:
         closure: the closure, or ``None`` for a UFL law.
@@ -262,14 +245,10 @@ class FiniteStrainElasticity(_Elasticity):
         names: tuple[str, str] | None = None,
         scheduler: str = "owner",
         name: str = "elasticity",
-        solver: Callable[..., NewtonSolver] = NewtonSolver,
-        petsc_options: dict | None = None,
-        petsc_options_prefix: str | None = None,
-        rtol: float = 1e-10,
-        atol: float = 1e-12,
-        max_iterations: int = 25,
+        **solver_options: Unpack[SolverOptions],
     ) -> None:
         owner = type(self).__name__
+        check_solver_options(solver_options, owner)
         if names is None:
             if isinstance(model, MicroModel):
                 ins, outs = list(model.input_shapes), list(model.output_shapes)
@@ -299,13 +278,6 @@ class FiniteStrainElasticity(_Elasticity):
             quadrature_degree,
             scheduler,
             name,
-            {
-                "solver": solver,
-                "petsc_options": petsc_options,
-                "petsc_options_prefix": petsc_options_prefix,
-                "rtol": rtol,
-                "atol": atol,
-                "max_iterations": max_iterations,
-            },
+            solver_options,
         )
         self.deformation_gradient = ufl.Identity(dim) + ufl.grad(self.u)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from mpi4py import MPI
 
@@ -31,7 +31,14 @@ from fe2hmm.closure import Closure
 from fe2hmm.micro.interface import Stateful
 from fe2hmm.newton import LoadStep, NewtonResult, NewtonSolver, solve_incrementally
 
-__all__ = ["Dirichlet", "MacroProblem", "DirichletValue", "ConstitutiveLaw"]
+__all__ = [
+    "Dirichlet",
+    "MacroProblem",
+    "SolverOptions",
+    "DirichletValue",
+    "ConstitutiveLaw",
+    "check_solver_options",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +54,80 @@ DirichletValue = float | Sequence[float] | np.ndarray | fem.Constant | fem.Funct
 #: a gradient): macro models accept it in place of a micro-model, which gives the single-scale
 #: reference of an FE² computation with the same macro form.
 ConstitutiveLaw = Callable[[ufl.core.expr.Expr], ufl.core.expr.Expr]
+
+
+class SolverOptions(TypedDict, total=False):
+    """The solver keywords of every macro model, forwarded to :class:`MacroProblem`.
+
+    Keys (all optional):
+        solver: the solver class, called as ``solver(F, u, bcs, closures, J=…,
+            petsc_options=…, petsc_options_prefix=…, rtol=…, atol=…, max_iterations=…)``:
+            :class:`~fe2hmm.newton.NewtonSolver` (default) or a drop-in such as
+            :class:`fe2hmm.macro.snes.SNESSolver`.
+        petsc_options: options of the linear solver (default: MUMPS LU).
+        petsc_options_prefix: options prefix of the solver; ``None`` (default): the solver
+            generates a unique one.
+        rtol: Newton's relative tolerance on the residual norm (default 1e-10).
+        atol: Newton's absolute tolerance on the residual norm (default 1e-12).
+        max_iterations: Newton steps before :class:`~fe2hmm.errors.NewtonConvergenceError`
+            (default 25).
+    """
+
+    solver: Callable[..., NewtonSolver]
+    petsc_options: dict | None
+    petsc_options_prefix: str | None
+    rtol: float
+    atol: float
+    max_iterations: int
+
+
+_SOLVER_DEFAULTS: dict[str, Any] = {
+    "solver": NewtonSolver,
+    "petsc_options": None,
+    "petsc_options_prefix": None,
+    "rtol": 1e-10,
+    "atol": 1e-12,
+    "max_iterations": 25,
+}
+
+
+def check_solver_options(options: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``options`` (:class:`SolverOptions` keys) checked and completed with the defaults.
+
+    Raises:
+        TypeError: an unknown key, or ``solver`` not callable.
+        ValueError: ``rtol``/``atol`` not finite and >= 0, ``max_iterations`` not an integer
+            >= 1, ``petsc_options`` not a mapping, ``petsc_options_prefix`` not a string.
+    """
+    unknown = sorted(set(options) - set(_SOLVER_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"{owner}: unknown keyword argument {unknown[0]!r}; the solver keywords are "
+            f"{', '.join(_SOLVER_DEFAULTS)}"
+        )
+    checked = {**_SOLVER_DEFAULTS, **options}
+    if not callable(checked["solver"]):
+        raise TypeError(
+            f"{owner}: solver must be a solver class, got {type(checked['solver']).__name__}"
+        )
+    for label in ("rtol", "atol"):
+        value = checked[label]
+        if isinstance(value, bool) or not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{owner}: {label} must be a finite number >= 0, got {value!r}")
+        checked[label] = float(value)
+    steps = checked["max_iterations"]
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"{owner}: max_iterations must be an integer >= 1, got {steps!r}")
+    checked["max_iterations"] = int(steps)
+    if checked["petsc_options"] is not None and not isinstance(checked["petsc_options"], dict):
+        raise ValueError(
+            f"{owner}: petsc_options must be a dict of PETSc options, "
+            f"got {type(checked['petsc_options']).__name__}"
+        )
+    prefix = checked["petsc_options_prefix"]
+    if prefix is not None and not isinstance(prefix, str):
+        raise ValueError(f"{owner}: petsc_options_prefix must be a string, got {prefix!r}")
+    return checked
 
 
 @dataclass(frozen=True)
@@ -168,16 +249,9 @@ class MacroProblem:
         J: Jacobian form; by default ``∂F/∂u`` plus the closures' chain-rule terms.
         dx: the cell measure of :meth:`functional`; by default the first closure's
             :attr:`~fe2hmm.closure.Closure.dx` (its quadrature rule), else ``ufl.dx``.
-        solver: the solver class, called as ``solver(F, u, bcs, closures, J=…,
-            petsc_options=…, petsc_options_prefix=…, rtol=…, atol=…, max_iterations=…)``:
-            :class:`~fe2hmm.newton.NewtonSolver` (default) or a drop-in such as
-            :class:`fe2hmm.macro.snes.SNESSolver`.
-        petsc_options: options of the linear solver (default: MUMPS LU).
-        petsc_options_prefix: options prefix of the solver; ``None``: the solver generates a
-            unique one.
-        rtol: Newton's relative tolerance on the residual norm.
-        atol: Newton's absolute tolerance on the residual norm.
-        max_iterations: Newton steps before :class:`~fe2hmm.errors.NewtonConvergenceError`.
+        **solver_options: the solver keywords (:class:`SolverOptions`: ``solver``,
+            ``petsc_options``, ``petsc_options_prefix``, ``rtol``, ``atol``,
+            ``max_iterations``).
 
     Attributes:
         u: the unknown. ``V``, ``mesh``: its function space and mesh.
@@ -201,23 +275,14 @@ class MacroProblem:
         *,
         J: ufl.Form | None = None,
         dx: ufl.Measure | None = None,
-        solver: Callable[..., NewtonSolver] = NewtonSolver,
-        petsc_options: dict | None = None,
-        petsc_options_prefix: str | None = None,
-        rtol: float = 1e-10,
-        atol: float = 1e-12,
-        max_iterations: int = 25,
+        **solver_options: Unpack[SolverOptions],
     ) -> None:
+        options = check_solver_options(solver_options, type(self).__name__)
         if not isinstance(u, fem.Function):
             raise TypeError(f"u must be a dolfinx.fem.Function, got {type(u).__name__}")
         for i, c in enumerate(closures):
             if not isinstance(c, Closure):
                 raise TypeError(f"closures[{i}] is a {type(c).__name__}, not a fe2hmm Closure")
-        for label, value in (("rtol", rtol), ("atol", atol)):
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
-        if int(max_iterations) != max_iterations or max_iterations < 1:
-            raise ValueError(f"max_iterations must be an integer >= 1, got {max_iterations!r}")
         self.u = u
         self.V = u.function_space
         self.mesh = self.V.mesh
@@ -238,16 +303,8 @@ class MacroProblem:
         if dx is None:
             dx = self.closures[0].dx if self.closures else ufl.Measure("dx", domain=self.mesh)
         self._dx = dx
-        self._solver_options: dict[str, Any] = {
-            "petsc_options": petsc_options,
-            "petsc_options_prefix": petsc_options_prefix,
-            "rtol": float(rtol),
-            "atol": float(atol),
-            "max_iterations": int(max_iterations),
-        }
-        if not callable(solver):
-            raise TypeError(f"solver must be a solver class, got {type(solver).__name__}")
-        self._solver = solver
+        self._solver = options.pop("solver")
+        self._solver_options: dict[str, Any] = options
         self._newton: NewtonSolver | None = None
         self._residual_form: fem.Form | None = None
         self.load = 0.0

@@ -265,6 +265,13 @@ def _one_line(info):
          "bcs.0. is a str; expected a fe2hmm.macro.Dirichlet or a dolfinx.fem.DirichletBC"),
         (lambda m: SteadyDiffusion(m, CubicFlux(), rtol=-1.0), ValueError,
          "rtol must be a finite number >= 0, got -1.0"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), max_iterations=0), ValueError,
+         "SteadyDiffusion: max_iterations must be an integer >= 1, got 0"),
+        (lambda m: TransientDiffusion(m, CubicFlux(), dt=0.1, tol=1e-8), TypeError,
+         "TransientDiffusion: unknown keyword argument 'tol'; the solver keywords are solver, "
+         "petsc_options, petsc_options_prefix, rtol, atol, max_iterations"),
+        (lambda m: SteadyDiffusion(m, CubicFlux(), petsc_options="lu"), ValueError,
+         "SteadyDiffusion: petsc_options must be a dict of PETSc options, got str"),
         (lambda m: TransientDiffusion(m, CubicFlux(), dt=0.0), ValueError,
          "TransientDiffusion: dt must be a finite number > 0, got 0.0"),
         (lambda m: TransientDiffusion(m, CubicFlux(), dt="short"), TypeError,

@@ -270,6 +270,10 @@ def test_load_stepping_follows_the_load_and_commits_histories():
          ValueError, r"a Constant of shape \(\) does not fit a space with 2 component"),
         (lambda m: SmallStrainElasticity(m, lambda e: 1.0), TypeError,
          "the constitutive law must return a UFL expression, got float"),
+        (lambda m: SmallStrainElasticity(m, _hooke, atol=float("inf")), ValueError,
+         "SmallStrainElasticity: atol must be a finite number >= 0, got inf"),
+        (lambda m: FiniteStrainElasticity(m, SaintVenantKirchhoff(), prefix="a_"), TypeError,
+         "FiniteStrainElasticity: unknown keyword argument 'prefix'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_named_in_one_line(build, error, match):
