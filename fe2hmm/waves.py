@@ -37,6 +37,8 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
+from fe2hmm.petsc_options import claim_prefix, options_set, release_prefix
+
 __all__ = ["SCHEMES", "WaveIntegrator", "elastic_stiffness_form", "scalar_stiffness_form"]
 
 #: Time integrators.
@@ -68,7 +70,10 @@ class WaveIntegrator:
         fixed: dof indices held at zero (e.g. from ``fem.locate_dofs_topological``).
         dx: the measure of the mass form (use the closure's ``dx``).
         check_cfl: for leapfrog, raise if ``dt`` exceeds the (safe) critical step.
-        petsc_options_prefix: options prefix of the Newmark solver (MUMPS LU by default).
+        petsc_options_prefix: options prefix of the Newmark solver (MUMPS LU by default);
+            ``None`` (default) generates a unique ``fe2hmm_waves_<k>_``. The options are in
+            PETSc's database only while the solver reads them; :meth:`destroy` frees the
+            prefix.
 
     Attributes:
         u, v: displacement and velocity (``fem.Function``); set them, then :meth:`start`.
@@ -93,7 +98,7 @@ class WaveIntegrator:
         fixed: np.ndarray | None = None,
         dx: ufl.Measure | None = None,
         check_cfl: bool = True,
-        petsc_options_prefix: str = "fe2hmm_waves_",
+        petsc_options_prefix: str | None = None,
     ) -> None:
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}; valid: {SCHEMES}")
@@ -141,20 +146,34 @@ class WaveIntegrator:
             fixed_rows = np.flatnonzero(~self._free).astype(PETSc.IntType)
             rstart = S.getOwnershipRange()[0]
             S.zeroRowsColumns(fixed_rows + rstart, diag=1.0)
+            self._prefix = claim_prefix(V.mesh.comm, petsc_options_prefix, "fe2hmm_waves_")
             self._solver = PETSc.KSP().create(V.mesh.comm)
             self._solver.setOperators(S)
-            self._solver.setOptionsPrefix(petsc_options_prefix)
-            opts = PETSc.Options()
-            for key, value in {
-                "ksp_type": "preonly",
-                "pc_type": "lu",
-                "pc_factor_mat_solver_type": "mumps",
-            }.items():
-                opts.setValue(f"{petsc_options_prefix}{key}", value)
-            self._solver.setFromOptions()
+            self._solver.setOptionsPrefix(self._prefix)
+            lu = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+            with options_set(self._prefix, lu):
+                self._solver.setFromOptions()
             self._a = self._K.createVecLeft()
             self._rhs = self._K.createVecLeft()
         self._started = False
+
+    @property
+    def petsc_options_prefix(self) -> str | None:
+        """The Newmark solver's options prefix (``None`` for leapfrog, which solves nothing)."""
+        return getattr(self, "_prefix", None)
+
+    def destroy(self) -> None:
+        """Free the PETSc objects and the options prefix (collective).
+
+        The integrator cannot step afterwards.
+        """
+        for name in ("_solver", "_K", "_M", "_Ku", "_a", "_rhs"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.destroy()
+                setattr(self, name, None)
+        release_prefix(getattr(self, "_prefix", None))
+        self._prefix = None
 
     # ------------------------------------------------------------------ helpers
     def _gershgorin_step(self) -> float:

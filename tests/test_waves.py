@@ -191,3 +191,36 @@ def test_elastic_waves_with_the_closure_stiffness_conserve_energy():
     assert abs(waves.energy() - e0) < 1e-12 * e0
     bs = V.dofmap.index_map_bs
     assert np.allclose(waves.u.x.array.reshape(-1, bs)[fixed], 0.0)
+
+
+def test_newmark_prefixes_are_unique_and_leave_no_options_behind():
+    """Two Newmark integrators get distinct generated prefixes; their LU options are in
+    PETSc's database only while read; a given prefix is refused while a live solver holds it
+    and free again after ``destroy``."""
+    from petsc4py import PETSc
+
+    mesh, facets = _square(3)
+    V = fem.functionspace(mesh, ("Lagrange", 1))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    form = scalar_stiffness_form(A_ANISO, u, v, ufl.dx)
+    fixed = fem.locate_dofs_topological(V, 1, facets)
+    first = WaveIntegrator(form, 1.0, V, 0.05, "newmark", fixed)
+    second = WaveIntegrator(form, 1.0, V, 0.05, "newmark", fixed)
+    a, b = first.petsc_options_prefix, second.petsc_options_prefix
+    assert a.startswith("fe2hmm_waves_") and b.startswith("fe2hmm_waves_") and a != b
+    left = [k for k in PETSc.Options().getAll() if k.startswith(("fe2hmm_waves_", a, b))]
+    assert left == []
+    assert first._solver.getPC().getFactorSolverType() == "mumps"
+    for waves in (first, second):  # both still solve
+        waves.u.interpolate(_mode)
+        waves.step(2)
+    np.testing.assert_array_equal(first.u.x.array, second.u.x.array)
+    mine = WaveIntegrator(form, 1.0, V, 0.05, "newmark", fixed, petsc_options_prefix="mine_")
+    with pytest.raises(ValueError, match="'mine_' overlaps the prefix of a live fe2hmm solver"):
+        WaveIntegrator(form, 1.0, V, 0.05, "newmark", fixed, petsc_options_prefix="mine_")
+    mine.destroy()
+    again = WaveIntegrator(form, 1.0, V, 0.05, "newmark", fixed, petsc_options_prefix="mine_")
+    assert again.petsc_options_prefix == "mine_"
+    for waves in (first, second, again):
+        waves.destroy()
+    assert WaveIntegrator(form, 1.0, V, 0.05, "leapfrog", fixed).petsc_options_prefix is None
