@@ -9,9 +9,20 @@ the shipped models derive from it —
   (:mod:`fe2hmm.macro.elasticity`).
 """
 
+from fe2hmm.macro.continuation import (
+    ContinuationPoint,
+    ContinuationResult,
+    Fold,
+    continuation,
+)
 from fe2hmm.macro.diffusion import SteadyDiffusion, TransientDiffusion
 from fe2hmm.macro.elasticity import FiniteStrainElasticity, SmallStrainElasticity
 from fe2hmm.macro.problem import Dirichlet, MacroProblem, SolverOptions, check_solver_options
+from fe2hmm.macro.thermoelectric import (
+    SteadyThermoElectric,
+    ThermalRunawayError,
+    TransientThermoElectric,
+)
 
 __all__ = [
     "Dirichlet",
@@ -22,4 +33,11 @@ __all__ = [
     "FiniteStrainElasticity",
     "SolverOptions",
     "check_solver_options",
+    "SteadyThermoElectric",
+    "TransientThermoElectric",
+    "ThermalRunawayError",
+    "continuation",
+    "ContinuationResult",
+    "ContinuationPoint",
+    "Fold",
 ]

@@ -10,13 +10,14 @@ See ``docs/reuse.md``. Indicators are in :mod:`fe2hmm.reuse.indicators`.
 
 from fe2hmm.reuse.cache import Cache, PersistentCache
 from fe2hmm.reuse.dedupe import Dedupe
-from fe2hmm.reuse.regression import HyperelasticRegressionModel
+from fe2hmm.reuse.regression import ArrheniusRegressionModel, HyperelasticRegressionModel
 from fe2hmm.reuse.surrogate import HermiteSurrogate, ParameterSurrogate, SurrogatePrediction
 from fe2hmm.reuse.surrogate_model import ParameterSurrogateModel, ScalarSurrogateModel
 from fe2hmm.reuse.tangent_surrogate import TangentSurrogateModel
 from fe2hmm.reuse.wrapper import ReuseWrapper
 
 __all__ = [
+    "ArrheniusRegressionModel",
     "Cache",
     "Dedupe",
     "HermiteSurrogate",

@@ -1,4 +1,8 @@
-r"""A hyperelastic regression surrogate for noisy finite-strain stress models.
+r"""Regression surrogates for noisy micro-models: hyperelastic stresses, Arrhenius coefficients.
+
+:class:`ArrheniusRegressionModel` fits a thermally activated scalar ``σ(T)`` (kinetic Monte
+Carlo conductivities) in Arrhenius coordinates; see its docstring. The rest of this note is
+about :class:`HyperelasticRegressionModel`.
 
 A stochastic micro-model (molecular dynamics at T > 0) returns the first Piola–Kirchhoff stress
 :math:`P(F)` with noise of standard error :math:`s`. A macro Newton iteration on those values
@@ -35,7 +39,7 @@ from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch, run_tasks
 from fe2hmm.reuse.wrapper import ReuseWrapper
 
-__all__ = ["HyperelasticRegressionModel", "strain_components"]
+__all__ = ["ArrheniusRegressionModel", "HyperelasticRegressionModel", "strain_components"]
 
 
 def _index_pairs(d: int) -> list[tuple[int, int]]:
@@ -302,3 +306,223 @@ class HyperelasticRegressionModel(ReuseWrapper):
         )
         result = MicroResult(outputs, result_tangents)
         return TaskBatch([], lambda _results: result)
+
+
+class ArrheniusRegressionModel(ReuseWrapper):
+    r"""Serve a noisy, thermally activated scalar ``σ(T)`` from a fit in Arrhenius coordinates.
+
+    A stochastic micro-model (kinetic Monte Carlo of ion hopping) returns ``σ(T)`` with noise
+    of standard error ``s``; a macro Newton iteration on those values stalls at the noise and
+    has no tangent. This wrapper runs the model once, in one batched call, at ``nodes``
+    temperatures equally spaced in :math:`1/T` over ``temperature_range`` and fits
+
+    .. math:: \ln(\sigma T) = \sum_{j=0}^{p} a_j u^j, \qquad u = (1/T - x_0)/h,
+
+    (:math:`x_0, h` centre and half width of the fitted :math:`1/T` interval) by weighted least
+    squares with weights :math:`\sigma/s` (the standard errors of :math:`\ln\sigma`). Degree
+    1 is the Arrhenius law :math:`\sigma T = A e^{-E_a/T}`; degree 2 (default) adds the
+    :math:`1/T^2` term of Gaussian site-energy disorder. The served model is deterministic (its
+    noise is in the fitted coefficients, fixed between refits), smooth and has the exact tangent
+
+    .. math:: \frac{d\sigma}{dT} = \sigma\Big(\frac{E(T)}{T^2} - \frac1T\Big), \qquad
+              E(T) = -\frac{d\ln(\sigma T)}{d(1/T)}
+
+    (:math:`E(T)` the apparent activation energy, :meth:`activation_energy`). Outputs carry
+    ``error_bounds``: two standard errors of the fitted mean (the covariance of the
+    coefficients, inflated by ``chi2`` when the degree misfits). A temperature outside the
+    fitted interval is not extrapolated: the interval grows to 5 % beyond it (in :math:`T`), the
+    model runs at ``nodes`` new temperatures over the new interval and the fit is redone
+    (``refits`` counts this).
+
+    Args:
+        model: the wrapped micro-model: one scalar input (the temperature, any name), one
+            scalar output (the thermally activated coefficient, > 0), no parameters;
+            ``standard_errors`` are used as weights when it returns them.
+        temperature_range: ``(T_low, T_high)`` of the initial design, ``0 < T_low < T_high``
+            (the model's temperature unit).
+        nodes: design temperatures per sampling round, > ``degree`` + 1.
+        degree: polynomial degree ``p`` in :math:`1/T`, 1..4.
+
+    Attributes:
+        coefficients: ``a_j`` ``(p + 1,)``; ``covariance`` their covariance ``(p + 1, p + 1)``.
+        chi2: weighted residual sum of squares per degree of freedom of the last fit (``nan``
+            without standard errors): near 1 means the degree describes the data within the
+            noise.
+        design: temperatures of all model runs ``(N,)``; ``values``, ``errors`` the measured
+            outputs and their standard errors ``(N,)``.
+        temperature_range: the fitted interval; ``refits``: how often it grew.
+
+    Raises:
+        ValueError: the model is not scalar-in/scalar-out without parameters; bad range,
+            nodes or degree; the model returned a non-positive value at a design temperature.
+    """
+
+    def __init__(
+        self,
+        model: MicroModel,
+        temperature_range: tuple[float, float],
+        nodes: int = 8,
+        degree: int = 2,
+    ) -> None:
+        super().__init__(model)
+        ins, outs = dict(model.input_shapes), dict(model.output_shapes)
+        if (
+            len(ins) != 1
+            or len(outs) != 1
+            or next(iter(ins.values())) != ()
+            or next(iter(outs.values())) != ()
+            or model.parameter_shapes
+        ):
+            raise ValueError(
+                "ArrheniusRegressionModel needs a model with one scalar input (the "
+                "temperature), one scalar output and no parameters; "
+                f"{type(model).__name__} has inputs {ins}, outputs {outs}, parameters "
+                f"{dict(model.parameter_shapes)}"
+            )
+        ((self._input, _),) = ins.items()
+        ((self._output, _),) = outs.items()
+        if isinstance(degree, bool) or int(degree) != degree or not 1 <= degree <= 4:
+            raise ValueError(f"degree must be an integer in 1..4, got {degree!r}")
+        self.degree = int(degree)
+        if isinstance(nodes, bool) or int(nodes) != nodes or nodes < self.degree + 2:
+            raise ValueError(
+                f"nodes must be an integer >= degree + 2 = {self.degree + 2} (a fit with "
+                f"residual degrees of freedom), got {nodes!r}"
+            )
+        self.nodes = int(nodes)
+        low, high = _temperature_range(temperature_range)
+        self.temperature_range = (low, high)
+        self.refits = 0
+        self.design = np.zeros(0)
+        self.values = np.zeros(0)
+        self.errors = np.zeros(0)
+        self.coefficients = np.zeros(self.degree + 1)
+        self.covariance = np.zeros((self.degree + 1, self.degree + 1))
+        self.chi2 = float("nan")
+        self._sample(low, high)
+
+    @property
+    def is_stochastic(self) -> bool:  # type: ignore[override]
+        """False: the fit is a deterministic function (see the class docstring)."""
+        return False
+
+    @property
+    def tangent_blocks(self):
+        """The one block ``(output, temperature)``: the fit's exact derivative."""
+        return [(self._output, self._input)]
+
+    # -- design and fit ------------------------------------------------------------------------
+    def _sample(self, low: float, high: float) -> None:
+        """Run the wrapped model at ``nodes`` temperatures equally spaced in 1/T; refit."""
+        T = 1.0 / np.linspace(1.0 / high, 1.0 / low, self.nodes)
+        batch = self.forward({self._input: T}, {}, np.arange(T.size), False)
+        result = run_tasks(self.inner, batch)
+        values = np.asarray(result.outputs[self._output], dtype=float).reshape(-1)
+        errors = result.standard_errors.get(self._output)
+        errors = np.zeros_like(values) if errors is None else np.asarray(errors).reshape(-1)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{type(self.model).__name__} returned {self._output} = {float(values[i])!r} at "
+                f"{self._input} = {T[i]:g}; an Arrhenius fit needs positive values"
+            )
+        self.design = np.concatenate([self.design, T])
+        self.values = np.concatenate([self.values, values])
+        self.errors = np.concatenate([self.errors, errors])
+        self.temperature_range = (low, high)
+        self._fit()
+
+    def _scaled(self, T: np.ndarray) -> np.ndarray:
+        low, high = self.temperature_range
+        x0, h = 0.5 * (1.0 / low + 1.0 / high), 0.5 * (1.0 / low - 1.0 / high)
+        return (1.0 / np.asarray(T, dtype=float) - x0) / h
+
+    def _fit(self) -> None:
+        """Weighted least squares for ``a_j``; the covariance for the prediction errors."""
+        A = np.vander(self._scaled(self.design), self.degree + 1, increasing=True)
+        y = np.log(self.values * self.design)
+        sd = self.errors / self.values  # standard error of ln σ
+        weighted = bool(np.all(sd > 0))
+        w = 1.0 / sd if weighted else np.ones_like(y)
+        Aw = A * w[:, None]
+        self.coefficients, *_ = np.linalg.lstsq(Aw, y * w, rcond=None)
+        dof = y.size - A.shape[1]
+        rss = float(np.sum(((A @ self.coefficients - y) * w) ** 2))
+        self.chi2 = rss / dof if weighted else float("nan")
+        scale = max(self.chi2, 1.0) if weighted else rss / dof  # unweighted: misfit variance
+        self.covariance = scale * np.linalg.pinv(Aw.T @ Aw)
+
+    # -- serving -------------------------------------------------------------------------------
+    def _check(self, T: np.ndarray) -> None:
+        bad = np.flatnonzero(~(np.isfinite(T) & (T > 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise MicroSolveError(
+                f"{self._input} must be finite and > 0, got {float(T[i])!r}", point=i
+            )
+        low, high = self.temperature_range
+        if T.size and (T.min() < low or T.max() > high):
+            self.refits += 1
+            self._sample(min(low, 0.95 * float(T.min())), max(high, 1.05 * float(T.max())))
+
+    def _log_terms(self, T: np.ndarray):
+        """``ln(σT)`` and ``E(T)`` with their basis rows (for the errors)."""
+        low, high = self.temperature_range
+        h = 0.5 * (1.0 / low - 1.0 / high)
+        u = self._scaled(T)
+        basis = np.vander(u, self.degree + 1, increasing=True)
+        j = np.arange(self.degree + 1)
+        dbasis = np.where(j > 0, j * u[:, None] ** np.maximum(j - 1, 0), 0.0) / h
+        return basis @ self.coefficients, -(dbasis @ self.coefficients), basis, dbasis
+
+    def predict(self, T) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted mean ``σ(T)`` and its standard error, both ``(n,)``, inside the interval."""
+        T = np.atleast_1d(np.asarray(T, dtype=float))
+        log_sT, _, basis, _ = self._log_terms(T)
+        sigma = np.exp(log_sT) / T
+        se = sigma * np.sqrt(np.einsum("ni,ij,nj->n", basis, self.covariance, basis))
+        return sigma, se
+
+    def activation_energy(self, T) -> tuple[np.ndarray, np.ndarray]:
+        """Apparent activation energy ``E(T) = -d ln(σT)/d(1/T)`` and its standard error ``(n,)``.
+
+        Constant (= ``E_a``) for an Arrhenius law; with site-energy disorder it grows as ``T``
+        falls.
+        """
+        T = np.atleast_1d(np.asarray(T, dtype=float))
+        _, energy, _, dbasis = self._log_terms(T)
+        return energy, np.sqrt(np.einsum("ni,ij,nj->n", dbasis, self.covariance, dbasis))
+
+    def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
+        """``σ(T)`` from the fit and its exact tangent (no tasks); refits outside the interval."""
+        n = self.check_batch(inputs, parameters)
+        self.statistics.points_requested += n
+        self.statistics.micro_requests += n
+        t0, solve_seconds = time.perf_counter(), self.statistics.seconds
+        T = np.asarray(inputs[self._input], dtype=float).reshape(-1)
+        self._check(T)
+        self.statistics.surrogate_hits += n
+        sigma, se = self.predict(T) if n else (np.zeros(0), np.zeros(0))
+        result = MicroResult({self._output: sigma}, error_bounds={self._output: 2.0 * se})
+        if tangents:
+            _, energy, _, _ = self._log_terms(T) if n else (None, np.zeros(0), None, None)
+            result.tangents[(self._output, self._input)] = sigma * (energy / T**2 - 1.0 / T)
+        self.statistics.reuse_seconds += (time.perf_counter() - t0) - (
+            self.statistics.seconds - solve_seconds
+        )
+        return TaskBatch([], lambda _results: result)
+
+
+def _temperature_range(value) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"temperature_range must be a pair (T_low, T_high), got {value!r}"
+        ) from None
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+        raise ValueError(
+            f"temperature_range must satisfy 0 < T_low < T_high (finite), got {value!r}"
+        )
+    return low, high

@@ -4,12 +4,17 @@ prediction errors that cover the truth."""
 
 import numpy as np
 import pytest
+from conftest import MaxwellGarnett
 
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.micro.particles import lattice as L
 from fe2hmm.micro.particles.model import LJStressModel
-from fe2hmm.reuse.regression import HyperelasticRegressionModel, strain_components
+from fe2hmm.reuse.regression import (
+    ArrheniusRegressionModel,
+    HyperelasticRegressionModel,
+    strain_components,
+)
 
 
 class PolynomialEnergy(MicroModel):
@@ -128,3 +133,129 @@ class _Scalar(MicroModel):
 
     def evaluate(self, inputs, parameters, *, tangents=True):  # pragma: no cover
         raise AssertionError
+
+
+# -- ArrheniusRegressionModel ----------------------------------------------------------------
+
+
+class NoisyArrhenius(MicroModel):
+    """σ(T) = (A/T) exp(−E_a/T − W²/(2T²)) with seeded multiplicative Gaussian noise of
+    relative standard error ``noise`` (a stand-in for kinetic Monte Carlo)."""
+
+    input_shapes = {"temperature": ()}
+    output_shapes = {"conductivity": ()}
+    is_stochastic = True
+
+    def __init__(self, barrier=4.0, disorder=0.0, noise=0.02, seed=0):
+        super().__init__()
+        self.barrier, self.disorder, self.noise = barrier, disorder, noise
+        self.rng = np.random.default_rng(seed)
+
+    def exact(self, T):
+        T = np.asarray(T, dtype=float)
+        return 10.0 / T * np.exp(-self.barrier / T - 0.5 * (self.disorder / T) ** 2)
+
+    def evaluate(self, inputs, parameters, *, tangents=True):
+        T = inputs["temperature"]
+        self.statistics.micro_solves += T.size
+        mean = self.exact(T)
+        value = mean * (1.0 + self.noise * self.rng.standard_normal(T.shape))
+        return MicroResult(
+            {"conductivity": value}, standard_errors={"conductivity": self.noise * mean}
+        )
+
+
+def _serve(model, T, tangents=True):
+    return model.evaluate({"temperature": np.asarray(T, dtype=float)}, {}, tangents=tangents)
+
+
+def test_arrhenius_fit_returns_the_barrier_within_its_standard_error():
+    """Degree 1 on an Arrhenius law with 2 % noise at 12 nodes over T = 0.5..1.5: E(T) is the
+    barrier within 3 of its standard errors, chi2 is O(1) (0.25..2.5, the 1st–99th percentile
+    range of chi2 with 10 degrees of freedom is 0.26..2.3; 200 seeds gave 0.35..2.48), and
+    the served σ carries its 2-SE error bound."""
+    inner = NoisyArrhenius(barrier=4.0, seed=0)
+    model = ArrheniusRegressionModel(inner, (0.5, 1.5), nodes=12, degree=1)
+    assert inner.statistics.micro_solves == 12 and model.design.size == 12
+    energy, se = model.activation_energy([0.6, 1.0, 1.4])
+    assert np.all(se > 0) and np.all(np.abs(energy - 4.0) < 3 * se)
+    np.testing.assert_allclose(energy, energy[0], rtol=1e-12)  # degree 1: one barrier
+    assert 0.25 < model.chi2 < 2.5
+    result = _serve(model, [0.7, 1.1])
+    sigma, se_sigma = model.predict([0.7, 1.1])
+    np.testing.assert_array_equal(result.outputs["conductivity"], sigma)
+    np.testing.assert_array_equal(result.error_bounds["conductivity"], 2 * se_sigma)
+    assert not model.is_stochastic and not result.standard_errors
+
+
+def test_arrhenius_error_bounds_are_honest_over_seeds():
+    """Over 60 seeds the fitted mean at T = 0.8 lies within its 2-SE bound in 85–100 % of
+    the fits (95 % expected; the binomial standard error of the fraction is 2.8 %)."""
+    T = 0.8
+    inside = 0
+    for seed in range(60):
+        inner = NoisyArrhenius(barrier=4.0, disorder=1.0, seed=seed)
+        model = ArrheniusRegressionModel(inner, (0.5, 1.5), nodes=8, degree=2)
+        sigma, se = model.predict([T])
+        inside += abs(sigma[0] - inner.exact(T)) <= 2 * se[0]
+    assert 51 <= inside <= 60
+
+
+def test_the_disorder_curvature_needs_degree_two():
+    """With site-energy disorder (W = 1.5) ln(σT) = ln A − E_a/T − W²/(2T²) is exactly
+    quadratic in 1/T: degree 2 fits within the noise (chi2 < 2.5) and returns the apparent
+    barrier E(T) = E_a + W²/T within 3 SE; degree 1 misfits (chi2 > 10)."""
+    fits = {
+        p: ArrheniusRegressionModel(
+            NoisyArrhenius(barrier=4.0, disorder=1.5, noise=0.01, seed=5), (0.5, 1.5), 12, p
+        )
+        for p in (1, 2)
+    }
+    assert fits[2].chi2 < 2.5 and fits[1].chi2 > 10
+    T = np.array([0.6, 1.0, 1.4])
+    energy, se = fits[2].activation_energy(T)
+    assert np.all(np.abs(energy - (4.0 + 1.5**2 / T)) < 3 * se)
+
+
+def test_arrhenius_tangent_is_the_derivative_of_the_served_value():
+    """The exact tangent equals a central difference of the served σ (h = 1e-5 T: truncation
+    ~1e-10, round-off ~1e-11 relative) to 1e-7."""
+    model = ArrheniusRegressionModel(NoisyArrhenius(disorder=1.0, seed=1), (0.5, 1.5))
+    T = np.array([0.55, 0.9, 1.45])
+    tangent = _serve(model, T).tangents[("conductivity", "temperature")]
+    h = 1e-5 * T
+    up, down = (_serve(model, T + s * h, False).outputs["conductivity"] for s in (1, -1))
+    np.testing.assert_allclose(tangent, (up - down) / (2 * h), rtol=1e-7)
+
+
+def test_arrhenius_temperatures_outside_the_fit_grow_it_instead_of_extrapolating():
+    inner = NoisyArrhenius(seed=2)
+    model = ArrheniusRegressionModel(inner, (0.5, 1.0), nodes=6)
+    _serve(model, [0.7, 1.2])
+    assert model.refits == 1 and model.design.size == 12 and inner.statistics.micro_solves == 12
+    assert model.temperature_range == (0.5, pytest.approx(1.26))
+    _serve(model, [0.6, 1.25])  # inside now: no new runs
+    assert model.refits == 1 and inner.statistics.micro_solves == 12
+    assert model.statistics.surrogate_hits == 4
+
+
+def test_arrhenius_bad_input_is_named():
+    inner = NoisyArrhenius()
+    cases = [
+        (dict(temperature_range=(1.0, 0.5)), "0 < T_low < T_high"),
+        (dict(temperature_range=0.5), "must be a pair"),
+        (dict(temperature_range=(0.5, 1.0), degree=5), "degree must be an integer in 1..4"),
+        (
+            dict(temperature_range=(0.5, 1.0), nodes=3),
+            r"nodes must be an integer >= degree \+ 2 = 4",
+        ),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            ArrheniusRegressionModel(inner, **kwargs)
+    with pytest.raises(ValueError, match="one scalar input"):
+        ArrheniusRegressionModel(MaxwellGarnett(), (0.5, 1.0))
+    model = ArrheniusRegressionModel(inner, (0.5, 1.0))
+    with pytest.raises(MicroSolveError, match="quadrature point 1") as info:
+        _serve(model, [0.7, -1.0])
+    assert "temperature must be finite and > 0, got -1.0" in str(info.value)
