@@ -1,4 +1,4 @@
-"""The ``fe2hmm`` command line: ``homogenize``, ``demo``.
+"""The ``fe2hmm`` command line: ``homogenize``, ``md``, ``kmc``, ``demo``.
 
 Contracts (DESIGN.md §5): ``--json`` prints one JSON object as the last line of standard output;
 bad arguments exit with status 2 and a one-line message naming the argument, never a traceback.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -129,6 +130,59 @@ def _build_parser() -> argparse.ArgumentParser:
     el.add_argument("--steps", type=_positive_int, default=4000, help="MD steps per run (T > 0)")
     el.add_argument("--seed", type=int, default=0, help="random seed (T > 0)")
     el.add_argument("--json", action="store_true", help="print a JSON object last")
+
+    kmc = sub.add_parser("kmc", help="lattice kinetic Monte Carlo micro-model on its own")
+    kmc_sub = kmc.add_subparsers(dest="kmc_command", parser_class=_Parser)
+    hop = kmc_sub.add_parser(
+        "hopping",
+        help="diffusion coefficients and conductivity of hopping ions on a lattice",
+        description="Kinetic Monte Carlo of ions hopping to empty nearest-neighbour sites of a "
+        "periodic lattice (rate exp(-(E_a + (e_j - e_i)/2)/T), Gaussian site energies e of "
+        "standard deviation W). Reduced units: lattice spacing 1, attempt frequency nu = 1, "
+        "k_B = 1, charge q = 1, energies (barrier, disorder, field x spacing) in units of the "
+        "reference kT, T = kT/kT_ref; times in units of 1/nu.",
+    )
+    hop.add_argument(
+        "--lattice", default="square", help="square | triangular (2D) | cubic (3D) (default square)"
+    )
+    hop.add_argument(
+        "--coverage",
+        type=_finite_float,
+        required=True,
+        help="fraction of occupied sites, 0 < C < 1",
+    )
+    hop.add_argument("--temperature", type=_finite_float, required=True, help="T = kT/kT_ref > 0")
+    hop.add_argument(
+        "--barrier", type=_finite_float, default=1.0, help="hop barrier E_a >= 0 (default 1)"
+    )
+    hop.add_argument(
+        "--disorder",
+        type=_finite_float,
+        default=0.0,
+        help="standard deviation W >= 0 of the Gaussian site energies (default 0)",
+    )
+    hop.add_argument(
+        "--field",
+        default=None,
+        help="bias field: E (along x) or Ex,Ey[,Ez] (default none)",
+    )
+    hop.add_argument(
+        "--size", type=_positive_int, default=None, help="sites per edge L (default 32; cubic 12)"
+    )
+    hop.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=100_000,
+        help="KMC events (hops) per lattice after equilibration (default 100000)",
+    )
+    hop.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
+    hop.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=8,
+        help="independent lattices >= 2; standard errors from their spread (default 8)",
+    )
+    hop.add_argument("--json", action="store_true", help="print a JSON object last")
 
     demo = sub.add_parser("demo", help="run a demo (fe2hmm demo --list)")
     demo.add_argument("--list", action="store_true", help="list the demos")
@@ -370,6 +424,185 @@ def _print_md(report: dict) -> None:
         print("  [" + "  ".join(f"{x: .5f}" for x in row) + "]")
 
 
+_KMC_MEMORY = 4 * 2**30  # bytes: refuse runs estimated above this
+_KMC_EVENTS = 4 * 10**9  # hops (steps x replicas, equilibration included): refuse above this
+_KMC_SAMPLES = 64  # sampling intervals of the engine's default
+
+
+def _kmc_bytes(dim: int, z: int, L: int, replicas: int, disorder: bool) -> int:
+    """Estimated peak memory (bytes) of ``kmc hopping``.
+
+    Lattice tables and their construction, one working set per live lattice (one per numba
+    thread), per-replica site energies and samples.
+    """
+    N = L**dim
+    table = N * (4 * z + 16 * dim + 8 * z * dim)  # neighbours, positions; integer temporaries
+    threads = os.environ.get("NUMBA_NUM_THREADS", "")
+    live = min(replicas, int(threads) if threads.isdigit() else (os.cpu_count() or 1))
+    work = N * (8 + 12 * z + 96)  # occupations, hop counts, hop list or rates + sum tree
+    per_replica = 8 * (_KMC_SAMPLES + 1) * (2 + dim) * 2 + (8 * N if disorder else 0)
+    return table + live * work + replicas * per_replica
+
+
+def _kmc_hopping(args) -> dict:
+    """``fe2hmm kmc hopping``: transport coefficients of a lattice gas of hopping ions."""
+    from fe2hmm.micro.stochastic.lattice import LATTICES
+
+    dims = {"square": (2, 4), "triangular": (2, 6), "cubic": (3, 6)}
+    if args.lattice not in LATTICES or args.lattice not in dims:
+        raise _UsageError(
+            f"argument --lattice: unknown {args.lattice!r}; valid: {', '.join(LATTICES)}"
+        )
+    dim, z = dims[args.lattice]
+    if not 0 < args.coverage < 1:
+        raise _UsageError(f"argument --coverage: must be in (0, 1), got {args.coverage:g}")
+    if not args.temperature > 0:
+        raise _UsageError(f"argument --temperature: must be > 0, got {args.temperature:g}")
+    if args.barrier < 0:
+        raise _UsageError(f"argument --barrier: must be >= 0, got {args.barrier:g}")
+    if args.disorder < 0:
+        raise _UsageError(f"argument --disorder: must be >= 0, got {args.disorder:g}")
+    field = None
+    if args.field is not None:
+        parts = args.field.split(",")
+        try:
+            field = [_finite_float(p) for p in parts]
+        except argparse.ArgumentTypeError:
+            field = None
+        if field is None or len(parts) not in (1, dim):
+            raise _UsageError(
+                f"argument --field: expected E or {dim} finite numbers "
+                f"({'Ex,Ey' if dim == 2 else 'Ex,Ey,Ez'}), got {args.field!r}"
+            )
+        field = field + [0.0] * (dim - len(field))
+    if not 0 <= args.seed < 2**64:
+        raise _UsageError(f"argument --seed: must be in [0, 2**64), got {args.seed}")
+    if args.replicas < 2:
+        raise _UsageError(f"argument --replicas: at least 2 (standard errors), got {args.replicas}")
+    size = args.size if args.size is not None else (12 if dim == 3 else 32)
+    if size < 3:
+        raise _UsageError(f"argument --size: must be >= 3, got {size}")
+    equilibration = args.steps // 4 if args.disorder > 0 else 0
+    hops = (args.steps + equilibration) * args.replicas
+    if hops > _KMC_EVENTS:
+        largest = _KMC_EVENTS // args.replicas * (4 if args.disorder > 0 else 1)
+        largest //= 5 if args.disorder > 0 else 1
+        raise _UsageError(
+            f"argument --steps: {hops:.3g} hops in all exceed the limit of {_KMC_EVENTS:.0e} "
+            f"(about an hour per core); the largest --steps for {args.replicas} replicas is "
+            f"{largest}"
+        )
+    disorder = args.disorder > 0
+    if _kmc_bytes(dim, z, size, args.replicas, disorder) > _KMC_MEMORY:
+        limit = f"{_KMC_MEMORY / 2**30:g} GiB"
+        need = _kmc_bytes(dim, z, size, args.replicas, disorder) / 2**30
+        if _kmc_bytes(dim, z, 3, args.replicas, disorder) > _KMC_MEMORY:
+            largest = args.replicas
+            while largest > 2 and _kmc_bytes(dim, z, size, largest, disorder) > _KMC_MEMORY:
+                largest = max(2, int(largest / 1.02))
+            while _kmc_bytes(dim, z, size, largest + 1, disorder) <= _KMC_MEMORY:
+                largest += 1
+            raise _UsageError(
+                f"argument --replicas: {args.replicas} replicas need about {need:.3g} GiB "
+                f"(limit {limit}); the largest that fits is {largest}"
+            )
+        largest = size
+        while _kmc_bytes(dim, z, largest, args.replicas, disorder) > _KMC_MEMORY:
+            largest = max(3, int(largest / 1.02))
+        while _kmc_bytes(dim, z, largest + 1, args.replicas, disorder) <= _KMC_MEMORY:
+            largest += 1
+        raise _UsageError(
+            f"argument --size: L = {size} on the {args.lattice} lattice needs about {need:.3g} "
+            f"GiB (limit {limit}); the largest L that fits is {largest}"
+        )
+
+    from fe2hmm.micro.stochastic.lattice import lattice
+    from fe2hmm.micro.stochastic.transport import hopping_transport
+
+    try:
+        lat = lattice(args.lattice, size)
+    except ValueError as err:
+        raise _UsageError(f"argument --size: {err}") from None
+    t0 = time.perf_counter()
+    try:
+        result = hopping_transport(
+            lat,
+            args.coverage,
+            [args.temperature],
+            barrier=args.barrier,
+            disorder=args.disorder,
+            field=field,
+            events=args.steps,
+            equilibration=equilibration,
+            replicas=args.replicas,
+            seed=args.seed,
+        )
+    except ValueError as err:  # the engine's own checks (e.g. too few ions for the lattice)
+        text = str(err)
+        arg = next(
+            (
+                f"--{name}"
+                for name in ("coverage", "temperature", "barrier", "disorder", "field", "seed")
+                if text.startswith(name) or text.startswith(f"({name}")
+            ),
+            "--coverage" if "ions" in text else "--temperature",
+        )
+        if text.startswith("(barrier"):  # the slowest rate underflows
+            arg = "--disorder" if args.disorder > 0 else "--barrier"
+        raise _UsageError(f"argument {arg}: {text}") from None
+    seconds = time.perf_counter() - t0
+    keys = (
+        "tracer_diffusion",
+        "jump_diffusion",
+        "chemical_diffusion",
+        "correlation_factor",
+        "haven_ratio",
+        "conductivity",
+    )
+    report = {key: float(getattr(result, key)[0]) for key in keys}
+    report["standard_errors"] = {key: float(result.standard_errors[key][0]) for key in keys}
+    if field is not None:
+        report["drift_conductivity"] = float(result.drift_conductivity[0])
+        report["standard_errors"]["drift_conductivity"] = float(
+            result.standard_errors["drift_conductivity"][0]
+        )
+    report["events"] = int(round(float(result.events[0]) * args.replicas))  # all replicas
+    report["events_per_second"] = float(result.events_per_second)
+    report |= {
+        "lattice": args.lattice,
+        "size": size,
+        "sites": int(lat.sites),
+        "coverage": args.coverage,
+        "temperature": args.temperature,
+        "barrier": args.barrier,
+        "disorder": args.disorder,
+        "field": field,
+        "steps": args.steps,
+        "equilibration": equilibration,
+        "replicas": args.replicas,
+        "seed": args.seed,
+        "units": "reduced: lattice spacing 1, nu = 1, k_B = 1, q = 1, energies in units of the "
+        "reference kT",
+        "seconds": seconds,
+    }
+    return report
+
+
+def _print_kmc(report: dict) -> None:
+    print(
+        f"{report['lattice']} lattice L = {report['size']} ({report['sites']} sites), coverage "
+        f"{report['coverage']:g}, T = {report['temperature']:g}, E_a = {report['barrier']:g}, "
+        f"W = {report['disorder']:g}"
+        + ("" if report["field"] is None else f", field {report['field']}")
+        + f"; {report['replicas']} replicas x {report['steps']} hops; "
+        f"{report['events_per_second']:.3g} events/s, {report['seconds']:.2f} s"
+    )
+    se = report["standard_errors"]
+    for key in se:
+        print(f"  {key:<20} {report[key]: .6e} ± {se[key]:.1e}")
+    print(f"  ({report['units']})")
+
+
 def _run_demo(name: str, argv: Sequence[str]) -> int:
     import runpy
 
@@ -430,6 +663,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(report))
             else:
                 _print_md(report)
+            return 0
+        if args.command == "kmc":
+            if args.kmc_command != "hopping":
+                raise _UsageError("argument kmc_command: choose hopping")
+            report = _kmc_hopping(args)
+            if args.json:
+                print(json.dumps(report))
+            else:
+                _print_kmc(report)
             return 0
         if args.command == "homogenize":
             if args.physics is None:

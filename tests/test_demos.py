@@ -245,3 +245,20 @@ def test_atoms_plate_hole(tmp_path):
     (hot,) = summary["finite_temperature"]
     assert 0.1 < hot["softening"] < 0.25  # measured 15.5 %
     assert (tmp_path / "atoms_plate_hole.png").stat().st_size > 10_000
+
+
+def test_solid_electrolyte_demo(tmp_path):
+    """KMC σ*(T) against the exact lattice gas, the runaway fold with the KMC and the analytic
+    closures (equal within the fit's error at W = 0, far apart with disorder), runaway in time
+    above the fold and not below (the demo's own checks), on a coarse macro mesh."""
+    out = run_python(
+        [REPO / "demos/solid_electrolyte.py", "--nx", "16", "--json", "--output-dir", tmp_path]
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = last_json(out.stdout)
+    assert all(summary["checks"].values()), summary["checks"]
+    folds = summary["folds"]
+    naive = folds["analytic Arrhenius (W = 0; the naive closure)"]
+    assert abs(folds["KMC, W = 0"] - naive) / naive < 3.5 * summary["fold_error_w0"]
+    assert abs(summary["disorder_fold_shift"]) > 0.05
+    assert (tmp_path / "solid_electrolyte.png").stat().st_size > 10_000

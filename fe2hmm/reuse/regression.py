@@ -322,7 +322,7 @@ class ArrheniusRegressionModel(ReuseWrapper):
     squares with weights :math:`\sigma/s` (the standard errors of :math:`\ln\sigma`). Degree
     1 is the Arrhenius law :math:`\sigma T = A e^{-E_a/T}`; degree 2 (default) adds the
     :math:`1/T^2` term of Gaussian site-energy disorder. The served model is deterministic (its
-    noise is in the fitted coefficients, fixed between refits), smooth and has the exact tangent
+    noise is in the fitted coefficients), smooth and has the exact tangent
 
     .. math:: \frac{d\sigma}{dT} = \sigma\Big(\frac{E(T)}{T^2} - \frac1T\Big), \qquad
               E(T) = -\frac{d\ln(\sigma T)}{d(1/T)}
@@ -330,9 +330,11 @@ class ArrheniusRegressionModel(ReuseWrapper):
     (:math:`E(T)` the apparent activation energy, :meth:`activation_energy`). Outputs carry
     ``error_bounds``: two standard errors of the fitted mean (the covariance of the
     coefficients, inflated by ``chi2`` when the degree misfits). A temperature outside the
-    fitted interval is not extrapolated: the interval grows to 5 % beyond it (in :math:`T`), the
-    model runs at ``nodes`` new temperatures over the new interval and the fit is redone
-    (``refits`` counts this).
+    fitted interval is neither extrapolated nor used to grow the fit (an unconverged Newton or
+    continuation iterate would otherwise change the closure for good): it is a
+    :class:`~fe2hmm.errors.MicroSolveError` naming the point and the interval, which a
+    continuation step treats as a failed corrector (it halves the step) and a user as the cue to
+    widen ``temperature_range``.
 
     Args:
         model: the wrapped micro-model: one scalar input (the temperature, any name), one
@@ -348,9 +350,9 @@ class ArrheniusRegressionModel(ReuseWrapper):
         chi2: weighted residual sum of squares per degree of freedom of the last fit (``nan``
             without standard errors): near 1 means the degree describes the data within the
             noise.
-        design: temperatures of all model runs ``(N,)``; ``values``, ``errors`` the measured
-            outputs and their standard errors ``(N,)``.
-        temperature_range: the fitted interval; ``refits``: how often it grew.
+        design: temperatures of the model runs ``(nodes,)``; ``values``, ``errors`` the
+            measured outputs and their standard errors ``(nodes,)``.
+        temperature_range: the fitted interval.
 
     Raises:
         ValueError: the model is not scalar-in/scalar-out without parameters; bad range,
@@ -392,7 +394,6 @@ class ArrheniusRegressionModel(ReuseWrapper):
         self.nodes = int(nodes)
         low, high = _temperature_range(temperature_range)
         self.temperature_range = (low, high)
-        self.refits = 0
         self.design = np.zeros(0)
         self.values = np.zeros(0)
         self.errors = np.zeros(0)
@@ -413,7 +414,7 @@ class ArrheniusRegressionModel(ReuseWrapper):
 
     # -- design and fit ------------------------------------------------------------------------
     def _sample(self, low: float, high: float) -> None:
-        """Run the wrapped model at ``nodes`` temperatures equally spaced in 1/T; refit."""
+        """Run the wrapped model at ``nodes`` temperatures equally spaced in 1/T; fit."""
         T = 1.0 / np.linspace(1.0 / high, 1.0 / low, self.nodes)
         batch = self.forward({self._input: T}, {}, np.arange(T.size), False)
         result = run_tasks(self.inner, batch)
@@ -462,9 +463,14 @@ class ArrheniusRegressionModel(ReuseWrapper):
                 f"{self._input} must be finite and > 0, got {float(T[i])!r}", point=i
             )
         low, high = self.temperature_range
-        if T.size and (T.min() < low or T.max() > high):
-            self.refits += 1
-            self._sample(min(low, 0.95 * float(T.min())), max(high, 1.05 * float(T.max())))
+        outside = np.flatnonzero((T < low) | (T > high))
+        if outside.size:
+            i = int(outside[0])
+            raise MicroSolveError(
+                f"{self._input} = {float(T[i])!r} is outside the fitted interval "
+                f"[{low:g}, {high:g}] (no extrapolation; widen temperature_range)",
+                point=i,
+            )
 
     def _log_terms(self, T: np.ndarray):
         """``ln(σT)`` and ``E(T)`` with their basis rows (for the errors)."""
@@ -495,7 +501,7 @@ class ArrheniusRegressionModel(ReuseWrapper):
         return energy, np.sqrt(np.einsum("ni,ij,nj->n", dbasis, self.covariance, dbasis))
 
     def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
-        """``σ(T)`` from the fit and its exact tangent (no tasks); refits outside the interval."""
+        """``σ(T)`` from the fit and its exact tangent (no tasks); the interval is checked."""
         n = self.check_batch(inputs, parameters)
         self.statistics.points_requested += n
         self.statistics.micro_requests += n

@@ -228,15 +228,19 @@ def test_arrhenius_tangent_is_the_derivative_of_the_served_value():
     np.testing.assert_allclose(tangent, (up - down) / (2 * h), rtol=1e-7)
 
 
-def test_arrhenius_temperatures_outside_the_fit_grow_it_instead_of_extrapolating():
+def test_arrhenius_temperatures_outside_the_fit_are_refused_not_extrapolated():
+    """A request outside the fitted interval is a MicroSolveError naming the point and the
+    interval; the fit (and so the closure) does not change, and no new runs are made."""
     inner = NoisyArrhenius(seed=2)
     model = ArrheniusRegressionModel(inner, (0.5, 1.0), nodes=6)
-    _serve(model, [0.7, 1.2])
-    assert model.refits == 1 and model.design.size == 12 and inner.statistics.micro_solves == 12
-    assert model.temperature_range == (0.5, pytest.approx(1.26))
-    _serve(model, [0.6, 1.25])  # inside now: no new runs
-    assert model.refits == 1 and inner.statistics.micro_solves == 12
-    assert model.statistics.surrogate_hits == 4
+    before = model.coefficients.copy()
+    with pytest.raises(MicroSolveError, match="quadrature point 1") as info:
+        _serve(model, [0.7, 1.2])
+    assert "temperature = 1.2 is outside the fitted interval [0.5, 1]" in str(info.value)
+    assert inner.statistics.micro_solves == 6
+    np.testing.assert_array_equal(model.coefficients, before)
+    _serve(model, [0.5, 1.0])  # the ends are inside
+    assert model.statistics.surrogate_hits == 2
 
 
 def test_arrhenius_bad_input_is_named():

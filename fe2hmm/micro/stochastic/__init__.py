@@ -1,0 +1,1 @@
+"""Stochastic micro-models (numba): lattice kinetic Monte Carlo of ionic hopping."""
