@@ -73,3 +73,42 @@ class MaxwellGarnett(LinearMicroModel):
         if phi > self.fail_above:
             raise RuntimeError(f"cell solver diverged at phi={phi:.3f}")
         return {("flux", "gradient"): -analytic.maxwell_garnett(1.0, 10.0, phi) * np.eye(2)}
+
+
+def jacobian_difference_error(problem, direction, h=1e-5):
+    """``(‖J d − (F(u + h d) − F(u − h d))/2h‖, ‖J d‖)`` at the current state ``problem.u``.
+
+    ``J`` is the problem's assembled Jacobian (with the closures' chain-rule terms) and ``F``
+    its residual, the closures updated at each shifted state; ``u`` is restored.
+    """
+    from petsc4py import PETSc
+
+    from dolfinx import fem
+    from dolfinx.fem import petsc as fem_petsc
+
+    u = problem.u
+    state = u.x.array.copy()
+    F_form, J_form = fem.form(problem.F), fem.form(problem.J)
+
+    def residual(shift):
+        u.x.array[:] = state + shift * direction.x.array
+        for closure in problem.closures:
+            closure.update()
+        b = fem_petsc.assemble_vector(F_form)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return b
+
+    plus, minus = residual(h), residual(-h)
+    plus.axpy(-1.0, minus)
+    plus.scale(1.0 / (2 * h))
+    residual(0.0)
+    A = fem_petsc.assemble_matrix(J_form)
+    A.assemble()
+    Jd = A.createVecLeft()
+    A.mult(direction.x.petsc_vec, Jd)
+    norm = Jd.norm()
+    Jd.axpy(-1.0, plus)
+    error = Jd.norm()
+    for obj in (plus, minus, A, Jd):
+        obj.destroy()
+    return error, norm

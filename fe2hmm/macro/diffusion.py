@@ -290,11 +290,7 @@ class TransientDiffusion(MacroProblem):
         Raises:
             ValueError: ``dt`` not a positive finite number.
         """
-        dt = _time_step(dt, type(self).__name__)
-        self.dt.value = dt
-        setter = getattr(self.closure.model, "set_time_step", None) if self.closure else None
-        if callable(setter):
-            setter(dt)
+        _set_time_step(self, dt)
 
     def march(
         self,
@@ -334,6 +330,15 @@ class TransientDiffusion(MacroProblem):
 
         histories = self.histories if histories is None else list(histories)
         return march(self.newton, self.u_n, times, before, histories, after_step)
+
+
+def _set_time_step(problem, dt) -> None:
+    """Δt into ``problem.dt`` and into its micro-model's ``set_time_step`` (where it has one)."""
+    dt = _time_step(dt, type(problem).__name__)
+    problem.dt.value = dt
+    setter = getattr(problem.closure.model, "set_time_step", None) if problem.closure else None
+    if callable(setter):
+        setter(dt)
 
 
 def _time_step(dt, owner: str) -> float:

@@ -49,7 +49,7 @@ from dolfinx import mesh as _dmesh
 
 from fe2hmm.closure import Closure
 from fe2hmm.errors import Fe2hmmError
-from fe2hmm.macro.diffusion import _scalar, _time_step
+from fe2hmm.macro.diffusion import _scalar, _set_time_step, _time_step
 from fe2hmm.macro.problem import (
     ConstitutiveLaw,
     Dirichlet,
@@ -552,11 +552,7 @@ class TransientThermoElectric(_ThermoElectric):
         Raises:
             ValueError: ``dt`` not a positive finite number.
         """
-        dt = _time_step(dt, type(self).__name__)
-        self.dt.value = dt
-        setter = getattr(self.closure.model, "set_time_step", None) if self.closure else None
-        if callable(setter):
-            setter(dt)
+        _set_time_step(self, dt)
 
     def march(
         self,
