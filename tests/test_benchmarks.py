@@ -102,3 +102,17 @@ def test_fe_md_closure_benchmark_quick_json():
         r = summary[case]
         assert r["loop_seconds"] > 0 and r["batched_seconds"] > 0
         assert r["max_stress_difference"] < 1e-10
+
+
+@serial_only
+@pytest.mark.slow
+def test_kmc_benchmark_quick_json():
+    """The KMC benchmark's --json contract: events/s of fe2hmm and the plain loop, single and
+    batched, uniform and disordered (no peers here; no timing assertions)."""
+    out = run_python([REPO / "benchmarks/kmc.py", "--quick", "--json"], timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    for case in ("single", "batched"):
+        rates = summary[case]
+        for key in ("fe2hmm_uniform", "fe2hmm_disorder", "plain_uniform", "plain_disorder"):
+            assert rates[key] > 0, (case, key)
