@@ -2,7 +2,9 @@
 #   make run    set up .venv (if missing), install fe2hmm (+ the dolfinx wheel unless dolfinx is
 #               already importable, as in the FEniCS Docker image), run the main demo
 #   make test   the same set-up with test extras, then ruff, the whole suite serially, the same
-#               suite under `mpiexec -n 2`, and the slow validation tests (`-m slow`)
+#               suite under `mpiexec -n 2`, the slow validation tests (`-m slow`) and `make docs`
+#   make docs   the docs site (Sphinx + MyST, API from the docstrings, demo pages from demos/*.py)
+#               into docs/_build/html, warnings (broken internal links included) as errors
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,10 +16,10 @@ BASE_PY ?= $(shell command -v python3.12 || command -v python3)
 MPIEXEC = $(if $(wildcard $(VENV)/bin/mpiexec),$(VENV)/bin/mpiexec,mpiexec)
 NPROCS ?= 2
 
-.PHONY: run test test-serial test-mpi test-slow benchmarks lint help
+.PHONY: run test test-serial test-mpi test-slow benchmarks lint docs help
 
 help:
-	@echo "make run | make test | make test-slow | make benchmarks | make lint"
+	@echo "make run | make test | make test-slow | make benchmarks | make lint | make docs"
 
 $(VENV)/.created:
 	if [ ! -x "$(PY)" ]; then
@@ -43,7 +45,7 @@ $(VENV)/.installed-%: pyproject.toml $(VENV)/.created
 run: $(VENV)/.installed-demo
 	"$(PY)" -m fe2hmm.cli demo composite_conduction
 
-test: lint test-serial test-mpi test-slow
+test: lint test-serial test-mpi test-slow docs
 
 test-serial: $(VENV)/.installed-test
 	"$(PY)" -m pytest
@@ -57,6 +59,12 @@ test-slow: $(VENV)/.installed-test
 
 benchmarks: $(VENV)/.installed-bench
 	"$(PY)" benchmarks/cell_diffusion.py
+
+# -E: a fresh environment every time, so that the warnings of unchanged pages are reported too
+DOCS_OUT ?= docs/_build/html
+docs: $(VENV)/.installed-docs
+	"$(PY)" -m sphinx -E -q -W --keep-going -b html docs "$(DOCS_OUT)"
+	echo "docs: $(DOCS_OUT)/index.html"
 
 lint: $(VENV)/.installed-test
 	"$(PY)" -m ruff check . && "$(PY)" -m ruff format --check .

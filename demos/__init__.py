@@ -1,0 +1,54 @@
+"""The runnable demos (``fe2hmm demo --list``) and the output folder they share.
+
+Each demo parses and checks its arguments before it imports dolfinx or computes anything, with
+the argparse ``type=`` callables of :mod:`fe2hmm.checks` (:func:`~fe2hmm.checks.integer`,
+:func:`~fe2hmm.checks.real`, ...; the same as the ``fe2hmm`` command line's): a bad value ends
+the run at once with one line that names the argument and the valid range (``parser.error``,
+exit status 2; ``fe2hmm demo NAME`` turns it into its own one-line error). Standard library
+and fe2hmm.checks only (no dolfinx), so the check costs nothing.
+
+Output folders: a demo writes to ``--output-dir`` (default ``output/NAME``; under
+``mpiexec -n N`` the default is ``output/NAME_npN``, so a parallel run does not overwrite the
+serial run's files). :func:`checked_output_dir` checks that the folder can be written before any
+work and creates nothing (:func:`fe2hmm.checks.check_writable`); the demo creates the folder
+(and its missing parents) when it writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fe2hmm.checks import check_writable
+
+__all__ = ["add_output_dir", "checked_output_dir"]
+
+
+def add_output_dir(parser: argparse.ArgumentParser, demo: str) -> None:
+    """Add ``--output-dir`` (default ``output/DEMO``, ``output/DEMO_npN`` on N MPI ranks)."""
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"folder for the figures and ParaView files, created when they are written "
+        f"(default: output/{demo}; under `mpiexec -n N`: output/{demo}_npN, so that a parallel "
+        "run does not overwrite the serial one's files; a folder given here is used as it is)",
+    )
+
+
+def checked_output_dir(
+    parser: argparse.ArgumentParser, output_dir: Path | None, demo: str, nprocs: int = 1
+) -> Path:
+    """The output folder (the default resolved for ``nprocs`` ranks), checked to be writable.
+
+    Creates nothing: the folder must exist and be writable, or its nearest existing parent
+    must be a writable folder (:func:`fe2hmm.checks.check_writable`). Calls ``parser.error``
+    otherwise.
+    """
+    if output_dir is None:
+        output_dir = Path("output") / (demo if nprocs == 1 else f"{demo}_np{nprocs}")
+    try:
+        return check_writable(output_dir, folder=True)
+    except ValueError as err:
+        parser.error(f"argument --output-dir: {err}")

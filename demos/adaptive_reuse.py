@@ -45,10 +45,46 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "adaptive_reuse"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Adaptive HMM: surrogates and indicators")
+    parser.add_argument("--n", type=integer(1), default=24, help="macro cells per side (>= 1)")
+    parser.add_argument(
+        "--resolution", type=integer(2), default=12, help="cell mesh resolution (>= 2)"
+    )
+    parser.add_argument(
+        "--n-slab", type=integer(1), default=16, help="slab cells per side (part B, >= 1)"
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 import ufl
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 
+from fe2hmm._compat import geometry_dofmap
 from fe2hmm.closure import Closure
 from fe2hmm.micro.catalyst_pellet import CatalystPelletModel
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel
@@ -129,7 +165,7 @@ def part_a(comm, n: int, resolution: int, tolerances, outdir: Path):
     with io.XDMFFile(comm, str(outdir / "composite_indicator.xdmf"), "w") as f:
         f.write_mesh(mesh)
         f.write_function(eta_K)  # indicator of the last (tightest) tolerance
-    return rows, exact_solves
+    return rows, exact_solves, eta_K
 
 
 # %% [markdown]
@@ -218,7 +254,176 @@ def part_b(comm, n: int, damkohlers, tolerance: float):
         f"  surrogate nodes: {len(plain.surrogate)} without the indicator, {nodes.size} with it "
         f"({near_nodes} within 0.1 of the sign change of ω')"
     )
-    return rows, {"nodes_plain": len(plain.surrogate), "nodes_indicator": int(nodes.size)}
+    pellets = {  # for the figure: ω' at the points of the last exact solution, the nodes
+        "u": np.ravel(u_points),
+        "slope": np.ravel(slope),
+        "scale": scale,
+        "nodes_plain": np.array(plain.surrogate.nodes),
+        "nodes_indicator": np.array(nodes),
+        "damkohler": damkohlers[-1],
+    }
+    counts = {"nodes_plain": len(plain.surrogate), "nodes_indicator": int(nodes.size)}
+    return rows, counts, pellets
+
+
+# %% [markdown]
+# ## Figure
+# Part A: the per-cell indicator $\eta_K$ of the tightest tolerance over the plate, and the bound
+# $\eta$ against the true gradient error at each tolerance. Part B: the pellet tangent
+# $\omega'(u)$ at the points of the exact solution with the nodes each surrogate placed (the
+# indicator crowds them where $\omega'$ changes sign), and the error of the served tangent there.
+
+
+# %%
+def plot(outdir: Path, rows_a, exact_a, eta_K, rows_b, pellets, comm):
+    """PNG of both parts (rank 0); returns its path, or ``None`` if none was written."""
+    mesh = eta_K.function_space.mesh
+    ncell = mesh.topology.index_map(2).size_local
+    corners = mesh.geometry.x[geometry_dofmap(mesh)[:ncell]][:, :, :2]
+    cell_eta = eta_K.x.array[eta_K.function_space.dofmap.list[:ncell, 0]]
+    gathered = comm.gather((corners, cell_eta, pellets["u"], pellets["slope"]), root=0)
+    if comm.rank != 0:
+        return None
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    from matplotlib.tri import Triangulation
+
+    corners = np.concatenate([g[0] for g in gathered])
+    cell_eta = np.concatenate([g[1] for g in gathered])
+    u = np.concatenate([g[2] for g in gathered])
+    slope = np.concatenate([g[3] for g in gathered])
+    outdir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(2, 2, figsize=(12.5, 9.5), constrained_layout=True)
+
+    ax = axes[0, 0]
+    tri = Triangulation(
+        corners[:, :, 0].ravel(),
+        corners[:, :, 1].ravel(),
+        np.arange(corners.shape[0] * 3).reshape(-1, 3),
+    )
+    tri.set_mask(cell_eta <= 0)  # cells served by real solves only: no bound, left blank
+    art = ax.tripcolor(tri, facecolors=cell_eta, norm=LogNorm(), cmap="magma")
+    fig.colorbar(art, ax=ax, label=r"$\eta_K$ (units of $f L^2$)")
+    ax.set(
+        aspect="equal",
+        xlabel="$x_1$ (plate widths $L$)",
+        ylabel="$x_2$ (plate widths $L$)",
+        title=f"A: per-cell indicator $\\eta_K$, tolerance {rows_a[-1]['tolerance']:g}",
+    )
+
+    ax = axes[0, 1]
+    tol = np.array([r["tolerance"] for r in rows_a])
+    ax.loglog(tol, [r["eta"] / K_MATRIX for r in rows_a], "o-", label=r"bound $\eta / k_{min}$")
+    ax.loglog(
+        tol,
+        [r["gradient_error"] for r in rows_a],
+        "s-",
+        label=r"true error $\|\nabla(T - T_h)\|_{L^2}$",
+    )
+    for r in rows_a:
+        ax.annotate(
+            f"{r['micro_solves']} solves",
+            (r["tolerance"], r["gradient_error"]),
+            textcoords="offset points",
+            xytext=(0, -16),
+            ha="center",
+            fontsize=8,
+        )
+    ax.set(
+        xlabel="surrogate tolerance (relative)",
+        ylabel="error (units of $f L^2 / k_m$)",
+        title=f"A: a posteriori bound (exact closure: {exact_a} cell solves)",
+    )
+    ax.invert_xaxis()
+    ax.margins(x=0.12, y=0.15)
+    ax.legend(loc="upper right", fontsize=9)
+
+    ax = axes[1, 0]
+    order = np.argsort(u)
+    scale = pellets["scale"]
+    ax.axhspan(
+        -0.05,
+        0.05,
+        color="tab:orange",
+        alpha=0.2,
+        lw=0,
+        label=r"critical band $|\omega'| < 0.05 \max|\omega'|$",
+    )
+    ax.plot(
+        u[order],
+        slope[order] / scale,
+        ".",
+        ms=3,
+        color="k",
+        label=f"real pellet solves (Da = {pellets['damkohler']:g})",
+    )
+    ax.plot(
+        pellets["nodes_plain"],
+        np.full(pellets["nodes_plain"].size, 1.12),
+        "v",
+        color="tab:blue",
+        label=f"surrogate nodes, no indicator ({pellets['nodes_plain'].size})",
+    )
+    ax.plot(
+        pellets["nodes_indicator"],
+        np.full(pellets["nodes_indicator"].size, 1.24),
+        "v",
+        color="tab:red",
+        label=f"surrogate nodes, with indicator ({pellets['nodes_indicator'].size})",
+    )
+    ax.set(
+        xlabel="reactant concentration $u$ (units of the feed)",
+        ylabel=r"$\omega'(u) / \max|\omega'|$",
+        title="B: pellet rate tangent and where the surrogates sampled it",
+        ylim=(-0.6, 1.4),
+    )
+    ax.legend(loc="center right", fontsize=8)
+
+    ax = axes[1, 1]
+    crit = [r for r in rows_b if r["critical_points"]]
+    da = [r["damkohler"] for r in crit]
+    ax.semilogy(
+        da, [r["plain_slope_error"] for r in crit], "o-", color="tab:blue", label="no indicator"
+    )
+    ax.semilogy(
+        da,
+        [r["indicator_slope_error"] for r in crit],
+        "s-",
+        color="tab:red",
+        label="with indicator",
+    )
+    for r in crit:
+        ax.annotate(
+            f"{r['critical_points']} critical points",
+            (r["damkohler"], r["plain_slope_error"]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+        )
+    ax.set(
+        xlabel="Damköhler number Da (dimensionless)",
+        ylabel=r"max error of served $\omega'$ / $\max|\omega'|$",
+        title="B: tangent error in the critical band",
+    )
+    low, high = ax.get_ylim()
+    ax.set_ylim(low / 3, high * 10)  # room for the labels and the legend
+    ax.margins(x=0.15)
+    ax.legend(loc="upper right", fontsize=9)
+    fig.suptitle(
+        "Adaptive HMM: surrogate error bounds (A, graded composite) and the predictive "
+        "indicator (B, catalytic slab)"
+    )
+    path = outdir / "adaptive_reuse.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # %% [markdown]
@@ -226,20 +431,13 @@ def part_b(comm, n: int, damkohlers, tolerance: float):
 
 
 # %%
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Adaptive HMM: surrogates and indicators")
-    parser.add_argument("--n", type=int, default=24, help="macro cells per side")
-    parser.add_argument("--resolution", type=int, default=12, help="cell mesh resolution")
-    parser.add_argument("--n-slab", type=int, default=16, help="slab cells per side (part B)")
-    parser.add_argument("--output-dir", default="output/adaptive_reuse")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace):
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()
-    rows_a, exact_a = part_a(
-        comm, args.n, args.resolution, (1e-1, 1e-2, 1e-3), Path(args.output_dir)
+    rows_a, exact_a, eta_K = part_a(
+        comm, args.n, args.resolution, (1e-1, 1e-2, 1e-3), args.output_dir
     )
-    rows_b, nodes = part_b(comm, args.n_slab, (20.0, 60.0, 100.0, 150.0), 1e-3)
+    rows_b, nodes, pellets = part_b(comm, args.n_slab, (20.0, 60.0, 100.0, 150.0), 1e-3)
     checks = {
         "bound_holds": all(r["bound_holds"] for r in rows_a),
         "eta_decreases": all(a["eta"] > b["eta"] for a, b in zip(rows_a, rows_a[1:], strict=False)),
@@ -251,6 +449,10 @@ def main(argv=None):
         ),
     }
     say("checks: " + ", ".join(f"{k}={'ok' if v else 'FAILED'}" for k, v in checks.items()))
+    if not args.no_plot:
+        path = plot(args.output_dir, rows_a, exact_a, eta_K, rows_b, pellets, comm)
+        if path is not None:
+            say(f"wrote {path}")
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     say(f"{seconds:.1f} s")
     if args.json:
@@ -259,4 +461,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(ARGS))

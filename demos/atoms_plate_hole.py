@@ -60,8 +60,54 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-import gmsh
 import numpy as np
+
+from fe2hmm.checks import integer, real, real_list
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "atoms_plate_hole"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Plate with a hole closed by LJ molecular dynamics"
+    )
+    parser.add_argument(
+        "--h",
+        type=real(0.0, 0.5, open_min=True),
+        default=0.1,
+        help="macro mesh size away from the hole, in (0, 0.5]",
+    )
+    parser.add_argument(
+        "--temperatures",
+        type=real_list(0.0, 0.3, open_min=True, open_max=True),
+        default=[0.05, 0.1, 0.2],
+        help="T > 0 values, comma separated, each in (0, 0.3) (the crystal melts near 0.4; "
+        "default 0.05,0.1,0.2)",
+    )
+    parser.add_argument(
+        "--steps", type=integer(1000), default=8000, help="MD production steps per box at T > 0"
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
+import gmsh
 import ufl
 from dolfinx import fem
 from dolfinx.io import gmsh as dgmsh
@@ -270,8 +316,12 @@ def finite_temperature(plate, T, steps, strain_range, u0, say):
 
 # %%
 def plot(outdir: Path, closure_md, records, reaction0, comm):
-    if comm.size > 1 or comm.rank != 0:
-        return None  # point clouds gathered on one rank only in serial
+    """P_xx at the quadrature points, softening, Newton histories (rank 0 writes the PNG)."""
+    X = closure_md.coordinates
+    P = closure_md.point_values(closure_md.outputs["stress"])
+    gathered = comm.gather((X[:, :2], P[:, 0, 0]), root=0)
+    if comm.rank != 0:
+        return None
     try:
         import matplotlib
     except ImportError:
@@ -280,13 +330,18 @@ def plot(outdir: Path, closure_md, records, reaction0, comm):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    X = np.concatenate([g[0] for g in gathered])
+    Pxx = np.concatenate([g[1] for g in gathered])
     outdir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), constrained_layout=True)
-    X = closure_md.coordinates
-    P = closure_md.point_values(closure_md.outputs["stress"])
-    sc = axes[0].scatter(X[:, 0], X[:, 1], c=P[:, 0, 0], s=4, cmap="viridis")
-    fig.colorbar(sc, ax=axes[0], label=r"$P_{xx}$ ($\epsilon/\sigma^2$), MD at T = 0")
-    axes[0].set(aspect="equal", xlabel="x", ylabel="y", title="first Piola–Kirchhoff stress")
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained")
+    sc = axes[0].scatter(X[:, 0], X[:, 1], c=Pxx, s=4, cmap="viridis")
+    fig.colorbar(sc, ax=axes[0], label=r"$P_{xx}$ (LJ units $\epsilon/\sigma^2$), MD at T = 0")
+    axes[0].set(
+        aspect="equal",
+        xlabel="x (plate widths)",
+        ylabel="y (plate widths)",
+        title=f"first Piola–Kirchhoff stress, stretch {STRETCH:g}",
+    )
     temps = [0.0] + [r["temperature"] for r in records]
     reactions = [reaction0] + [r["reaction"] for r in records]
     axes[1].plot(temps, np.array(reactions) / reaction0, "o-", label="reaction force (plate)")
@@ -295,13 +350,27 @@ def plot(outdir: Path, closure_md, records, reaction0, comm):
     ]
     axes[1].plot(temps, [1.0] + [r["C11_md_difference"] / C0 for r in records], "s--",
                  label=r"$C_{11}(T)/C_{11}(0)$, MD differences")  # fmt: skip
-    axes[1].set(xlabel="temperature T", ylabel="relative to T = 0", title="thermal softening")
-    axes[1].legend(fontsize=8)
+    axes[1].set(
+        xlabel=r"temperature T (LJ units $\epsilon/k_B$)",
+        ylabel="relative to T = 0",
+        title="thermal softening",
+    )
+    low, high = axes[1].get_ylim()
+    axes[1].set_ylim(low - 0.35 * (high - low), high)  # room for the legend below the data
+    axes[1].legend(loc="lower left", fontsize=8)
     for r in records:
         axes[2].semilogy(r["newton_residuals"], "o-", label=f"T = {r['temperature']:g} (surrogate)")
     axes[2].semilogy(records[0]["newton_residuals_T0"], "k^-", label="T = 0 (MD at every point)")
-    axes[2].set(xlabel="Newton iteration", ylabel="residual norm", title="macro Newton")
-    axes[2].legend(fontsize=8)
+    axes[2].set(
+        xlabel="Newton iteration",
+        ylabel="residual norm (LJ force units)",
+        title="macro Newton: quadratic convergence",
+        xticks=range(max(len(r["newton_residuals"]) for r in records) + 1),
+    )
+    axes[2].legend(loc="upper right", fontsize=8)
+    fig.suptitle(
+        f"Plate with a hole closed by Lennard-Jones MD ({LATTICE} lattice, cutoff {CUTOFF} σ)"
+    )
     path = outdir / "atoms_plate_hole.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -313,33 +382,8 @@ def plot(outdir: Path, closure_md, records, reaction0, comm):
 
 
 # %%
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(
-        description="Plate with a hole closed by LJ molecular dynamics"
-    )
-    parser.add_argument("--h", type=float, default=0.1, help="macro mesh size away from the hole")
-    parser.add_argument(
-        "--temperatures", default="0.05,0.1,0.2", help="T > 0 values (comma separated)"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=8000, help="MD production steps per box at T > 0"
-    )
-    parser.add_argument("--output-dir", default="output/atoms_plate_hole")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args(argv)
-    if not 0 < args.h <= 0.5:
-        parser.error(f"--h must be in (0, 0.5], got {args.h}")
-    try:
-        temperatures = [float(t) for t in args.temperatures.split(",") if t.strip()]
-    except ValueError:
-        parser.error(f"--temperatures must be comma-separated numbers, got {args.temperatures!r}")
-    if any(not 0 < t < 0.3 for t in temperatures):
-        parser.error(
-            f"--temperatures must lie in (0, 0.3) (the crystal melts near 0.4), got {temperatures}"
-        )
-    if args.steps < 1000:
-        parser.error(f"--steps must be >= 1000, got {args.steps}")
+def main(args: argparse.Namespace) -> dict:
+    temperatures = args.temperatures
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
     t_start = time.perf_counter()
@@ -405,7 +449,7 @@ def main(argv=None) -> dict:
         "softening": all(b < a for a, b in zip(reactions, reactions[1:], strict=False)),
     }
     if not args.no_plot:
-        path = plot(Path(args.output_dir), closure_md, records, reaction_md, comm)
+        path = plot(args.output_dir, closure_md, records, reaction_md, comm)
         if path is not None:
             say(f"wrote {path}")
     summary = {
@@ -430,4 +474,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -50,6 +50,69 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer, integer_list
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "composite_conduction"
+
+
+# %% [markdown]
+# ## Command line
+# The arguments are checked before dolfinx is imported or anything is computed: a bad value
+# ends the run at once with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="FE² heat conduction in a graded fibre composite (optionally against DNS)"
+    )
+    parser.add_argument("--n", type=integer(1), default=32, help="macro cells per side (>= 1)")
+    parser.add_argument(
+        "--resolution", type=integer(2), default=16, help="cell mesh: elements per edge (>= 2)"
+    )
+    parser.add_argument(
+        "--quadrature-degree", type=integer(0, 10), default=2, help="macro quadrature degree, 0..10"
+    )
+    parser.add_argument(
+        "--macro-degree",
+        type=integer(1, 4),
+        default=None,
+        help="Lagrange degree of the macro solution, 1..4 (default 1; 2 with --dns so that the "
+        "macro discretisation error stays below the homogenisation error)",
+    )
+    parser.add_argument("--dns", action="store_true", help="compare against fully resolved runs")
+    parser.add_argument(
+        "--eps",
+        type=integer_list(1),
+        default=[8, 16, 32],
+        help="1/epsilon values for --dns: increasing integers >= 1, comma separated "
+        "(default 8,16,32)",
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figures")
+    parser.add_argument(
+        "--scheduler",
+        default="owner",
+        choices=["owner", "pooled", "serial"],
+        help="where cell problems run under MPI (default: owner)",
+    )
+    parser.add_argument(
+        "--time-report", action="store_true", help="print the parallel time report (rank 0)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    if any(b <= a for a, b in zip(args.eps, args.eps[1:], strict=False)):
+        parser.error(f"argument --eps: expected increasing values, got {args.eps}")
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 import ufl
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
@@ -176,19 +239,20 @@ def write_output(outdir: Path, mesh, T, closure, plot: bool):
     kv = np.concatenate([g[3] for g in gathered])
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
     panels = [
-        (xv, tv, "temperature $T_0$"),
-        (mids, kv[:, 0], "$K^*_{11}$ from cell problems"),
-        (mids, kv[:, 3], "$K^*_{22}$ (square array: isotropic)"),
+        (xv, tv, "temperature $T_0$", "$T_0$ (units of $f L^2 / k_m$)"),
+        (mids, kv[:, 0], "$K^*_{11}$ from cell problems", "$K^*_{11}$ (units of $k_m$)"),
+        (mids, kv[:, 3], "$K^*_{22}$ (square array: isotropic)", "$K^*_{22}$ (units of $k_m$)"),
     ]
-    for ax, (pts, val, title) in zip(axes, panels, strict=True):
+    for ax, (pts, val, title, label) in zip(axes, panels, strict=True):
         art = ax.tripcolor(pts[:, 0], pts[:, 1], val, shading="gouraud", cmap="viridis")
-        fig.colorbar(art, ax=ax)
+        fig.colorbar(art, ax=ax, label=label)
         ax.set_title(title)
         ax.set_aspect("equal")
-        ax.set_xlabel("$x_1$")
+        ax.set_xlabel("$x_1$ (plate widths $L$)")
+        ax.set_ylabel("$x_2$ (plate widths $L$)")
     fig.suptitle(
         f"Graded composite: fibre fraction {PHI0} → {PHI1} along $x_1$, "
-        f"$k_f/k_m = {K_FIBRE / K_MATRIX:g}$"
+        f"$k_f/k_m = {K_FIBRE / K_MATRIX:g}$, source $f$, $T_0 = 0$ on the edges"
     )
     fig.savefig(outdir / "composite_conduction.png", dpi=120)
     plt.close(fig)
@@ -312,39 +376,119 @@ def errors_against_dns(eps_inv, mesh_dns, T_eps, columns, T0):
 
 
 # %% [markdown]
+# ## Figure of FE² against DNS
+# The DNS temperature along a line through a row of fibres (the row nearest $x_2 = 1/2$) beside
+# the FE² solution on the same line, the difference $T_\varepsilon - T_0$ there for every
+# $\varepsilon$ (it oscillates on the fibre scale and shrinks like $\varepsilon$), and the
+# errors of the table against $\varepsilon$.
+
+
+# %%
+def profile_x2(eps_inv: int) -> float:
+    """Height of the row of fibre centres nearest the mid-line of the plate."""
+    return ((eps_inv - 1) // 2 + 0.5) / eps_inv
+
+
+def sample_profile(u, x2: float, n: int = 1201):
+    """``(x1, u(x1, x2))`` along the line at height ``x2`` on rank 0 (``None`` elsewhere)."""
+    from dolfinx import geometry
+
+    mesh = u.function_space.mesh
+    x1 = np.linspace(0.0, 1.0, n)
+    points = np.column_stack([x1, np.full(n, x2), np.zeros(n)])
+    tree = geometry.bb_tree(mesh, mesh.topology.dim)
+    colliding = geometry.compute_colliding_cells(
+        mesh, geometry.compute_collisions_points(tree, points), points
+    )
+    found = np.array([i for i in range(n) if len(colliding.links(i))], dtype=np.int64)
+    values = np.full(n, np.nan)
+    if found.size:
+        cells = np.array([colliding.links(i)[0] for i in found], dtype=np.int32)
+        values[found] = u.eval(points[found], cells)[:, 0]
+    gathered = mesh.comm.gather(values, root=0)
+    if mesh.comm.rank != 0:
+        return None
+    combined = np.full(n, np.nan)
+    for v in gathered:  # a point on a partition boundary is found on more than one rank
+        combined[np.isnan(combined)] = v[np.isnan(combined)]
+    return x1, combined
+
+
+def plot_dns(outdir: Path, rows, profiles, profiles_T0, comm):
+    """PNG of FE² against DNS (rank 0); returns its path, or ``None`` if none was written."""
+    if comm.rank != 0:
+        return None
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), constrained_layout=True)
+    finest = max(profiles)
+    x1, T_eps = profiles[finest]
+    _, T_0 = profiles_T0[finest]
+    ax = axes[0]
+    ax.plot(x1, T_eps, color="tab:blue", lw=1.0, label=f"DNS, $\\varepsilon$ = 1/{finest}")
+    ax.plot(x1, T_0, "k--", lw=1.5, label="FE² (homogenised) $T_0$")
+    ax.set(
+        xlabel="$x_1$ (plate widths $L$)",
+        ylabel="temperature $T$ (units of $f L^2 / k_m$)",
+        title=f"temperature along $x_2$ = {profile_x2(finest):.4g} (a row of fibres)",
+    )
+    ax.set_ylim(0, 1.25 * np.nanmax(T_eps))  # head room for the legend
+    ax.legend(loc="upper right", fontsize=9)
+    ax = axes[1]
+    colours = plt.cm.viridis(np.linspace(0.0, 0.8, len(profiles)))
+    for colour, eps_inv in zip(colours, sorted(profiles), strict=True):
+        x1, T_eps = profiles[eps_inv]
+        _, T_0 = profiles_T0[eps_inv]
+        ax.plot(x1, T_eps - T_0, color=colour, lw=1.0, label=f"$\\varepsilon$ = 1/{eps_inv}")
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set(
+        xlabel="$x_1$ (plate widths $L$)",
+        ylabel="$T_\\varepsilon - T_0$ (units of $f L^2 / k_m$)",
+        title="DNS minus FE² on the same lines",
+    )
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.35 * (high - low))  # head room for the legend
+    ax.legend(loc="upper right", fontsize=9, ncol=len(profiles))
+    ax = axes[2]
+    eps = np.array([r["eps"] for r in rows])
+    for key, marker, label in (
+        ("l2_error", "o-", "$L^2$ error of $T_0$"),
+        ("h1_error", "s-", "$H^1$ error, with corrector"),
+        ("h1_error_without_corrector", "^-", "$H^1$ error, without corrector"),
+    ):
+        ax.loglog(eps, [r[key] for r in rows], marker, label=label)
+    for power, style, theory in ((1.0, ":", "$L^2$ theory"), (0.5, "-.", "$H^1$ guaranteed")):
+        ref = 0.6 * rows[-1]["l2_error"] * (eps / eps[-1]) ** power  # below the data
+        ax.loglog(eps, ref, "k" + style, lw=0.8, label=f"slope {power:g} ({theory})")
+    ax.set(
+        xlabel="$\\varepsilon$ (cell size / plate width)",
+        ylabel="relative error against DNS",
+        title="homogenisation error",
+    )
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(
+        "Graded composite: FE² against fully resolved DNS "
+        f"($k_f/k_m = {K_FIBRE / K_MATRIX:g}$, fibre fraction {PHI0} → {PHI1} along $x_1$)"
+    )
+    path = outdir / "composite_conduction_dns.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# %% [markdown]
 # ## Run
 
 
 # %%
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="FE² heat conduction in a graded fibre composite (optionally against DNS)"
-    )
-    parser.add_argument("--n", type=int, default=32, help="macro cells per side")
-    parser.add_argument("--resolution", type=int, default=16, help="cell mesh: elements per edge")
-    parser.add_argument("--quadrature-degree", type=int, default=2)
-    parser.add_argument(
-        "--macro-degree",
-        type=int,
-        default=None,
-        help="Lagrange degree of the macro solution (default 1; 2 with --dns so that the macro "
-        "discretisation error stays below the homogenisation error)",
-    )
-    parser.add_argument("--dns", action="store_true", help="compare against fully resolved runs")
-    parser.add_argument("--eps", default="8,16,32", help="1/epsilon values for --dns")
-    parser.add_argument("--output-dir", default="output/composite_conduction")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument(
-        "--scheduler",
-        default="owner",
-        choices=["owner", "pooled", "serial"],
-        help="where cell problems run under MPI (default: owner)",
-    )
-    parser.add_argument(
-        "--time-report", action="store_true", help="print the parallel time report (rank 0)"
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace):
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
 
@@ -399,9 +543,10 @@ def main(argv=None):
 
     # --- fully resolved reference
     if args.dns:
-        rows = []
-        for eps_inv in [int(s) for s in args.eps.split(",")]:
+        rows, profiles = [], {}
+        for eps_inv in args.eps:
             mesh_dns, T_eps, columns, dofs, dns_seconds = solve_dns(eps_inv, args.resolution, comm)
+            profiles[eps_inv] = sample_profile(T_eps, profile_x2(eps_inv))
             dns_seconds = comm.allreduce(dns_seconds, op=MPI.MAX)
             l2, h1, h1_plain = errors_against_dns(eps_inv, mesh_dns, T_eps, columns, T0)
             rows.append(
@@ -450,6 +595,11 @@ def main(argv=None):
             )
             ok = ok and decreasing
         summary["rows"] = rows
+        if not args.no_plot:
+            profiles_T0 = {e: sample_profile(T0, profile_x2(e)) for e in args.eps}
+            path = plot_dns(args.output_dir, rows, profiles, profiles_T0, comm)
+            if path is not None:
+                say(f"wrote {path}")
     if args.json:
         say(json.dumps(summary))
     if not ok:
@@ -459,4 +609,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

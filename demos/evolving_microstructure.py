@@ -23,8 +23,9 @@
 # $c\,\partial_t T - \nabla\cdot(K^*(D)\nabla T) = 0$ is closed by **cell problems at the current
 # damage of every quadrature point**: each time step the closure re-queries the cell with the
 # state $D$ that the macro temperature history has produced there
-# ([`IrreversibleState`](../docs/evolution.md), staggered: the step is solved with $D_n$, then
-# $D$ advances with the new temperature). The damage makes the response path dependent.
+# ([`IrreversibleState`](../docs/transient.md#evolving-microstructure), staggered: the step
+# is solved with $D_n$, then $D$ advances with the new temperature). The damage makes the
+# response path dependent.
 #
 # The left end receives a heat pulse, $T(0, t) = T_\mathrm{peak}\sin^2(\pi t / t_p)$ for
 # $t < t_p$ and 0 afterwards; the right end is held at 0. After the pulse has died away, the
@@ -55,6 +56,49 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer, real
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "evolving_microstructure"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Evolving microstructure vs frozen coefficients")
+    parser.add_argument(
+        "--nx", type=integer(2), default=64, help="macro cells along the bar (>= 2)"
+    )
+    parser.add_argument(
+        "--steps", type=integer(2), default=60, help="time steps to t = 1.2 s (>= 2)"
+    )
+    parser.add_argument(
+        "--resolution", type=integer(2), default=16, help="cell mesh resolution (>= 2)"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=real(0.0, 1.0, open_min=True, open_max=True),
+        default=1e-3,
+        help="relative surrogate tolerance, in (0, 1)",
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
@@ -207,15 +251,40 @@ def plot(outdir: Path, runs: dict, comm: MPI.Comm):
     import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
-    for name, r in runs.items():
-        axes[0].plot(r["times"], r["heat"], label=name)
-        axes[1].plot(*profiles[name], ".", ms=2, label=name)
-        axes[2].plot(r["times"], r["damage_history"], label=name)
-    axes[0].set(xlabel="time t (s)", ylabel=r"heat taken up $\int cT\,dx$")
-    axes[1].set(xlabel="x", ylabel="final fibre damage D")
-    axes[2].set(xlabel="time t (s)", ylabel="mean damage (never decreases)")
-    axes[0].legend(fontsize=8)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
+    styles = {"evolving, pulse": "-", "frozen, pulse": "--", "evolving, no pulse": ":"}
+    for (name, r), colour in zip(runs.items(), ("tab:red", "tab:blue", "tab:green"), strict=False):
+        style = {"color": colour, "label": name}
+        axes[0].plot(r["times"], r["heat"], styles.get(name, "-"), lw=1.6, **style)
+        marker = {"marker": "o", "ms": 4, "mfc": "none", "mew": 0.6} if "frozen" in name else {}
+        axes[1].plot(*profiles[name], ls="none", **({"marker": ".", "ms": 2.5} | marker), **style)
+        axes[2].plot(r["times"], r["damage_history"], styles.get(name, "-"), lw=1.6, **style)
+    for ax in (axes[0], axes[2]):
+        ax.axvspan(0.0, PULSE, color="0.9", zorder=0, label="heat pulse at x = 0")
+    axes[0].set(
+        xlabel="time t (s)",
+        ylabel=r"heat taken up $\int cT\,dx$ (units of $c\,T_\mathrm{peak} L^2$)",
+        title="heat uptake of the bar",
+    )
+    axes[1].set(
+        xlabel="position along the bar x (bar lengths L)",
+        ylabel="final fibre damage D (0 = virgin, 1 = degraded)",
+        title="damage left behind (every quadrature point; frozen: D = 0)",
+        ylim=(-0.05, 1.05),
+    )
+    axes[2].set(
+        xlabel="time t (s)",
+        ylabel="mean fibre damage (never decreases)",
+        title="damage over time",
+        ylim=(-0.02, None),
+    )
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9)
+    fig.suptitle(
+        "Heat pulse through a composite whose fibres degrade: evolving microstructure "
+        f"against frozen coefficients ($k_f$ = {K_FIBRE:g} → {K_DEGRADED:g} above "
+        f"$T_\\mathrm{{on}}$ = {T_ON:g})"
+    )
     path = outdir / "evolving_microstructure.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -227,21 +296,7 @@ def plot(outdir: Path, runs: dict, comm: MPI.Comm):
 
 
 # %%
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description="Evolving microstructure vs frozen coefficients")
-    parser.add_argument("--nx", type=int, default=64, help="macro cells along the bar")
-    parser.add_argument("--steps", type=int, default=60, help="time steps to t = 1.2 s")
-    parser.add_argument("--resolution", type=int, default=16, help="cell mesh resolution")
-    parser.add_argument("--tolerance", type=float, default=1e-3, help="surrogate tolerance")
-    parser.add_argument("--output-dir", default="output/evolving_microstructure")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args(argv)
-    for name in ("nx", "steps", "resolution"):
-        if getattr(args, name) < 2:
-            parser.error(f"--{name} must be >= 2, got {getattr(args, name)}")
-    if not args.tolerance > 0:
-        parser.error(f"--tolerance must be > 0, got {args.tolerance}")
+def main(args: argparse.Namespace) -> dict:
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
     t_start = time.perf_counter()
@@ -296,7 +351,7 @@ def main(argv=None) -> dict:
         "cheap": solves * 100 < distinct,
     }
     if not args.no_plot:
-        path = plot(Path(args.output_dir), {k: runs[k] for k in list(runs)[:3]}, comm)
+        path = plot(args.output_dir, {k: runs[k] for k in list(runs)[:3]}, comm)
         if path is not None:
             say(f"wrote {path}")
     summary = {
@@ -320,4 +375,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -40,14 +40,51 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-import gmsh
 import numpy as np
+
+from fe2hmm.checks import integer, real
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "fibre_plate_hole"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Linear FE² of a fibre-composite plate with a hole"
+    )
+    parser.add_argument(
+        "--eps-inv", type=integer(2), default=10, help="fibres per unit length (DNS, >= 2)"
+    )
+    parser.add_argument(
+        "--h", type=real(0.0, 0.5, open_min=True), default=0.05, help="macro mesh size, in (0, 0.5]"
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
+import gmsh
 import ufl
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 from dolfinx.fem.petsc import LinearProblem
 from dolfinx.io import gmsh as dgmsh
 
+from fe2hmm._compat import geometry_dofmap
 from fe2hmm.macro import Dirichlet, SmallStrainElasticity
 from fe2hmm.micro.cells.elasticity import ElasticityCellModel, lame_parameters, voigt_to_tensor
 from fe2hmm.reuse import Dedupe
@@ -218,19 +255,133 @@ def solve_dns(comm, h, fibres_per_unit):
 
 
 # %% [markdown]
+# ## Figure
+# $\sigma_{xx}$ of FE² and DNS near the hole on one colour scale, and both along the vertical
+# line above the hole with the $\varepsilon$-window averages that the check compares.
+
+
+# %%
+def cell_values(expr, mesh):
+    """DG0 interpolant of a scalar UFL expression (at the cell midpoints)."""
+    Q = fem.functionspace(mesh, ("DG", 0))
+    f = fem.Function(Q)
+    f.interpolate(fem.Expression(expr, Q.element.interpolation_points))
+    return f
+
+
+def gathered_cells(f):
+    """Triangle corners ``(cells, 3, 2)`` and DG0 values of ``f`` on rank 0 (else ``None``)."""
+    mesh = f.function_space.mesh
+    n = mesh.topology.index_map(2).size_local
+    corners = mesh.geometry.x[geometry_dofmap(mesh)[:n]][:, :, :2]
+    values = f.x.array[f.function_space.dofmap.list[:n, 0]]
+    gathered = mesh.comm.gather((corners, values), root=0)
+    if mesh.comm.rank != 0:
+        return None
+    return np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered])
+
+
+def line_values(f, points):
+    """Values of ``f`` at ``points`` ``(n, 3)`` on rank 0 (NaN outside the mesh; else ``None``)."""
+    from dolfinx import geometry
+
+    mesh = f.function_space.mesh
+    tree = geometry.bb_tree(mesh, mesh.topology.dim)
+    colliding = geometry.compute_colliding_cells(
+        mesh, geometry.compute_collisions_points(tree, points), points
+    )
+    found = np.array([i for i in range(len(points)) if len(colliding.links(i))], dtype=np.int64)
+    values = np.full(len(points), np.nan)
+    if found.size:
+        cells = np.array([colliding.links(i)[0] for i in found], dtype=np.int32)
+        values[found] = f.eval(points[found], cells)[:, 0]
+    gathered = mesh.comm.gather(values, root=0)
+    if mesh.comm.rank != 0:
+        return None
+    combined = np.full(len(points), np.nan)
+    for v in gathered:
+        combined[np.isnan(combined)] = v[np.isnan(combined)]
+    return combined
+
+
+def plot(outdir: Path, fe2, dns, eps: float, comm):
+    """PNG of σ_xx, FE² against DNS (rank 0 writes it); returns its path or ``None``."""
+    fields, lines = [], []
+    top = CENTRE[1] + HOLE
+    y = np.linspace(top, HEIGHT, 400)
+    points = np.column_stack([np.full(y.size, CENTRE[0]), y, np.zeros(y.size)])
+    for mesh, expr, _ in (fe2, dns):
+        f = cell_values(expr, mesh)
+        fields.append(gathered_cells(f))
+        lines.append(line_values(f, points))
+    if comm.rank != 0:
+        return None
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.tri import Triangulation
+
+    fig, axes = plt.subplots(
+        1, 3, figsize=(17, 6), layout="constrained", gridspec_kw={"width_ratios": [1, 1, 0.8]}
+    )
+    values = np.concatenate([v for _, v in fields])
+    low, high = np.percentile(values, [0.5, 99.5])
+    for ax, (corners, v), title in zip(
+        axes[:2],
+        fields,
+        ("FE² (homogenised, $C^*$ from one cell)", "DNS (every fibre meshed)"),
+        strict=True,
+    ):
+        tri = Triangulation(
+            corners[:, :, 0].ravel(),
+            corners[:, :, 1].ravel(),
+            np.arange(corners.shape[0] * 3).reshape(-1, 3),
+        )
+        art = ax.tripcolor(tri, facecolors=v, cmap="viridis", vmin=low, vmax=high)
+        ax.plot([CENTRE[0]] * 2, [top, HEIGHT], "w--", lw=1)
+        ax.set(
+            aspect="equal",
+            xlim=(CENTRE[0] - 0.5, CENTRE[0] + 0.5),
+            ylim=(0, HEIGHT),
+            xlabel="x (plate heights H)",
+            ylabel="y (plate heights H)",
+            title=f"$\\sigma_{{xx}}$, {title}",
+        )
+    fig.colorbar(art, ax=axes[:2], label=r"$\sigma_{xx}$ (units of the applied traction)")
+    ax = axes[2]
+    ax.plot(lines[1], y, color="tab:orange", lw=1, label=f"DNS, $\\varepsilon$ = {eps:g}")
+    ax.plot(lines[0], y, "k-", lw=2, label="FE²")
+    for (_, _, average), colour, name in ((fe2, "k", "FE²"), (dns, "tab:orange", "DNS")):
+        ax.plot([average] * 2, [top, top + eps], color=colour, lw=5, alpha=0.6,
+                label=f"{name}, average over the $\\varepsilon$-window: {average:.3f}")  # fmt: skip
+    ax.axvline(1.0, color="0.6", ls=":", lw=1, label="applied traction")
+    ax.set(
+        xlabel=r"$\sigma_{xx}$ (units of the applied traction)",
+        ylabel="y above the hole (plate heights H)",
+        title="along the dashed line x = 1 (top of the hole up)",
+        ylim=(top, HEIGHT),
+    )
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, ncol=2)
+    fig.suptitle(
+        "Fibre-composite plate with a hole under unit traction: FE² against DNS "
+        f"(fibre fraction {FRACTION}, $E_f/E_m$ = {FIBRE[0] / MATRIX[0]:.3g})"
+    )
+    path = outdir / "fibre_plate_hole.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# %% [markdown]
 # ## Run
 
 
 # %%
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Linear FE² of a fibre-composite plate with a hole"
-    )
-    parser.add_argument("--eps-inv", type=int, default=10, help="fibres per unit length (DNS)")
-    parser.add_argument("--h", type=float, default=0.05, help="macro mesh size")
-    parser.add_argument("--output-dir", default="output/fibre_plate_hole")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace):
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
     eps = 1.0 / args.eps_inv
@@ -265,7 +416,7 @@ def main(argv=None):
         f"DNS {dns_scf:.3f}  (rel. diff {abs(fe2_scf - dns_scf) / abs(dns_scf):.2%})"
     )
 
-    outdir = Path(args.output_dir)
+    outdir = args.output_dir
     outdir.mkdir(parents=True, exist_ok=True)
     P1 = fem.functionspace(mesh, ("Lagrange", 1, (2,)))
     u1 = fem.Function(P1, name="u")
@@ -276,6 +427,12 @@ def main(argv=None):
     with io.XDMFFile(comm, str(outdir / "dns.xdmf"), "w") as f:
         f.write_mesh(mesh_d)
         f.write_function(u_d)
+
+    if not args.no_plot:
+        fe2 = (mesh, sig[0, 0], fe2_scf)
+        path = plot(outdir, fe2, (mesh_d, sigma_d(u_d)[0, 0], dns_scf), eps, comm)
+        if path is not None:
+            say(f"wrote {path}")
 
     checks = {
         "newton_one_step": result.iterations == 1,
@@ -303,4 +460,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -51,6 +51,48 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer, real
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "homogenised_waves"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Homogenised waves, speeds and dispersion")
+    parser.add_argument(
+        "--nx", type=integer(4), default=64, help="macro cells per side of the plate (>= 4)"
+    )
+    parser.add_argument(
+        "--resolution", type=integer(4), default=24, help="cell mesh resolution (>= 4)"
+    )
+    parser.add_argument(
+        "--epsilon",
+        type=real(0.0, 0.25, open_min=True),
+        default=1 / 32,
+        help="laminate period 1/N with N >= 4 (default 1/32)",
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    if abs(1 / args.epsilon - round(1 / args.epsilon)) > 1e-9:
+        parser.error(f"argument --epsilon: expected 1/N with N >= 4, got {args.epsilon:g}")
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 import scipy.linalg
 import ufl
 from dolfinx import fem
@@ -331,48 +373,78 @@ def plot(outdir: Path, data: dict, wave: dict, dispersion: dict, comm):
     import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
-    fig = plt.figure(figsize=(15, 8), constrained_layout=True)
+    fig = plt.figure(figsize=(16, 10), layout="constrained")
     angles = data["angles"]
+    polar_legend = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.1), "fontsize": 8, "ncol": 2}
     ax = fig.add_subplot(2, 3, 1, projection="polar")
     for name in ("ellipse", "laminate"):
-        ax.plot(angles, data[name]["speed"], label=f"c(n), {name}")
-    ax.set_title("phase speed c(n)")
-    ax.legend(fontsize=7, loc="lower left")
+        ax.plot(angles, data[name]["speed"], label=f"{name} cell")
+    ax.set_title("scalar phase speed c(n)\n(radius: units of $\\sqrt{k_m/\\rho_m}$)")
+    ax.legend(**polar_legend)
     ax = fig.add_subplot(2, 3, 2, projection="polar")
     for name in ("ellipse", "laminate"):
-        ax.plot(angles, data[name]["impedance"], label=f"Z(n), {name}")
-    ax.set_title("impedance Z(n)")
-    ax.legend(fontsize=7, loc="lower left")
+        ax.plot(angles, data[name]["impedance"], label=f"{name} cell")
+    ax.set_title("impedance Z(n)\n(radius: units of $\\sqrt{k_m \\rho_m}$)")
+    ax.legend(**polar_legend)
     ax = fig.add_subplot(2, 3, 3, projection="polar")
     speeds = data["elastic"]["speeds"]
     ax.plot(angles, speeds[:, 0], label="quasi-P")
     ax.plot(angles, speeds[:, 1], label="quasi-S")
-    ax.set_title("elastic laminate (Christoffel)")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("elastic laminate, Christoffel speeds\n(radius: units of $\\sqrt{E_m/\\rho_m}$)")
+    ax.legend(**polar_legend)
+    for ax in fig.axes:  # angle of the propagation direction n, from the x1 axis
+        ax.set_rlabel_position(100)
+        ax.tick_params(axis="y", labelsize=7)
+
     ax = fig.add_subplot(2, 3, 4)
     t, xy, values = snapshot[0]
     xy = np.concatenate([s[1] for s in snapshot])
     values = np.concatenate([s[2] for s in snapshot])
-    sc = ax.tricontourf(xy[:, 0], xy[:, 1], values, levels=30, cmap="RdBu_r")
-    fig.colorbar(sc, ax=ax)
-    ax.set_aspect("equal")
-    ax.set_title(f"pulse, t = {t:.2f} (inclined fibres)")
+    limit = float(np.abs(values).max())
+    sc = ax.tricontourf(
+        xy[:, 0], xy[:, 1], values, levels=np.linspace(-limit, limit, 31), cmap="RdBu_r"
+    )
+    fig.colorbar(sc, ax=ax, label="displacement u (units of the initial peak)", format="%.2f")
+    _, vectors = np.linalg.eigh(wave["K"])
+    for i in range(2):  # the receivers sit at radius 0.6 on the principal axes of K*
+        r = 0.6 * vectors[:, i]
+        ax.plot(*r, "k^", ms=7)
+        ax.annotate(f"receiver {i + 1}", r, textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set(
+        aspect="equal",
+        xlabel="$x_1$ (plate half-widths)",
+        ylabel="$x_2$ (plate half-widths)",
+        title=f"pulse through inclined fibres, t = {t:.2f}",
+    )
     ax = fig.add_subplot(2, 3, 5)
     for i in range(2):
-        ax.plot(wave["times"], wave["series"][i], label=f"receiver on axis {i + 1}")
-    ax.set_xlabel("time")
-    ax.set_ylabel("u at receiver")
-    ax.legend(fontsize=8)
+        line = ax.plot(wave["times"], wave["series"][i], label=f"receiver {i + 1}")[0]
+        ax.axvline(wave["arrivals"][i], color=line.get_color(), ls=":", lw=1)
+    ax.set(
+        xlabel="time t (units of $L\\sqrt{\\rho_m/k_m}$)",
+        ylabel="displacement u at the receiver",
+        title="receivers on the principal axes (dotted: arrival)",
+    )
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.3 * (high - low))  # head room for the legend
+    ax.legend(loc="upper left", fontsize=8)
     ax = fig.add_subplot(2, 3, 6)
     ratio = dispersion["wavelength_over_period"]
     ax.semilogx(ratio, dispersion["rytov"] / dispersion["homogenised"], "k-", label="Rytov (exact)")
     ax.semilogx(
         ratio, dispersion["bloch_fe"] / dispersion["homogenised"], "o", label="resolved FE (Bloch)"
     )
-    ax.axhline(0.99, ls=":", c="gray")
-    ax.set_xlabel(r"wavelength / cell size $\lambda/\varepsilon$")
-    ax.set_ylabel(r"phase velocity / $c_\mathrm{hom}$")
-    ax.legend(fontsize=8)
+    ax.axhline(0.99, ls=":", c="gray", label="1 % below $c_\\mathrm{hom}$")
+    ax.set(
+        xlabel=r"wavelength / cell size $\lambda/\varepsilon$",
+        ylabel=r"phase velocity / $c_\mathrm{hom}$",
+        title="laminate dispersion (1 % line: where it fails)",
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(
+        "Homogenised waves: directional speeds from cell problems, a pulse closed by $K^*$, "
+        "and where homogenisation stops holding"
+    )
     path = outdir / "homogenised_waves.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -380,20 +452,7 @@ def plot(outdir: Path, data: dict, wave: dict, dispersion: dict, comm):
 
 
 # %%
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description="Homogenised waves, speeds and dispersion")
-    parser.add_argument("--nx", type=int, default=64, help="macro cells per side of the plate")
-    parser.add_argument("--resolution", type=int, default=24, help="cell mesh resolution")
-    parser.add_argument("--epsilon", type=float, default=1 / 32, help="laminate period")
-    parser.add_argument("--output-dir", default="output/homogenised_waves")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args(argv)
-    for name in ("nx", "resolution"):
-        if getattr(args, name) < 4:
-            parser.error(f"--{name} must be >= 4, got {getattr(args, name)}")
-    if not 0 < args.epsilon <= 0.25 or abs(1 / args.epsilon - round(1 / args.epsilon)) > 1e-9:
-        parser.error(f"--epsilon must be 1/N with N >= 4, got {args.epsilon}")
+def main(args: argparse.Namespace) -> dict:
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
     t_start = time.perf_counter()
@@ -469,7 +528,7 @@ def main(argv=None) -> dict:
     checks["long_wave_limit"] = abs(rytov[0] / c_hom - 1) < 1e-3
     if not args.no_plot:
         path = plot(
-            Path(args.output_dir), data, wave,
+            args.output_dir, data, wave,
             {"wavelength_over_period": ratios, "rytov": rytov, "bloch_fe": bloch,
              "homogenised": c_hom},
             comm,
@@ -499,4 +558,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -42,9 +42,58 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "porous_plasticity"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Nonlinear FE² of a porous elasto-plastic plate")
+    parser.add_argument(
+        "--nx", type=integer(1), default=3, help="macro cells across the height (>= 1)"
+    )
+    parser.add_argument(
+        "--resolution", type=integer(2), default=8, help="cell mesh elements per edge (>= 2)"
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="solve every cell at every iteration (no exact elastic predictor)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default="owner",
+        choices=["owner", "pooled", "serial"],
+        help="where cell solves run under MPI (default: owner)",
+    )
+    parser.add_argument(
+        "--time-report", action="store_true", help="print the parallel time report (rank 0)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 
+from fe2hmm._compat import geometry_dofmap
 from fe2hmm.macro import Dirichlet, SmallStrainElasticity
 from fe2hmm.micro.cells.plasticity import PlasticCellModel
 from fe2hmm.timing import format_time_report, time_report
@@ -138,7 +187,7 @@ def quadratic_constant(norms, noise: float = 1e-9) -> float:
 
 # %%
 def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
-    """XDMF with displacement and cell-averaged plastic strain; PNG of the load curve."""
+    """XDMF with displacement and cell-averaged plastic strain; PNG of it and the load curve."""
     comm = mesh.comm
     outdir.mkdir(parents=True, exist_ok=True)
     W = fem.functionspace(mesh, ("DG", 0))
@@ -152,7 +201,12 @@ def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
         f.write_mesh(mesh)
         f.write_function(u)
         f.write_function(p)
-    if not plot or comm.rank != 0:
+    if not plot:
+        return
+    # the cells (vertex coordinates) and their plastic strain, gathered on rank 0
+    geometry = mesh.geometry.x[geometry_dofmap(mesh)[:ncell]][:, :, :2]
+    gathered = comm.gather((geometry, p.x.array[W.dofmap.list[:ncell, 0]]), root=0)
+    if comm.rank != 0:
         return
     try:
         import matplotlib
@@ -162,18 +216,73 @@ def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.tri import Triangulation
 
+    corners = np.concatenate([g[0] for g in gathered])  # (cells, 3, 2)
+    strain = np.concatenate([g[1] for g in gathered])
+    fig, axes = plt.subplot_mosaic(
+        [["field", "field"], ["curve", "newton"]],
+        figsize=(12, 9),
+        height_ratios=[1.1, 1],
+        layout="constrained",
+    )
+    ax = axes["field"]
+    tri = Triangulation(
+        corners[:, :, 0].ravel(),
+        corners[:, :, 1].ravel(),
+        np.arange(corners.shape[0] * 3).reshape(-1, 3),
+    )
+    art = ax.tripcolor(tri, facecolors=strain, cmap="inferno", edgecolors="0.6", linewidth=0.3)
+    fig.colorbar(art, ax=ax, label="equivalent plastic strain (dimensionless), cell average")
+    ax.annotate(
+        "clamped",
+        (0.0, 0.5),
+        xytext=(-12, 0),
+        textcoords="offset points",
+        rotation=90,
+        ha="right",
+        va="center",
+    )
+    ax.annotate(
+        "pulled by δ",
+        (2.0, 0.5),
+        xytext=(12, 0),
+        textcoords="offset points",
+        rotation=90,
+        ha="left",
+        va="center",
+    )
+    ax.set(
+        aspect="equal",
+        xlabel="$x_1$ (plate heights H)",
+        ylabel="$x_2$ (plate heights H)",
+        title="cumulated plastic strain after loading to δ = "
+        f"{DELTA_MAX:g} H and unloading (one FE² cell per macro cell)",
+    )
     d = [r["displacement"] for r in rows]
     force = [r["force"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    ax1.plot([0, *d], [0, *force], "o-")
-    ax1.set_xlabel("right-edge displacement δ")
-    ax1.set_ylabel("force per unit thickness")
-    ax1.set_title("FE² force–displacement (load, unload)")
-    ax2.bar(range(1, len(rows) + 1), [r["iterations"] for r in rows])
-    ax2.set_xlabel("load step")
-    ax2.set_ylabel("macro Newton iterations")
-    ax2.set_title("Newton iterations per step")
+    ax = axes["curve"]
+    k_elastic = force[0] / d[0]
+    ax.plot([0, max(d)], [0, k_elastic * max(d)], "k:", lw=1, label="elastic (initial slope)")
+    ax.plot([0, *d], [0, *force], "o-", label="FE², load then unload")
+    ax.set(
+        xlabel="right-edge displacement δ (plate heights H)",
+        ylabel="force per unit thickness (units of E H)",
+        title="FE² force–displacement",
+    )
+    ax.legend(loc="upper left", fontsize=9)
+    ax = axes["newton"]
+    ax.bar(range(1, len(rows) + 1), [r["iterations"] for r in rows])
+    ax.set(
+        xlabel="load step (1–6 loading, 7–10 unloading)",
+        ylabel="macro Newton iterations",
+        title="Newton iterations per load step",
+        xticks=range(1, len(rows) + 1),
+    )
+    fig.suptitle(
+        f"Porous J2 plate (porosity {POROSITY:.0%}, $\\sigma_y$ = {MATRIX[2]:g} E, "
+        f"hardening {MATRIX[3]:g} E), closed by plastic cell problems"
+    )
     fig.savefig(outdir / "porous_plasticity.png", dpi=120)
     plt.close(fig)
 
@@ -183,28 +292,7 @@ def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
 
 
 # %%
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Nonlinear FE² of a porous elasto-plastic plate")
-    parser.add_argument("--nx", type=int, default=3, help="macro cells across the height")
-    parser.add_argument("--resolution", type=int, default=8, help="cell mesh elements per edge")
-    parser.add_argument("--output-dir", default="output/porous_plasticity")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument(
-        "--no-reuse",
-        action="store_true",
-        help="solve every cell at every iteration (no exact elastic predictor)",
-    )
-    parser.add_argument(
-        "--scheduler",
-        default="owner",
-        choices=["owner", "pooled", "serial"],
-        help="where cell solves run under MPI (default: owner)",
-    )
-    parser.add_argument(
-        "--time-report", action="store_true", help="print the parallel time report (rank 0)"
-    )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace):
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
 
@@ -251,7 +339,7 @@ def main(argv=None):
         f"{solves} cell solves, {seconds:.1f} s; max cell-average equivalent plastic strain "
         f"{p_max:.3e}"
     )
-    write_output(Path(args.output_dir), mesh, u, model, closure, rows, not args.no_plot)
+    write_output(args.output_dir, mesh, u, model, closure, rows, not args.no_plot)
 
     # checks
     k_elastic = rows[0]["force"] / rows[0]["displacement"]
@@ -289,4 +377,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

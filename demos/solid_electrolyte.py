@@ -80,6 +80,51 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer, real
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "solid_electrolyte"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Solid electrolyte: KMC σ*(T) and runaway")
+    add = parser.add_argument
+    add("--nx", type=integer(4), default=32, help="macro cells along the layer (>= 4)")
+    add("--size", type=integer(4), default=24, help="KMC lattice sites per edge (>= 4)")
+    add("--events", type=integer(1), default=100_000, help="KMC events per lattice (>= 1)")
+    add("--replicas", type=integer(2), default=16, help="KMC lattices per temperature (>= 2)")
+    add("--nodes", type=integer(4), default=10, help="temperatures of the KMC fit (>= 4)")
+    add("--seed", type=integer(0), default=0, help="KMC seed (>= 0)")
+    add("--points", type=integer(5), default=16, help="continuation points per branch (>= 5)")
+    add("--dt", type=real(0.0, open_min=True), default=0.05, help="transient time step (> 0)")
+    add("--steps", type=integer(1), default=80, help="transient steps (>= 1)")
+    add(
+        "--runaway-temperature",
+        type=real(1.3, 2.0, open_min=True, open_max=True),
+        default=1.8,
+        help="peak temperature that counts as runaway, in (1.3, 2.0): above the folds' "
+        "temperatures, inside the fitted interval (0.95, 2.2)",
+    )
+    add_output_dir(parser, DEMO)
+    add("--no-plot", action="store_true", help="write no PNG figure")
+    add("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
@@ -247,7 +292,7 @@ def plot(out: Path, fits, branches, fields, transients, comm) -> Path | None:
     if comm.rank != 0:
         return None
     out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5), layout="constrained")
     ax = axes[0, 0]
     grid = np.linspace(0.9, 1.7, 200)
     ax.semilogy(1.0 / grid, arrhenius_law(grid), "k-", label="analytic, W = 0")
@@ -259,14 +304,22 @@ def plot(out: Path, fits, branches, fields, transients, comm) -> Path | None:
         ax.fill_between(1.0 / T, sigma - 2 * se, sigma + 2 * se, color=colour, alpha=0.2)
         ax.errorbar(1.0 / fit.design, fit.values, yerr=2 * fit.errors, fmt="o", ms=3,
                     color=colour, label=f"KMC ± 2 SE, {label}")  # fmt: skip
-    ax.set(xlabel="1 / T", ylabel="σ* / σ_ref", title="KMC conductivity and its fit")
+    ax.set(
+        xlabel="$1/T$ (units of $1/T_e$)",
+        ylabel=r"$\sigma^* / \sigma_\mathrm{ref}$ (dimensionless)",
+        title="KMC conductivity and its fit",
+    )
     ax.legend(fontsize=8)
     ax = axes[0, 1]
     for (label, b), style in zip(branches.items(), ("k-", "C0--", "C3-"), strict=True):
         r = b["result"]
         ax.plot(r.parameters, r.monitors, style, label=label)
         ax.plot([b["fold"].parameter], [b["fold"].monitor], "o", color=style[:2].strip("-:"))
-    ax.set(xlabel="voltage V", ylabel="max T", title="steady states and runaway folds (●)")
+    ax.set(
+        xlabel=r"voltage V (units of $\sqrt{k T_e/\sigma_\mathrm{ref}}$)",
+        ylabel="max T (units of $T_e$)",
+        title="steady states and runaway folds (●)",
+    )
     ax.legend(fontsize=8)
     x, cells, T_values, current = fields
     tri = mtri.Triangulation(x[:, 0], x[:, 1], cells)
@@ -274,21 +327,28 @@ def plot(out: Path, fits, branches, fields, transients, comm) -> Path | None:
         (axes[1, 0], f"T at the fold (KMC, W = {DISORDER})", {"shading": "gouraud"}),
         (axes[1, 1], "|j| at the fold", {"facecolors": current}),
     ):
+        unit = "T (units of $T_e$)" if "shading" in kwargs else "|j| (reduced units)"
         im = (
             ax.tripcolor(tri, T_values, cmap="inferno", **kwargs)
             if "shading" in kwargs
             else ax.tripcolor(tri, cmap="viridis", **kwargs)
         )
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.plot([0, 0], [0, HEIGHT], "c-", lw=4, label="anode")
-        ax.plot([LENGTH, LENGTH], [0, HEIGHT], "b-", lw=4, label="cathode")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=unit)
+        ax.plot([0, 0], [0, HEIGHT], "c-", lw=4)
+        ax.plot([LENGTH, LENGTH], [0, HEIGHT], "b-", lw=4)
+        ax.text(0.0, HEIGHT * 1.04, "anode", color="c", ha="center", va="bottom", fontsize=8)
+        ax.text(LENGTH, HEIGHT * 1.04, "cathode", color="b", ha="center", va="bottom", fontsize=8)
         ax.set_aspect("equal")
-        ax.set(title=title, xlabel="x", ylabel="y")
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+        ax.set(title=title, xlabel="x (film lengths L)", ylabel="y (film lengths L)")
+        ax.set_ylim(-0.02, HEIGHT * 1.15)
     ax = axes[0, 2]
     for label, run in transients.items():
         ax.plot(run["times"], run["peaks"], label=label)
-    ax.set(xlabel="time", ylabel="max T", title=f"transient from T = T_e (KMC, W = {DISORDER})")
+    ax.set(
+        xlabel="time (units of $L^2 c/k$)",
+        ylabel="max T (units of $T_e$)",
+        title=f"transient from T = T_e (KMC, W = {DISORDER})",
+    )
     ax.legend(fontsize=8)
     ax = axes[1, 2]
     ax.axhline(BARRIER, color="k", label="analytic, W = 0 (E_a)")
@@ -297,10 +357,18 @@ def plot(out: Path, fits, branches, fields, transients, comm) -> Path | None:
         energy, se = fit.activation_energy(T)
         ax.plot(T, energy, color=colour, label=f"KMC fit, {label}")
         ax.fill_between(T, energy - 2 * se, energy + 2 * se, color=colour, alpha=0.2)
-    ax.set(xlabel="T", ylabel="E(T) = -d ln(σT)/d(1/T)", title="apparent activation energy ± 2 SE")
-    ax.legend(fontsize=8)
+    ax.set(
+        xlabel="T (units of $T_e$)",
+        ylabel=r"$E(T) = -d\ln(\sigma T)/d(1/T)$ (units of $k T_e$)",
+        title="apparent activation energy ± 2 SE",
+    )
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.3 * (high - low))  # head room for the legend
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    fig.suptitle(
+        "Solid electrolyte: KMC conductivity closing Joule heating, and the thermal-runaway fold"
+    )
     path = out / "solid_electrolyte.png"
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -340,39 +408,10 @@ def _fold_fields(problem, sigma_of_T):
 
 
 # %%
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description="Solid electrolyte: KMC σ*(T) and runaway")
-    parser.add_argument("--nx", type=int, default=32, help="macro cells along the layer")
-    parser.add_argument("--size", type=int, default=24, help="KMC lattice sites per edge")
-    parser.add_argument("--events", type=int, default=100_000, help="KMC events per lattice")
-    parser.add_argument("--replicas", type=int, default=16, help="KMC lattices per temperature")
-    parser.add_argument("--nodes", type=int, default=10, help="temperatures of the KMC fit")
-    parser.add_argument("--seed", type=int, default=0, help="KMC seed")
-    parser.add_argument("--points", type=int, default=16, help="continuation points per branch")
-    parser.add_argument("--dt", type=float, default=0.05, help="transient time step")
-    parser.add_argument("--steps", type=int, default=80, help="transient steps")
-    parser.add_argument("--runaway-temperature", type=float, default=1.8,
-                        help="peak temperature that counts as runaway")  # fmt: skip
-    parser.add_argument("--output-dir", default="output/solid_electrolyte")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace) -> dict:
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
-    for name, low in (("nx", 4), ("size", 4), ("events", 1), ("replicas", 2), ("nodes", 4),
-                      ("points", 5), ("steps", 1)):  # fmt: skip
-        if getattr(args, name) < low:
-            parser.error(f"--{name} must be >= {low}, got {getattr(args, name)}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
-    if not (math.isfinite(args.dt) and args.dt > 0):
-        parser.error(f"--dt must be a finite time > 0, got {args.dt}")
-    if not (math.isfinite(args.runaway_temperature) and 1.3 < args.runaway_temperature < 2.0):
-        parser.error(
-            "--runaway-temperature must be in (1.3, 2.0) (above the folds' temperatures, inside "
-            f"the fitted interval {T_RANGE}), got {args.runaway_temperature}"
-        )
-    out = Path(args.output_dir)
+    out = args.output_dir
     t_start = time.perf_counter()
     checks: dict[str, bool] = {}
     mesh = layer(args.nx, comm)
@@ -480,4 +519,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -62,6 +62,54 @@ from pathlib import Path
 from mpi4py import MPI
 
 import numpy as np
+
+from fe2hmm.checks import integer, real
+from fe2hmm.demos import add_output_dir, checked_output_dir
+
+DEMO = "transient_conduction"
+
+
+# %% [markdown]
+# ## Command line
+# Checked before dolfinx is imported or anything is computed: a bad value ends the run at once
+# with one line naming the argument and its valid range (exit status 2).
+
+
+# %%
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Parabolic HMM with micro-transient cells")
+    parser.add_argument(
+        "--nx", type=integer(2), default=64, help="macro cells along the bar (>= 2)"
+    )
+    parser.add_argument(
+        "--steps", type=integer(2), default=40, help="macro steps per heating period (>= 2)"
+    )
+    parser.add_argument(
+        "--periods",
+        type=real(0.0, 100.0, open_min=True),
+        default=1.0,
+        help="heating periods simulated, in (0, 100] (at least one step)",
+    )
+    parser.add_argument(
+        "--resolution", type=integer(2), default=16, help="cell mesh resolution (>= 2)"
+    )
+    add_output_dir(parser, DEMO)
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args(argv)
+    if round(args.periods * args.steps) < 1:
+        parser.error(
+            f"argument --periods: expected at least one time step ({1 / args.steps:g} periods "
+            f"with --steps {args.steps}), got {args.periods:g}"
+        )
+    args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+
+# %%
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
@@ -184,19 +232,31 @@ def plot(outdir: Path, windows, window_traces, tau_unit, K_bar, K_star, stationa
     import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
     left.semilogx(windows / tau_unit, window_traces, "o-", label=r"$\mathrm{tr}\,K_\tau/2$")
     left.axhline(np.trace(K_bar) / 2, ls="--", c="gray", label=r"$\langle k\rangle$ (Voigt)")
     left.axhline(np.trace(K_star) / 2, ls=":", c="k", label=r"$K^*$ (stationary)")
-    left.set_xlabel(r"window $\tau/\tau_\mathrm{relax}$")
-    left.set_ylabel("averaged step-response conductivity")
-    left.legend()
+    left.set(
+        xlabel=r"averaging window $\tau/\tau_\mathrm{relax}$ (dimensionless)",
+        ylabel=r"step-response conductivity (units of $k_m$)",
+        title="window-averaged cell conductivity",
+    )
+    left.legend(loc="center right")  # the curve falls from upper left to lower right
     right.plot(stationary["times"], stationary["heat"], "k-", lw=2, label="stationary $K^*$")
     for ratio, run in runs.items():
         right.plot(run["times"], run["heat"], "--", label=rf"memory, $\tau_r/\Delta t$ = {ratio:g}")
-    right.set_xlabel("time t (s)")
-    right.set_ylabel(r"heat taken up $\int\langle c\rangle T\,dx$")
-    right.legend(fontsize=8)
+    right.set(
+        xlabel="time t (s)",
+        ylabel=r"heat taken up $\int\langle c\rangle T\,dx$ (units of $c_m T_\mathrm{max} L^2$)",
+        title="heat uptake of the bar: memory against stationary closure",
+    )
+    low, high = right.get_ylim()
+    right.set_ylim(low, high + 0.3 * (high - low))  # head room for the legend
+    right.legend(loc="upper left", fontsize=8, ncol=2)
+    fig.suptitle(
+        f"Parabolic HMM with micro-transient cells (fibre fraction {FRACTION}, "
+        f"$k_f/k_m$ = {K_FIBRE / K_MATRIX:g}, heating period {PERIOD} s)"
+    )
     path = outdir / "transient_conduction.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -208,23 +268,9 @@ def plot(outdir: Path, windows, window_traces, tau_unit, K_bar, K_star, stationa
 
 
 # %%
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description="Parabolic HMM with micro-transient cells")
-    parser.add_argument("--nx", type=int, default=64, help="macro cells along the bar")
-    parser.add_argument("--steps", type=int, default=40, help="macro steps per heating period")
-    parser.add_argument("--periods", type=float, default=1.0, help="heating periods simulated")
-    parser.add_argument("--resolution", type=int, default=16, help="cell mesh resolution")
-    parser.add_argument("--output-dir", default="output/transient_conduction")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace) -> dict:
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *a, **k: None)
-    for name in ("nx", "steps", "resolution"):
-        if getattr(args, name) < 2:
-            parser.error(f"--{name.replace('_', '-')} must be >= 2, got {getattr(args, name)}")
-    if not args.periods > 0:
-        parser.error(f"--periods must be > 0, got {args.periods}")
     t_start = time.perf_counter()
     dt = PERIOD / args.steps
     t_end = round(args.periods * args.steps) * dt
@@ -356,7 +402,7 @@ def main(argv=None) -> dict:
     if not args.no_plot:
         shown = {r: runs[r] for r in ratios[:3]}
         path = plot(
-            Path(args.output_dir), windows, window_traces, tau_unit, K_bar, K_star,
+            args.output_dir, windows, window_traces, tau_unit, K_bar, K_star,
             stationary, shown, comm,
         )  # fmt: skip
         if path is not None:
@@ -381,4 +427,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

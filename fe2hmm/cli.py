@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from fe2hmm.checks import (
+    available_memory,
+    check_cell_size,
+    check_contrast,
+    check_fits,
+    check_isotropic,
+    check_writable,
+    integer,
+    real,
+    real_list,
+)
 
 __all__ = ["main", "list_demos"]
 
@@ -26,24 +39,8 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+#: Largest count accepted by the parser (int64; the memory and time checks refuse far less).
+_MAX_COUNT = 2**63 - 1
 
 
 def _demo_dir() -> Path:
@@ -74,23 +71,23 @@ def _build_parser() -> argparse.ArgumentParser:
     ):
         p = hom_sub.add_parser(physics, help=help_text)
         p.add_argument("--rve", default="circle", help="unit cell generator (default: circle)")
-        p.add_argument("--dim", type=int, default=2, help="2 or 3 (default: 2)")
+        p.add_argument("--dim", type=integer(2, 3), default=2, help="2 or 3 (default: 2)")
         p.add_argument(
             "--volume-fraction",
-            type=_finite_float,
+            type=real(),
             default=0.3,
             help="inclusion (or void) volume fraction (default: 0.3)",
         )
         if physics == "diffusion":
             p.add_argument(
                 "--matrix",
-                type=_finite_float,
+                type=real(0.0, open_min=True),
                 default=1.0,
                 help="matrix conductivity > 0 (default: 1)",
             )
             p.add_argument(
                 "--inclusion",
-                type=_finite_float,
+                type=real(0.0),
                 default=10.0,
                 help="inclusion conductivity >= 0 (default: 10)",
             )
@@ -100,11 +97,11 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--bc", default="periodic", help="periodic | affine | traction")
         p.add_argument(
             "--resolution",
-            type=_positive_int,
+            type=integer(2, _MAX_COUNT),
             default=None,
             help="elements per cell edge (default: generator's)",
         )
-        p.add_argument("--degree", type=_positive_int, default=1, help="Lagrange degree")
+        p.add_argument("--degree", type=integer(1, _MAX_COUNT), default=1, help="Lagrange degree")
         p.add_argument(
             "--output",
             default=None,
@@ -118,17 +115,26 @@ def _build_parser() -> argparse.ArgumentParser:
         "elastic", help="stress and elastic constants C (Voigt) of an LJ lattice at T"
     )
     el.add_argument("--lattice", default="fcc", help="triangular (2D) | fcc (3D)")
-    el.add_argument("--cutoff", type=_finite_float, default=2.5, help="LJ cutoff (default 2.5)")
-    el.add_argument("--temperature", type=_finite_float, default=0.0, help="T >= 0 (default 0)")
+    el.add_argument(
+        "--cutoff", type=real(1.2), default=2.5, help="LJ cutoff >= 1.2 sigma (default 2.5)"
+    )
+    el.add_argument("--temperature", type=real(0.0), default=0.0, help="T >= 0 (default 0)")
     el.add_argument(
         "--density",
-        type=_finite_float,
+        type=real(),
         default=None,
         help="number density (default: the zero-pressure lattice at T = 0)",
     )
-    el.add_argument("--cells", type=_positive_int, default=None, help="lattice cells per axis")
-    el.add_argument("--steps", type=_positive_int, default=4000, help="MD steps per run (T > 0)")
-    el.add_argument("--seed", type=int, default=0, help="random seed (T > 0)")
+    el.add_argument(
+        "--cells", type=integer(1, _MAX_COUNT), default=None, help="lattice cells per axis"
+    )
+    el.add_argument(
+        "--steps", type=integer(1, _MAX_COUNT), default=4000, help="MD steps per run (T > 0)"
+    )
+    # numpy int64 seeds, seed + 1 used too
+    el.add_argument(
+        "--seed", type=integer(0, 2**63 - 2), default=0, help="random seed >= 0 (T > 0)"
+    )
     el.add_argument("--json", action="store_true", help="print a JSON object last")
 
     kmc = sub.add_parser("kmc", help="lattice kinetic Monte Carlo micro-model on its own")
@@ -147,17 +153,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     hop.add_argument(
         "--coverage",
-        type=_finite_float,
+        type=real(0.0, 1.0, open_min=True, open_max=True),
         required=True,
         help="fraction of occupied sites, 0 < C < 1",
     )
-    hop.add_argument("--temperature", type=_finite_float, required=True, help="T = kT/kT_ref > 0")
     hop.add_argument(
-        "--barrier", type=_finite_float, default=1.0, help="hop barrier E_a >= 0 (default 1)"
+        "--temperature", type=real(0.0, open_min=True), required=True, help="T = kT/kT_ref > 0"
+    )
+    hop.add_argument(
+        "--barrier", type=real(0.0), default=1.0, help="hop barrier E_a >= 0 (default 1)"
     )
     hop.add_argument(
         "--disorder",
-        type=_finite_float,
+        type=real(0.0),
         default=0.0,
         help="standard deviation W >= 0 of the Gaussian site energies (default 0)",
     )
@@ -167,18 +175,23 @@ def _build_parser() -> argparse.ArgumentParser:
         help="bias field: E (along x) or Ex,Ey[,Ez] (default none)",
     )
     hop.add_argument(
-        "--size", type=_positive_int, default=None, help="sites per edge L (default 32; cubic 12)"
+        "--size",
+        type=integer(3, _MAX_COUNT),
+        default=None,
+        help="sites per edge L (default 32; cubic 12)",
     )
     hop.add_argument(
         "--steps",
-        type=_positive_int,
+        type=integer(1, _MAX_COUNT),
         default=100_000,
         help="KMC events (hops) per lattice after equilibration (default 100000)",
     )
-    hop.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
+    hop.add_argument(
+        "--seed", type=integer(0, 2**64 - 1), default=0, help="random seed >= 0 (default 0)"
+    )
     hop.add_argument(
         "--replicas",
-        type=_positive_int,
+        type=integer(2, _MAX_COUNT),
         default=8,
         help="independent lattices >= 2; standard errors from their spread (default 8)",
     )
@@ -191,12 +204,44 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _create_cell(args):
-    """Validate --rve/--dim/--volume-fraction/--resolution and generate the cell."""
+def _blame(err: Exception, names: dict[str, str], default: str) -> _UsageError:
+    """The usage error of a library ``ValueError``, naming the argument it is about.
+
+    The argument is the flag whose library name the message starts with (else mentions first;
+    else ``default``).
+    """
+    text = str(err)
+    arg = next((flag for name, flag in names.items() if text.startswith(name)), None)
+    arg = arg or next((flag for name, flag in names.items() if name in text), default)
+    return _UsageError(f"argument {arg}: {text}")
+
+
+def _check_output(path: str | None, argument: str = "--output") -> None:
+    """``--output FILE.xdmf``: its folder exists and FILE and FILE.h5 can be written."""
+    if path is None:
+        return
+    try:
+        check_writable(path, ".h5")
+    except ValueError as err:
+        raise _UsageError(f"argument {argument}: {err}") from None
+
+
+def _check_homogenize(args, components: int) -> None:
+    """The checks of ``homogenize`` that need no mesh (and no dolfinx import): sizes, output."""
+    _check_output(args.output)
+    if args.resolution is not None:
+        try:
+            check_cell_size(args.dim, args.resolution, args.degree, components)
+        except ValueError as err:
+            raise _blame(
+                err, {"resolution": "--resolution", "degree": "--degree"}, "--resolution"
+            ) from None
+
+
+def _create_cell(args, components: int):
+    """Validate --rve/--volume-fraction (and the size at the default resolution), mesh the cell."""
     from fe2hmm import rve
 
-    if args.dim not in (2, 3):
-        raise _UsageError(f"argument --dim: must be 2 or 3, got {args.dim}")
     if args.rve not in rve.available():
         raise _UsageError(f"argument --rve: unknown RVE {args.rve!r}; valid: {rve.available()}")
     if args.rve not in rve.available(args.dim):
@@ -205,22 +250,17 @@ def _create_cell(args):
             f"{args.dim}D RVEs: {rve.available(args.dim)}"
         )
     try:
-        return rve.create(
+        cell = rve.create(
             args.rve, dim=args.dim, volume_fraction=args.volume_fraction, resolution=args.resolution
         )
+        check_cell_size(args.dim, cell.parameters["resolution"], args.degree, components)
+        return cell
     except ValueError as err:
-        text = str(err)
-        arg = (
-            "--volume-fraction"
-            if "volume_fraction" in text
-            else ("--resolution" if "resolution" in text else "--rve")
-        )
-        raise _UsageError(f"argument {arg}: {text}") from None
+        names = {"volume_fraction": "--volume-fraction", "resolution": "--resolution"}
+        raise _blame(err, names | {"degree": "--degree"}, "--rve") from None
 
 
 def _parse_material(text: str, argument: str) -> tuple[float, float]:
-    from fe2hmm.micro.cells.elasticity import lame_parameters
-
     parts = text.split(",")
     try:
         if len(parts) != 2:
@@ -231,28 +271,39 @@ def _parse_material(text: str, argument: str) -> tuple[float, float]:
             f"argument {argument}: expected E,nu (two numbers), got {text!r}"
         ) from None
     try:
-        lame_parameters(E, nu)
+        check_isotropic(E, nu)
     except ValueError as err:
         raise _UsageError(f"argument {argument}: {err}") from None
     return E, nu
 
 
+def _check_contrast(matrix: float, inclusion: float) -> None:
+    try:
+        check_contrast({"matrix": matrix, "inclusion": inclusion}, matrix, "inclusion")
+    except ValueError as err:
+        raise _blame(
+            err, {"matrix": "--matrix", "inclusion": "--inclusion"}, "--inclusion"
+        ) from None
+
+
 def _homogenize_elasticity(args) -> dict:
-    import numpy as np
-
-    from fe2hmm.micro.cells.elasticity import homogenize_elasticity
-    from fe2hmm.rve.cell import INCLUSION, MATRIX
-
     matrix = _parse_material(args.matrix, "--matrix")
     inclusion = _parse_material(args.inclusion, "--inclusion")
+    _check_contrast(matrix[0], inclusion[0])
     bc = {"flux": "traction", "uniform-traction": "traction"}.get(args.bc, args.bc)
     if bc not in ("periodic", "affine", "traction"):
         raise _UsageError(
             f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
             "traction"
         )
+    _check_homogenize(args, components=args.dim)
     t0 = time.perf_counter()
-    cell = _create_cell(args)
+    import numpy as np
+
+    from fe2hmm.micro.cells.elasticity import homogenize_elasticity
+    from fe2hmm.rve.cell import INCLUSION, MATRIX
+
+    cell = _create_cell(args, components=args.dim)
     solution = homogenize_elasticity(
         cell, {MATRIX: matrix, INCLUSION: inclusion}, bc=bc, degree=args.degree
     )
@@ -266,6 +317,7 @@ def _homogenize_elasticity(args) -> dict:
         "dim": args.dim,
         "plane": "strain" if args.dim == 2 else None,
         "volume_fraction": args.volume_fraction,
+        "volume_fractions": cell.named_volume_fractions,
         "matrix": list(matrix),
         "inclusion": list(inclusion),
         "bc": bc,
@@ -284,24 +336,20 @@ def _homogenize_elasticity(args) -> dict:
 
 
 def _homogenize_diffusion(args) -> dict:
-    from fe2hmm import analytic
-    from fe2hmm.micro.cells.diffusion import homogenize_diffusion
-    from fe2hmm.rve.cell import INCLUSION, MATRIX
-
-    if args.matrix <= 0:
-        raise _UsageError(f"argument --matrix: conductivity must be > 0, got {args.matrix:g}")
-    if args.inclusion < 0:
-        raise _UsageError(
-            f"argument --inclusion: conductivity must be >= 0, got {args.inclusion:g}"
-        )
+    _check_contrast(args.matrix, args.inclusion)
     bc = {"traction": "flux", "uniform-flux": "flux", "neumann": "flux"}.get(args.bc, args.bc)
     if bc not in ("periodic", "affine", "flux"):
         raise _UsageError(
             f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
             "traction (= flux)"
         )
+    _check_homogenize(args, components=1)
     t0 = time.perf_counter()
-    cell = _create_cell(args)
+    from fe2hmm import analytic
+    from fe2hmm.micro.cells.diffusion import homogenize_diffusion
+    from fe2hmm.rve.cell import INCLUSION, MATRIX
+
+    cell = _create_cell(args, components=1)
     solution = homogenize_diffusion(
         cell, {MATRIX: args.matrix, INCLUSION: args.inclusion}, bc=bc, degree=args.degree
     )
@@ -314,6 +362,7 @@ def _homogenize_diffusion(args) -> dict:
         "rve": args.rve,
         "dim": args.dim,
         "volume_fraction": args.volume_fraction,
+        "volume_fractions": cell.named_volume_fractions,
         "matrix": args.matrix,
         "inclusion": args.inclusion,
         "bc": bc,
@@ -352,32 +401,146 @@ def _print_report(report: dict) -> None:
         print(f"Hashin–Shtrikman bounds (valid for isotropic cells): [{lo:.6f}, {hi:.6f}]")
 
 
+#: ``md elastic``: (dimension, atoms per conventional cell, smallest zero-pressure lattice
+#: constant over all cutoffs) of each lattice; the Langevin time step and Verlet skin.
+_MD_LATTICES = {"triangular": (2, 2, 1.11), "fcc": (3, 4, 1.54)}
+_MD_DT, _MD_SKIN = 0.005, 0.3
+#: Closest nearest-neighbour distance accepted for ``--density`` (sigma).
+_MD_CLOSEST = 0.8
+#: Seconds per pair interaction and step (the Verlet-list engine on one core, measured 1-2e-8).
+_MD_PAIR_SECONDS = 2e-8
+#: Force evaluations assumed for a FIRE relaxation at T = 0; equilibration steps at T > 0.
+_MD_FIRE_STEPS, _MD_EQUILIBRATION = 200, 1000
+
+
+def _md_need(lattice: str, cells, a: float, cutoff: float, evaluations: float):
+    """Estimated ``(bytes, seconds)`` of ``md elastic``.
+
+    The reference box and its ``d(d+1)`` strained copies, each with positions, velocities,
+    forces, cell lists (about 200 bytes per atom) and a Verlet list of int32 (1.5 x the
+    neighbours within cutoff + skin); ``evaluations`` force evaluations of every pair.
+    """
+    d, per_cell, _ = _MD_LATTICES[lattice]
+    widths = [a, a * 3**0.5] if d == 2 else [a] * 3
+    if cells is None:
+        cells = [math.ceil(2.0 * cutoff / w) + 1 for w in widths]
+    elif isinstance(cells, (int, float)):
+        cells = [cells] * d
+    atoms = per_cell * math.prod(float(c) for c in cells)
+    density = per_cell / math.prod(widths)
+    reach = cutoff + _MD_SKIN
+    neighbours = density * (math.pi * reach**2 if d == 2 else 4.0 / 3.0 * math.pi * reach**3)
+    boxes = 1 + d * (d + 1)
+    nbytes = 3e8 + boxes * atoms * (200.0 + 6.0 * neighbours)
+    seconds = evaluations * boxes * atoms * 0.5 * neighbours * _MD_PAIR_SECONDS
+    return nbytes, seconds
+
+
+def _md_lattice_constant(lattice: str, density: float) -> float:
+    """Lattice constant of the given number density (triangular: nearest-neighbour distance)."""
+    if lattice == "triangular":
+        return (2.0 / (3.0**0.5 * density)) ** 0.5
+    return (4.0 / density) ** (1.0 / 3.0)
+
+
+def _md_check_sizes(args) -> None:
+    """Refuse ``md elastic`` boxes or runs beyond the machine's memory or an hour.
+
+    Names ``--cells``, ``--density``, ``--cutoff`` or ``--steps`` with the largest value that fits.
+    """
+    _, _, a0 = _MD_LATTICES[args.lattice]
+    density = args.density
+    evaluations = _MD_FIRE_STEPS if args.temperature == 0 else 100 + _MD_EQUILIBRATION
+
+    def lattice_constant(rho):
+        return a0 if rho is None else _md_lattice_constant(args.lattice, rho)
+
+    try:
+        if args.cells is not None:
+            a = lattice_constant(density)
+            # the narrowest box width must be >= 2 cutoff (minimum image; the library checks it
+            # again): the zero-pressure lattice is at most as wide as nearest neighbours at 2^(1/6)
+            widest = a if density is not None else 2 ** (1 / 6) * (2**0.5 if a0 > 1.2 else 1.0)
+            if args.cells * widest < 2 * args.cutoff:
+                raise _UsageError(
+                    f"argument --cells: box too small for the cutoff: {args.cells} cells are "
+                    f"{args.cells * widest:.4g} wide or less, below 2*cutoff = "
+                    f"{2 * args.cutoff:g} (minimum image); use at least "
+                    f"{math.ceil(2 * args.cutoff / widest)} cells"
+                )
+            check_fits(
+                "cells",
+                args.cells,
+                lambda c: _md_need(args.lattice, c, a, args.cutoff, evaluations),
+            )
+        else:
+            d, per_cell, _ = _MD_LATTICES[args.lattice]
+            default_density = per_cell / (a0**d * (3**0.5 if d == 2 else 1.0))
+            if density is not None and density > default_density:
+                check_fits(
+                    "density",
+                    density,
+                    lambda rho: _md_need(
+                        args.lattice, None, lattice_constant(rho), args.cutoff, evaluations
+                    ),
+                    low=default_density,
+                )
+            check_fits(
+                "cutoff",
+                args.cutoff,
+                lambda rc: _md_need(args.lattice, None, lattice_constant(density), rc, evaluations),
+                low=1.2,
+            )
+        if args.temperature > 0:
+            a = lattice_constant(density)
+            check_fits(
+                "steps",
+                args.steps,
+                lambda n: _md_need(args.lattice, args.cells, a, args.cutoff, n + _MD_EQUILIBRATION),
+                low=100,
+            )
+    except ValueError as err:
+        names = {name: f"--{name}" for name in ("cells", "density", "cutoff", "steps")}
+        raise _blame(err, names, "--cutoff") from None
+
+
 def _md_elastic(args) -> dict:
     """``fe2hmm md elastic``: the LJ lattice's stress and C at a temperature."""
-    import numpy as np
-
-    from fe2hmm.micro.particles.lattice import LATTICES, zero_pressure_lattice_constant
-    from fe2hmm.micro.particles.md import elastic_constants, lattice_box, to_voigt
-
-    if args.lattice not in LATTICES:
+    if args.lattice not in _MD_LATTICES:
         raise _UsageError(f"argument --lattice: unknown {args.lattice!r}; valid: triangular, fcc")
-    if args.cutoff < 1.2:
-        raise _UsageError(f"argument --cutoff: must be >= 1.2 (sigma), got {args.cutoff:g}")
-    if args.temperature < 0:
-        raise _UsageError(f"argument --temperature: must be >= 0, got {args.temperature:g}")
+    if args.temperature > (0.05 / _MD_DT) ** 2:
+        raise _UsageError(
+            f"argument --temperature: at most {(0.05 / _MD_DT) ** 2:g}: thermal motion of "
+            f"sqrt(T) x dt per step would exceed 0.05 sigma at the time step dt = {_MD_DT:g}, "
+            f"got {args.temperature:g}"
+        )
     if args.temperature > 0 and args.steps < 100:
         raise _UsageError(
             f"argument --steps: at T > 0 at least 100 steps (20 blocks of 5), got {args.steps}"
         )
-    if args.density is not None and not args.density > 0:
-        raise _UsageError(f"argument --density: must be > 0, got {args.density:g}")
+    if args.density is not None:
+        # nearest-neighbour distance r: within the cutoff (else C = 0 trivially), and >= 0.8
+        # sigma (phi(0.8) = 43 epsilon; the FIRE relaxation fails at r = 0.66)
+        def density(r):
+            return 1.0 / (r * r * 3**0.5 / 2) if args.lattice == "triangular" else 2**0.5 / r**3
+
+        low, high = density(args.cutoff), density(_MD_CLOSEST)
+        if not low < args.density <= high:
+            raise _UsageError(
+                f"argument --density: must be in ({low:.4g}, {high:.4g}] (nearest neighbours "
+                f"between {_MD_CLOSEST:g} sigma and the cutoff), got {args.density:g}"
+            )
+    _md_check_sizes(args)
     t0 = time.perf_counter()
+    import numpy as np
+
+    from fe2hmm.micro.particles.lattice import zero_pressure_lattice_constant
+    from fe2hmm.micro.particles.md import elastic_constants, lattice_box, to_voigt
+
     if args.density is None:
         a = zero_pressure_lattice_constant(args.lattice, args.cutoff)
-    elif args.lattice == "triangular":
-        a = (2.0 / (np.sqrt(3.0) * args.density)) ** 0.5
     else:
-        a = (4.0 / args.density) ** (1.0 / 3.0)
+        a = _md_lattice_constant(args.lattice, args.density)
     if args.lattice == "triangular":
         widths = a * np.array([1.0, np.sqrt(3.0)])
     else:
@@ -424,8 +587,10 @@ def _print_md(report: dict) -> None:
         print("  [" + "  ".join(f"{x: .5f}" for x in row) + "]")
 
 
-_KMC_MEMORY = 4 * 2**30  # bytes: refuse runs estimated above this
-_KMC_EVENTS = 4 * 10**9  # hops (steps x replicas, equilibration included): refuse above this
+#: Hops of the KMC engine in an hour (one core, conservatively).
+_KMC_HOURLY_HOPS = 4e9
+#: ``|ln rate|`` bound of the engine (``fe2hmm.micro.stochastic.hopping._MAX_EXPONENT``).
+_KMC_MAX_EXPONENT = 700.0
 _KMC_SAMPLES = 64  # sampling intervals of the engine's default
 
 
@@ -444,6 +609,51 @@ def _kmc_bytes(dim: int, z: int, L: int, replicas: int, disorder: bool) -> int:
     return table + live * work + replicas * per_replica
 
 
+def _kmc_check_rates(args, field: list[float] | None) -> None:
+    """Refuse rates below exp(-700) before the lattice is built, naming the argument to change.
+
+    The engine checks ``(barrier + spread of site energies/2 + field a/2)/T <= 700`` with the
+    drawn energies; ``(barrier + |field|_max/2 + W)/T`` is the cheap estimate checked first.
+    """
+    tilt = 0.0 if field is None else 0.5 * max(abs(x) for x in field)
+    terms = {"--barrier": args.barrier, "--field": tilt, "--disorder": args.disorder}
+    worst = sum(terms.values()) / args.temperature
+    if worst <= _KMC_MAX_EXPONENT:
+        return
+    if sum(terms.values()) <= _KMC_MAX_EXPONENT:  # fine at the reference T = 1
+        arg = "--temperature"
+        hint = f"the smallest T for these energies is {sum(terms.values()) / _KMC_MAX_EXPONENT:.4g}"
+    else:
+        arg = max(terms, key=terms.get)
+        hint = "rates below exp(-700) underflow"
+    raise _UsageError(
+        f"argument {arg}: (barrier + |field|/2 + disorder)/T = {worst:.4g} must be <= "
+        f"{_KMC_MAX_EXPONENT:g}; {hint}"
+    )
+
+
+def _kmc_check_sizes(args, dim: int, z: int, size: int) -> None:
+    """Refuse runs beyond the machine's memory or an hour of hops.
+
+    Names ``--size`` (else ``--replicas``) for memory, ``--steps`` for time (steps x replicas,
+    equilibration included).
+    """
+    disorder = args.disorder > 0
+
+    def need(L, replicas, steps):
+        hops = (steps + (steps // 4 if disorder else 0)) * replicas
+        return _kmc_bytes(dim, z, L, replicas, disorder), hops / _KMC_HOURLY_HOPS * 3600
+
+    try:
+        if need(3, args.replicas, 1)[0] <= available_memory():  # else the replicas are too many
+            check_fits("size", size, lambda L: need(L, args.replicas, 1), low=3)
+        check_fits("replicas", args.replicas, lambda r: need(size, r, 1), low=2)
+        check_fits("steps", args.steps, lambda n: need(size, args.replicas, n), low=1)
+    except ValueError as err:
+        names = {name: f"--{name}" for name in ("size", "replicas", "steps")}
+        raise _blame(err, names, "--size") from None
+
+
 def _kmc_hopping(args) -> dict:
     """``fe2hmm kmc hopping``: transport coefficients of a lattice gas of hopping ions."""
     from fe2hmm.micro.stochastic.lattice import LATTICES
@@ -454,67 +664,22 @@ def _kmc_hopping(args) -> dict:
             f"argument --lattice: unknown {args.lattice!r}; valid: {', '.join(LATTICES)}"
         )
     dim, z = dims[args.lattice]
-    if not 0 < args.coverage < 1:
-        raise _UsageError(f"argument --coverage: must be in (0, 1), got {args.coverage:g}")
-    if not args.temperature > 0:
-        raise _UsageError(f"argument --temperature: must be > 0, got {args.temperature:g}")
-    if args.barrier < 0:
-        raise _UsageError(f"argument --barrier: must be >= 0, got {args.barrier:g}")
-    if args.disorder < 0:
-        raise _UsageError(f"argument --disorder: must be >= 0, got {args.disorder:g}")
     field = None
     if args.field is not None:
-        parts = args.field.split(",")
         try:
-            field = [_finite_float(p) for p in parts]
+            field = real_list()(args.field)
         except argparse.ArgumentTypeError:
             field = None
-        if field is None or len(parts) not in (1, dim):
+        if field is None or len(field) not in (1, dim):
             raise _UsageError(
                 f"argument --field: expected E or {dim} finite numbers "
                 f"({'Ex,Ey' if dim == 2 else 'Ex,Ey,Ez'}), got {args.field!r}"
             )
         field = field + [0.0] * (dim - len(field))
-    if not 0 <= args.seed < 2**64:
-        raise _UsageError(f"argument --seed: must be in [0, 2**64), got {args.seed}")
-    if args.replicas < 2:
-        raise _UsageError(f"argument --replicas: at least 2 (standard errors), got {args.replicas}")
     size = args.size if args.size is not None else (12 if dim == 3 else 32)
-    if size < 3:
-        raise _UsageError(f"argument --size: must be >= 3, got {size}")
     equilibration = args.steps // 4 if args.disorder > 0 else 0
-    hops = (args.steps + equilibration) * args.replicas
-    if hops > _KMC_EVENTS:
-        largest = _KMC_EVENTS // args.replicas * (4 if args.disorder > 0 else 1)
-        largest //= 5 if args.disorder > 0 else 1
-        raise _UsageError(
-            f"argument --steps: {hops:.3g} hops in all exceed the limit of {_KMC_EVENTS:.0e} "
-            f"(about an hour per core); the largest --steps for {args.replicas} replicas is "
-            f"{largest}"
-        )
-    disorder = args.disorder > 0
-    if _kmc_bytes(dim, z, size, args.replicas, disorder) > _KMC_MEMORY:
-        limit = f"{_KMC_MEMORY / 2**30:g} GiB"
-        need = _kmc_bytes(dim, z, size, args.replicas, disorder) / 2**30
-        if _kmc_bytes(dim, z, 3, args.replicas, disorder) > _KMC_MEMORY:
-            largest = args.replicas
-            while largest > 2 and _kmc_bytes(dim, z, size, largest, disorder) > _KMC_MEMORY:
-                largest = max(2, int(largest / 1.02))
-            while _kmc_bytes(dim, z, size, largest + 1, disorder) <= _KMC_MEMORY:
-                largest += 1
-            raise _UsageError(
-                f"argument --replicas: {args.replicas} replicas need about {need:.3g} GiB "
-                f"(limit {limit}); the largest that fits is {largest}"
-            )
-        largest = size
-        while _kmc_bytes(dim, z, largest, args.replicas, disorder) > _KMC_MEMORY:
-            largest = max(3, int(largest / 1.02))
-        while _kmc_bytes(dim, z, largest + 1, args.replicas, disorder) <= _KMC_MEMORY:
-            largest += 1
-        raise _UsageError(
-            f"argument --size: L = {size} on the {args.lattice} lattice needs about {need:.3g} "
-            f"GiB (limit {limit}); the largest L that fits is {largest}"
-        )
+    _kmc_check_rates(args, field)
+    _kmc_check_sizes(args, dim, z, size)
 
     from fe2hmm.micro.stochastic.lattice import lattice
     from fe2hmm.micro.stochastic.transport import hopping_transport
@@ -620,7 +785,10 @@ def _run_demo(name: str, argv: Sequence[str]) -> int:
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # e.g. a micro-model's stop, naming its point
+        return 1
     finally:
         sys.argv = saved
         argparse.ArgumentParser.error = saved_error

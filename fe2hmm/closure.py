@@ -19,10 +19,18 @@ import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import (
+    MicroModelError,
+    MicroSolveError,
+    MicroStop,
+    classify,
+    describe,
+    located_class,
+    stop_everywhere,
+)
 from fe2hmm.micro.interface import MicroModel
 from fe2hmm.quadrature import ParameterSource, QuadratureMap
-from fe2hmm.scheduler import check_scheduler, scheduled_evaluate
+from fe2hmm.scheduler import check_scheduler, scheduled_evaluate, stop_watchdog
 
 __all__ = ["Closure", "ClosureTimings"]
 
@@ -189,6 +197,8 @@ class Closure:
         Raises:
             MicroSolveError: a micro solve failed on some rank; on the failing rank the error
                 names the point, its macro coordinates and its parameters.
+            SystemExit, KeyboardInterrupt: on every rank, when a micro-model on some rank
+                raised one (or another non-``Exception``); the message names the point.
             RuntimeError: on the rank whose model returned a missing or misshapen output,
                 tangent block or standard error (naming it); the others get a MicroSolveError
                 pointing to it.
@@ -203,13 +213,14 @@ class Closure:
         try:
             inputs = self.evaluate_inputs()
         except Exception as err:  # noqa: BLE001 - re-raised below on every rank
-            error = err
+            error = self._locate(err)
         t1 = time.perf_counter()
         self.timings.evaluate_inputs += t1 - t0
         if self.scheduler != "owner":
             # collective scheduling: every rank takes part, so settle earlier errors first
-            if comm.allreduce(1 if error is not None else 0):
-                self._raise_everywhere(error, comm)
+            failures = comm.allgather(None if error is None else (classify(error)[0], str(error)))
+            if any(failures):
+                self._raise_everywhere(error, comm, failures)
             shared = self.timings.communication + self.timings.waiting
             try:
                 result = scheduled_evaluate(
@@ -222,10 +233,8 @@ class Closure:
                     self.timings,
                 )
                 self.map.check(result, tangents, source=type(self.model).__name__)
-            except MicroSolveError as err:
+            except BaseException as err:  # noqa: BLE001 - re-raised below on every rank
                 error = self._locate(err)
-            except Exception as err:  # noqa: BLE001 - re-raised below on every rank
-                error = err
             # micro = the scheduled stage minus its communication and waiting
             self.timings.micro += (time.perf_counter() - t1) - (
                 self.timings.communication + self.timings.waiting - shared
@@ -234,44 +243,87 @@ class Closure:
             try:
                 result = self.model.evaluate(inputs, self.map.parameters, tangents=tangents)
                 self.map.check(result, tangents, source=type(self.model).__name__)
-            except MicroSolveError as err:
+            except BaseException as err:  # noqa: BLE001 - re-raised below on every rank
                 error = self._locate(err)
-            except Exception as err:  # noqa: BLE001 - re-raised below on every rank
-                error = err
             self.timings.micro += time.perf_counter() - t1
         t_wait = time.perf_counter()
-        failed = comm.allreduce(1 if error is not None else 0)  # also waits for the slowest rank
+        # every rank learns every failure (also waits for the slowest rank)
+        with stop_watchdog(comm, error):
+            failures = comm.allgather(None if error is None else (classify(error)[0], str(error)))
         self.timings.waiting += time.perf_counter() - t_wait
-        if failed:
-            self._raise_everywhere(error, comm, failed)
+        if any(failures):
+            self._raise_everywhere(error, comm, failures)
         t2 = time.perf_counter()
         self.error_bounds = dict(result.error_bounds)
         self.map.write(result, tangents)
         self.timings.write_back += time.perf_counter() - t2
         self.timings.updates += 1
 
-    def _raise_everywhere(self, error, comm, failed: int = 1):
-        """Raise this rank's error, or tell ranks without one that another rank failed."""
-        if error is not None:
-            raise error
-        raise MicroSolveError(
-            f"closure {self.name!r}: a micro solve failed on {failed} other rank(s); "
-            "see their error",
-            rank=comm.rank,
-        )
+    def _raise_everywhere(self, error, comm, failures):
+        """Raise on every rank after a failure on some: this rank's error, or a pointer.
 
-    def _locate(self, err: MicroSolveError) -> MicroSolveError:
+        A stop (``SystemExit``, ``KeyboardInterrupt`` in a micro-model) on any rank ends the run
+        on every rank as :func:`~fe2hmm.errors.stop_everywhere` of it; else a broken model
+        (kind ``"bug"``) on any rank is a :class:`MicroModelError` on every rank; else every
+        rank raises a :class:`MicroSolveError` — its own (``error`` is always located, see
+        :meth:`_locate`) or one naming the ranks that failed. The same class everywhere: a
+        cut-back that catches it on one rank catches it on all.
+        """
+        stops = [
+            r for r, f in enumerate(failures) if f is not None and f[0] in ("exit", "interrupt")
+        ]
+        if stops:
+            if isinstance(error, MicroStop):
+                raise stop_everywhere(error, comm.size) from error
+            r = stops[0]
+            kind, text = failures[r]
+            text = text.removeprefix(f"closure {self.name!r}: ")
+            stop = MicroStop.of_kind(
+                kind, f"closure {self.name!r}: rank {r} stopped the run: {text}", rank=comm.rank
+            )
+            raise stop_everywhere(stop, comm.size) from error
+        kind = "bug" if any(f is not None and f[0] == "bug" for f in failures) else "error"
+        if error is not None and classify(error)[0] == kind:
+            raise error
+        cls = located_class(kind)
+        failed = [r for r, f in enumerate(failures) if f is not None and f[0] == kind]
+        raise cls(
+            f"closure {self.name!r}: a micro solve failed on other rank(s) "
+            f"{', '.join(map(str, failed))}; see their error",
+            rank=comm.rank,
+        ) from error
+
+    def _locate(self, err: BaseException) -> BaseException:
+        """Name the point, its macro coordinates, parameters and rank in a micro failure.
+
+        A :class:`MicroSolveError`/:class:`MicroModelError`/:class:`MicroStop` with a point of
+        this batch gets them; any other exception becomes one of these three (by its
+        :func:`~fe2hmm.errors.classify` kind) naming the closure, the model and this rank.
+        """
+        rank = self.mesh.comm.rank
+        if not isinstance(err, (MicroSolveError, MicroModelError, MicroStop)):
+            kind = classify(err)[0]
+            message = f"closure {self.name!r}: {type(self.model).__name__}: {describe(err)}"
+            if kind in ("exit", "interrupt"):
+                located = MicroStop(err, rank=rank, message=message)
+            else:
+                located = located_class(kind)(message, rank=rank)
+            located.__cause__ = err
+            return located
         if err.point is None or not (0 <= err.point < self.num_points):
             return err
         i = err.point
-        params = err.parameters or {k: v[i] for k, v in self.map.parameters.items()}
-        located = MicroSolveError(
-            f"closure {self.name!r}: {err.message}",
-            point=i,
-            coordinates=self.coordinates[i],
-            parameters=params,
-            rank=self.mesh.comm.rank,
-        )
+        where = {
+            "point": i,
+            "coordinates": self.coordinates[i],
+            "parameters": err.parameters or {k: v[i] for k, v in self.map.parameters.items()},
+            "rank": rank,
+        }
+        message = f"closure {self.name!r}: {err.message}"
+        if isinstance(err, MicroStop):
+            located = MicroStop(err.stop, message=message, **where)
+        else:
+            located = type(err)(message, **where)
         located.__cause__ = err
         return located
 

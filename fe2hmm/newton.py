@@ -23,6 +23,7 @@ solves.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
 from fe2hmm.closure import Closure
-from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
+from fe2hmm.errors import MicroSolveError, NewtonConvergenceError, keep_alive, stopping
 from fe2hmm.micro.interface import check_stateful
 from fe2hmm.petsc_options import claim_prefix, options_set, release_prefix
 
@@ -368,7 +369,13 @@ class NewtonSolver:
         self._prefix = None
 
     def __del__(self) -> None:
-        self.destroy()
+        # destroy is collective: not at interpreter exit, where the ranks tear down in their own
+        # order, nor once a micro-model stopped the run (a rank would wait in MUMPS's clean-up
+        # for the others forever)
+        if stopping():
+            keep_alive(self)
+        elif not sys.is_finalizing():
+            self.destroy()
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dolfinx import mesh as _dmesh
 from ufl.algorithms.apply_algebra_lowering import apply_algebra_lowering
 from ufl.algorithms.apply_derivatives import apply_derivatives
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import MicroModelError, MicroSolveError
 from fe2hmm.micro.interface import MicroResult
 
 __all__ = ["QuadratureMap", "ParameterSource"]
@@ -278,8 +278,9 @@ class QuadratureMap:
             source: the model's name, for the messages.
 
         Raises:
-            RuntimeError: an output, a declared tangent block or a standard error is missing,
-                has the wrong shape, or an undeclared tangent block was returned (names it).
+            MicroModelError: (a ``RuntimeError``) an output, a declared tangent block or a
+                standard error is missing, has the wrong shape, or an undeclared tangent block
+                was returned (names it).
             MicroSolveError: a value is not finite (names the point).
         """
         n = self.num_points
@@ -287,9 +288,9 @@ class QuadratureMap:
         for key, shape in self.output_shapes.items():
             value = result.outputs.get(key)
             if value is None:
-                raise RuntimeError(f"{source} returned no output {key!r}")
+                raise MicroModelError(f"{source} returned no output {key!r}")
             if np.shape(value) != (n, *shape):
-                raise RuntimeError(
+                raise MicroModelError(
                     f"{source} output {key!r} has shape {np.shape(value)}, expected {(n, *shape)}"
                 )
             checks.append((key, value))
@@ -298,12 +299,12 @@ class QuadratureMap:
                 value = result.tangents.get((out, inp))
                 expected = (n, *function.ufl_shape)
                 if value is None:
-                    raise RuntimeError(
+                    raise MicroModelError(
                         f"{source} returned no tangent d{out}/d{inp}, a declared tangent block "
                         f"(shape {expected})"
                     )
                 if np.shape(value) != expected:
-                    raise RuntimeError(
+                    raise MicroModelError(
                         f"{source} tangent d{out}/d{inp} has shape {np.shape(value)}, "
                         f"expected {expected}"
                     )
@@ -311,7 +312,7 @@ class QuadratureMap:
             extra = set(result.tangents) - set(self.tangents)
             if extra:
                 o, i = sorted(extra)[0]
-                raise RuntimeError(
+                raise MicroModelError(
                     f"{source} returned tangent d{o}/d{i}, which is not a declared tangent "
                     f"block {sorted(self.tangents)}"
                 )
@@ -319,7 +320,7 @@ class QuadratureMap:
             value = result.standard_errors.get(key)
             expected = (n, *function.ufl_shape)
             if value is None or np.shape(value) != expected:
-                raise RuntimeError(
+                raise MicroModelError(
                     f"{source} is stochastic but returned "
                     + ("no" if value is None else f"shape {np.shape(value)} for the")
                     + f" standard error of {key!r} (expected {expected})"

@@ -20,19 +20,65 @@ knows tasks, never a concrete model.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+from contextlib import contextmanager
 
 from mpi4py import MPI
 
 import numpy as np
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import MicroStop, classify, located_class
 from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch
 
-__all__ = ["SCHEDULERS", "check_scheduler", "scheduled_evaluate"]
+__all__ = [
+    "SCHEDULERS",
+    "STOP_GRACE_SECONDS",
+    "check_scheduler",
+    "scheduled_evaluate",
+    "stop_watchdog",
+]
 
 #: Scheduler names accepted by :class:`~fe2hmm.closure.Closure`.
 SCHEDULERS = ("owner", "pooled", "serial")
+
+#: Seconds a rank whose micro-model stopped the run (``SystemExit``, ``KeyboardInterrupt``)
+#: waits for the other ranks to reach the collective that shares it before it aborts the MPI
+#: job (they may be busy with long micro solves of their own).
+STOP_GRACE_SECONDS = 5.0
+
+
+@contextmanager
+def stop_watchdog(comm: MPI.Comm, error: BaseException | None):
+    """Abort the MPI job if a stop is not shared within :data:`STOP_GRACE_SECONDS`.
+
+    Wraps the collective that shares ``error``: when ``error`` is a stop (``SystemExit``,
+    ``KeyboardInterrupt``, :class:`~fe2hmm.errors.MicroStop`) and the other ranks do not
+    reach it in time, this rank prints the stop's message and calls ``MPI_Abort``. Does
+    nothing for no error or an ``Exception`` (the ranks agree at the collective; a failed
+    solve may be retried), or on one rank.
+    """
+    if comm.size == 1 or error is None or classify(error)[0] not in ("exit", "interrupt"):
+        yield
+        return
+
+    def abort():
+        print(
+            f"fe2hmm: rank {comm.rank}: {error}; the other ranks did not respond within "
+            f"{STOP_GRACE_SECONDS:g} s: aborting the MPI job",
+            file=sys.stderr,
+            flush=True,
+        )
+        comm.Abort(1)
+
+    timer = threading.Timer(STOP_GRACE_SECONDS, abort)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def check_scheduler(name: str, model) -> str:
@@ -51,10 +97,12 @@ def check_scheduler(name: str, model) -> str:
 def _distribute(solve, ntasks: int, comm: MPI.Comm, scheduler: str, timings):
     """Solve tasks ``0..ntasks-1`` under ``scheduler``; every rank gets every result.
 
-    Returns ``(results {task: result}, failures [(rank, task, message)])``.
+    Returns ``(results {task: result}, failures [(rank, task, kind, message)])``, ``kind`` as
+    in :func:`~fe2hmm.errors.classify` (any exception of a task is caught and shared: a
+    ``SystemExit`` or ``KeyboardInterrupt`` on one rank must not leave the others waiting).
     """
     results: dict[int, object] = {}
-    failure = None
+    failure = stopped = None
     solve_seconds = 0.0
     counter = _Counter(comm) if scheduler == "pooled" else None
     serial = iter(range(ntasks) if comm.rank == 0 else range(0))
@@ -77,20 +125,23 @@ def _distribute(solve, ntasks: int, comm: MPI.Comm, scheduler: str, timings):
         ts = time.perf_counter()
         try:
             results[i] = solve(i)
-        except MicroSolveError as err:
-            failure = (i, err.message)
-        except Exception as err:  # noqa: BLE001 - reported to every rank below
-            failure = (i, f"{type(err).__name__}: {err}")
+        except BaseException as err:  # noqa: BLE001 - reported to every rank below
+            failure = (i, *classify(err))
+            if failure[1] in ("exit", "interrupt"):
+                stopped = MicroStop(err, message=f"micro task {i} of {ntasks}: {failure[2]}")
         finally:
             solve_seconds += time.perf_counter() - ts
         if failure is not None:
+            if counter is not None:
+                counter.next(ntasks)  # drain: the other ranks take no further chunks
             break
     t2 = time.perf_counter()
-    comm.Barrier()  # waiting for the slowest rank
-    t3 = time.perf_counter()
-    if counter is not None:
-        counter.free()
-    shared = comm.allgather((results, failure))
+    with stop_watchdog(comm, stopped):
+        comm.Barrier()  # waiting for the slowest rank
+        t3 = time.perf_counter()
+        if counter is not None:
+            counter.free()
+        shared = comm.allgather((results, failure))
     t4 = time.perf_counter()
     if timings is not None:
         timings.solve_seconds += solve_seconds
@@ -103,18 +154,31 @@ def _distribute(solve, ntasks: int, comm: MPI.Comm, scheduler: str, timings):
     return merged, failures
 
 
-def _raise_task_failure(rank, message, owner, point, comm, parameters=None):
-    """Raise a failed task's error on every rank: located on its owner, a pointer elsewhere."""
+def _raise_task_failure(rank, kind, message, owner, point, comm, parameters=None):
+    """Raise a failed task's error on every rank: located on its owner, a pointer elsewhere.
+
+    ``kind`` ``"error"``: a :class:`~fe2hmm.errors.MicroSolveError`; ``"bug"``: a
+    :class:`~fe2hmm.errors.MicroModelError`; ``"exit"``/``"interrupt"``: a
+    :class:`MicroStop` on every rank (the closure ends the run with it).
+    """
     if owner == comm.rank:
-        raise MicroSolveError(
-            message + (f" (solved by rank {rank})" if rank != comm.rank else ""),
-            point=point,
-            parameters=parameters,
-        )
-    raise MicroSolveError(
-        f"a micro solve of rank {owner}'s points failed on rank {rank}: {message}",
-        rank=comm.rank,
-    )
+        text = message + (f" (solved by rank {rank})" if rank != comm.rank else "")
+        if kind in ("error", "bug"):
+            raise located_class(kind)(text, point=point, parameters=parameters)
+        raise MicroStop.of_kind(kind, text, point=point, parameters=parameters)
+    text = f"a micro solve of rank {owner}'s points {_VERB[kind]} on rank {rank}: {message}"
+    if kind in ("error", "bug"):
+        raise located_class(kind)(text, rank=comm.rank)
+    raise MicroStop.of_kind(kind, text, rank=comm.rank)
+
+
+_VERB = {
+    "error": "failed",
+    "bug": "failed",
+    "exit": "stopped the run",
+    "interrupt": "was interrupted",
+}
+_SEVERITY = {"interrupt": 0, "exit": 1, "bug": 2, "error": 3}  # which failure every rank raises
 
 
 def scheduled_evaluate(
@@ -137,28 +201,33 @@ def scheduled_evaluate(
 
     Raises:
         MicroSolveError: on every rank if a task failed; on the owning rank it names the point.
+        MicroStop: on every rank if a task raised ``SystemExit``, ``KeyboardInterrupt`` or
+            another non-``Exception`` (on the owning rank naming the point).
     """
     error = None
     try:
         batch = model.micro_tasks(inputs, parameters, tangents=tangents)
-    except Exception as err:  # noqa: BLE001 - every rank must still reach the allgather
+    except BaseException as err:  # noqa: BLE001 - every rank must still reach the allgather
         batch, error = None, err
     while True:
         t0 = time.perf_counter()
         if error is not None:
-            payload = (None, f"{type(error).__name__}: {error}")
+            payload = (None, classify(error))
         else:
             payload = (batch.tasks if isinstance(batch, TaskBatch) else None, None)
-        gathered = comm.allgather(payload)
+        with stop_watchdog(comm, error):
+            gathered = comm.allgather(payload)
         t1 = time.perf_counter()
-        broken = [r for r, (_, message) in enumerate(gathered) if message is not None]
+        broken = [r for r, (_, failure) in enumerate(gathered) if failure is not None]
         if broken:
-            if error is not None:
+            r = min(broken, key=lambda r: _SEVERITY[gathered[r][1][0]])
+            kind, message = gathered[r][1]
+            if error is not None and classify(error)[0] == kind:
                 raise error
-            raise MicroSolveError(
-                f"preparing micro tasks failed on rank {broken[0]}: {gathered[broken[0]][1]}",
-                rank=comm.rank,
-            )
+            text = f"preparing micro tasks {_VERB[kind]} on rank {r}: {message}"
+            if kind in ("error", "bug"):
+                raise located_class(kind)(text, rank=comm.rank)
+            raise MicroStop.of_kind(kind, text, rank=comm.rank)
         if all(part is None for part, _ in gathered):
             return batch  # every rank has its result
         owner = [r for r, (part, _) in enumerate(gathered) for _ in (part or [])]
@@ -180,9 +249,10 @@ def scheduled_evaluate(
             timings,
         )
         if failures:
-            rank, j, message = failures[0]
+            # a stop (SystemExit, KeyboardInterrupt) anywhere ends the run on every rank
+            rank, j, kind, message = min(failures, key=lambda f: _SEVERITY[f[2]])
             i = solved[j]
-            _raise_task_failure(rank, message, owner[i], int(flat[i].point), comm)
+            _raise_task_failure(rank, kind, message, owner[i], int(flat[i].point), comm)
         by_task = {solved[j]: r for j, r in results.items()}
         mine = {
             flat[i].point: by_task[i if keys[i] is None else first[keys[i]]]
@@ -191,7 +261,7 @@ def scheduled_evaluate(
         }
         try:
             batch = batch.finish(mine) if isinstance(batch, TaskBatch) else batch
-        except Exception as err:  # noqa: BLE001 - reported to every rank in the next round
+        except BaseException as err:  # noqa: BLE001 - reported to every rank in the next round
             error = err
 
 

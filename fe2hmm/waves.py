@@ -76,7 +76,8 @@ class WaveIntegrator:
             prefix.
 
     Attributes:
-        u, v: displacement and velocity (``fem.Function``); set them, then :meth:`start`.
+        u: displacement (``fem.Function``); set it and ``v``, then :meth:`start`.
+        v: velocity (``fem.Function``).
         time: current time.
         critical_time_step: the leapfrog stability bound (Gershgorin, safe); ``inf`` for
             Newmark.

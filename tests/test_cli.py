@@ -143,7 +143,7 @@ def test_elasticity_bad_arguments(args, argument):
 
 @pytest.mark.parametrize("physics", ["diffusion", "elasticity"])
 def test_output_writes_mesh_phases_and_fluctuations(physics, tmp_path):
-    target = tmp_path / "sub" / "cell.xdmf"
+    target = tmp_path / "cell.xdmf"  # the folder must exist (test_cli_bad_input: no mkdir)
     out = fe2hmm(
         "homogenize", physics, "--resolution", "8", "--degree", "2", "--output", str(target)
     )
@@ -198,3 +198,29 @@ def test_md_elastic_json_contract_and_errors():
     ):
         bad = fe2hmm("md", "elastic", *args)
         assert bad.returncode == 2 and name in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_homogenize_json_reports_the_meshed_volume_fractions():
+    """`volume_fractions` holds the meshed fractions by phase name (the cell's integral of its
+    tags, what K*/C* belong to); the Hashin–Shtrikman bounds are those of the meshed fraction."""
+    from fe2hmm import rve
+
+    for physics, name, extra in (
+        ("diffusion", "circle", ["--matrix", "1", "--inclusion", "10"]),
+        ("elasticity", "voids", []),
+    ):
+        args = ["--rve", name, "--volume-fraction", "0.3", "--resolution", "8", "--json"]
+        out = fe2hmm("homogenize", physics, *args, *extra)
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        cell = rve.create(name, volume_fraction=0.3, resolution=8)
+        assert report["volume_fraction"] == 0.3
+        assert report["volume_fractions"] == pytest.approx(cell.named_volume_fractions, rel=1e-12)
+        phase = "inclusion" if name == "circle" else "void"
+        assert set(report["volume_fractions"]) == {"matrix", phase}
+        assert report["volume_fractions"][phase] == pytest.approx(0.3, rel=1e-4)
+        if physics == "diffusion":
+            bounds = analytic.hashin_shtrikman_bounds(
+                1.0, 10.0, report["volume_fractions"]["inclusion"], dim=2
+            )
+            assert report["hashin_shtrikman_bounds"] == pytest.approx(list(bounds), rel=1e-12)

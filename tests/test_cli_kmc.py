@@ -102,15 +102,17 @@ def test_kmc_hopping_bad_arguments_one_line_exit_2(args, argument, capsys):
     assert len(err) == 1 and argument in err[0], err
 
 
-def test_kmc_hopping_refusals_name_largest_value(capsys):
+def test_kmc_hopping_refusals_name_largest_value(capsys, monkeypatch):
+    monkeypatch.setenv("FE2HMM_MEMORY_LIMIT", "4G")  # not the machine's: reproducible
     assert main([*BASE, "--size", "100000"]) == 2
     err = capsys.readouterr().err
-    largest = int(err.split("largest L that fits is ")[1].split()[0])
+    assert "more than the 4 GiB available" in err
+    largest = int(err.split("the largest size that fits is ")[1].split()[0])
     assert 3 < largest < 100000
     assert main([*BASE, "--size", str(largest + 1)]) == 2
-    assert f"largest L that fits is {largest}" in capsys.readouterr().err
-    assert main([*BASE, "--steps", "1000000000"]) == 2
-    assert "largest --steps for 8 replicas is 500000000" in capsys.readouterr().err
+    assert f"the largest size that fits is {largest}" in capsys.readouterr().err
+    assert main([*BASE, "--steps", "1000000000"]) == 2  # 8e9 hops: about two hours
+    assert "the largest steps that fits is 500000000" in capsys.readouterr().err
 
 
 def test_kmc_missing_arguments_subprocess_no_traceback():

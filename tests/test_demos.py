@@ -1,6 +1,11 @@
 """Every demo runs and its own check passes (the demos end in checked results)."""
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, run_python, serial_only
@@ -37,13 +42,15 @@ def test_composite_conduction_dns_table_via_cli(tmp_path):
             "4,8",
             "--n",
             "16",
-            "--no-plot",
             "--json",
             "--output-dir",
             tmp_path,
         ]
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    # the figures, FE² against DNS among them
+    assert (tmp_path / "composite_conduction.png").stat().st_size > 10_000
+    assert (tmp_path / "composite_conduction_dns.png").stat().st_size > 10_000
     rows = last_json(out.stdout)["rows"]
     assert [r["eps"] for r in rows] == [0.25, 0.125]
     for r in rows:
@@ -102,7 +109,7 @@ def test_porous_plasticity_demo(tmp_path):
     summary = last_json(out.stdout)
     assert all(summary["checks"].values()), summary["checks"]
     assert summary["unloading_slope"] == pytest.approx(summary["elastic_slope"], rel=1e-6)
-    assert (tmp_path / "porous_plasticity.png").exists()
+    assert (tmp_path / "porous_plasticity.png").stat().st_size > 10_000
     assert (tmp_path / "porous_plasticity.xdmf").exists()
 
 
@@ -114,6 +121,7 @@ def test_fibre_plate_hole_demo(tmp_path):
     summary = last_json(out.stdout)
     assert all(summary["checks"].values()), summary["checks"]
     assert summary["fe2_stress_concentration"] > 2.0  # a real concentration (applied stress 1)
+    assert (tmp_path / "fibre_plate_hole.png").stat().st_size > 10_000
 
 
 def test_porous_plasticity_demo_elastic_predictor_saves_solves_not_accuracy(tmp_path):
@@ -148,6 +156,7 @@ def test_adaptive_reuse_demo(tmp_path):
     assert any(r["critical_points"] > 0 for r in summary["slab"])
     assert summary["nodes_indicator"] > summary["nodes_plain"]
     assert (tmp_path / "composite_indicator.xdmf").exists()
+    assert (tmp_path / "adaptive_reuse.png").stat().st_size > 10_000
 
 
 def test_transient_conduction_demo(tmp_path):
@@ -262,3 +271,94 @@ def test_solid_electrolyte_demo(tmp_path):
     assert abs(folds["KMC, W = 0"] - naive) / naive < 3.5 * summary["fold_error_w0"]
     assert abs(summary["disorder_fold_shift"]) > 0.05
     assert (tmp_path / "solid_electrolyte.png").stat().st_size > 10_000
+
+
+# --- arguments are checked before any work (issue 15) -----------------------------------------
+
+BAD_ARGUMENTS = [
+    ("composite_conduction", ["--dns", "--eps", "abc"], "argument --eps"),
+    ("composite_conduction", ["--n", "0"], "argument --n"),
+    ("composite_conduction", ["--dns", "--eps", "16,8"], "argument --eps"),
+    ("transient_conduction", ["--nx", "0"], "argument --nx"),
+    ("transient_conduction", ["--periods", "nan"], "argument --periods"),
+    ("atoms_plate_hole", ["--h", "-1"], "argument --h"),
+    ("atoms_plate_hole", ["--temperatures", "0.1,0.5"], "argument --temperatures"),
+    ("solid_electrolyte", ["--dt", "inf"], "argument --dt"),
+    ("homogenised_waves", ["--epsilon", "0.3"], "argument --epsilon"),
+    ("evolving_microstructure", ["--tolerance", "0"], "argument --tolerance"),
+    ("porous_plasticity", ["--resolution", "1"], "argument --resolution"),
+    ("fibre_plate_hole", ["--eps-inv", "x"], "argument --eps-inv"),
+    ("adaptive_reuse", ["--n-slab", "-3"], "argument --n-slab"),
+    ("porous_plasticity", ["--output-dir", "/proc/x"], "argument --output-dir"),
+    ("fibre_plate_hole", ["--output-dir", str(REPO / "pyproject.toml" / "out")], "not a folder"),
+]
+
+
+def _run_without_dolfinx(args, tmp_path):
+    """Run ``python args`` with a ``dolfinx`` that fails on import: whatever reaches it has
+    started work. Returns the CompletedProcess and the seconds it took."""
+    fake = tmp_path / "fake"
+    (fake / "dolfinx").mkdir(parents=True, exist_ok=True)
+    (fake / "dolfinx" / "__init__.py").write_text(
+        "raise ImportError('dolfinx imported before the arguments were checked')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(fake), OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, *map(str, args)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    return out, time.perf_counter() - t0
+
+
+@pytest.mark.parametrize(("demo", "args", "message"), BAD_ARGUMENTS)
+def test_demo_bad_arguments_fail_before_any_work(tmp_path, demo, args, message):
+    """Exit status 2 and one line naming the argument, from `fe2hmm demo` and from the script,
+    before dolfinx is imported, nothing written (no default output folder created)."""
+    for cmd in (["-m", "fe2hmm", "demo", demo, *args], [REPO / f"demos/{demo}.py", *args]):
+        out, seconds = _run_without_dolfinx(cmd, tmp_path)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert out.stdout == ""
+        assert "Traceback" not in out.stderr, out.stderr
+        last = out.stderr.strip().splitlines()[-1]
+        assert message in last, out.stderr
+        assert "expected" in last or "not a folder" in last or "writable" in last, last
+        assert not (tmp_path / "output").exists()
+        assert seconds < 10  # measured 0.4 s; importing dolfinx alone takes longer
+        if cmd[0] == "-m":  # the CLI: the error alone, on one line
+            assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+            assert last.startswith(f"fe2hmm: error: demo {demo}: argument ")
+
+
+def test_demo_output_dir_helper(tmp_path, monkeypatch):
+    """Default output folder per rank count (`_npN` under MPI), an explicit folder as given;
+    nothing created by the check."""
+    import argparse
+
+    from fe2hmm.demos import checked_output_dir
+
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    assert checked_output_dir(parser, None, "demo") == Path("output/demo")
+    assert checked_output_dir(parser, None, "demo", 2) == Path("output/demo_np2")
+    target = tmp_path / "a" / "b"
+    assert checked_output_dir(parser, target, "demo", 2) == target
+    assert not (tmp_path / "output").exists() and not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):  # parser.error
+        checked_output_dir(parser, tmp_path / "file" / "out", "demo")
+
+
+# --- output folders under MPI (issue 15) -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_under_mpi_writes_to_its_own_folder(tmp_path):
+    """Default output folder under `mpiexec -n 2`: output/NAME_np2, beside the serial one."""
+    args = [REPO / "demos/evolving_microstructure.py", "--nx", "16"]
+    serial = run_python(args, cwd=tmp_path)
+    parallel = run_python(args, nprocs=2, cwd=tmp_path)
+    assert parallel.returncode == 0, parallel.stdout + parallel.stderr
+    for folder in ("evolving_microstructure", "evolving_microstructure_np2"):
+        png = tmp_path / "output" / folder / "evolving_microstructure.png"
+        assert png.stat().st_size > 10_000, serial.stdout + parallel.stdout

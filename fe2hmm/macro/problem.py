@@ -59,7 +59,9 @@ ConstitutiveLaw = Callable[[ufl.core.expr.Expr], ufl.core.expr.Expr]
 class SolverOptions(TypedDict, total=False):
     """The solver keywords of every macro model, forwarded to :class:`MacroProblem`.
 
-    Keys (all optional):
+    All keys are optional.
+
+    Keys:
         solver: the solver class, called as ``solver(F, u, bcs, closures, J=…,
             petsc_options=…, petsc_options_prefix=…, rtol=…, atol=…, max_iterations=…)``:
             :class:`~fe2hmm.newton.NewtonSolver` (default) or a drop-in such as

@@ -39,6 +39,7 @@ pushed prefix and so leaves them in the database; fe2hmm therefore never passes
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
 from fe2hmm.closure import Closure
-from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
+from fe2hmm.errors import MicroSolveError, NewtonConvergenceError, keep_alive, stopping
 from fe2hmm.newton import NewtonResult, ResidualNoise
 from fe2hmm.petsc_options import claim_prefix, options_set, release_prefix
 
@@ -264,7 +265,7 @@ class SNESSolver:
                 fem_petsc.assemble_residual(
                     snes, x, b, self.u, self._problem.F, self._problem.J, self.bcs
                 )
-            except Exception as err:  # noqa: BLE001 - re-raised by solve() on every rank
+            except BaseException as err:  # noqa: BLE001 - re-raised by solve() on every rank
                 error = err
         if self._fail(error):
             with b.localForm() as local:  # a NaN residual ends the SNES iteration cleanly
@@ -301,7 +302,7 @@ class SNESSolver:
                     self._problem.preconditioner,
                     self.bcs,
                 )
-            except Exception as err:  # noqa: BLE001 - re-raised by solve() on every rank
+            except BaseException as err:  # noqa: BLE001 - re-raised by solve() on every rank
                 error = err
         if self._fail(error):
             # a valid (identity) operator keeps the linear solve clean; the next residual is
@@ -336,7 +337,7 @@ class SNESSolver:
         if not self._failed:
             try:
                 noise = self._noise.norm()
-            except Exception as err:  # noqa: BLE001 - re-raised by solve() on every rank
+            except BaseException as err:  # noqa: BLE001 - re-raised by solve() on every rank
                 error = err
         if self._fail(error):
             return reasons.DIVERGED_FUNCTION_NANORINF
@@ -458,7 +459,13 @@ class SNESSolver:
         self._prefix = None
 
     def __del__(self) -> None:
-        self.destroy()
+        # destroy is collective: not at interpreter exit, where the ranks tear down in their own
+        # order, nor once a micro-model stopped the run (a rank would wait in MUMPS's clean-up
+        # for the others forever)
+        if stopping():
+            keep_alive(self)
+        elif not sys.is_finalizing():
+            self.destroy()
 
 
 def _call(snes: PETSc.SNES, *args) -> None:

@@ -452,12 +452,14 @@ class TransientThermoElectric(_ThermoElectric):
     The potential is quasi-static (no charge storage): every step solves the current equation at
     the end-of-step temperature. :attr:`u` is the end-of-step state, :attr:`u_n` the start of
     the step (its temperature part is the initial condition, set by ``initial_temperature``
-    or :meth:`set_initial_temperature`); :meth:`march` steps through a list of times.
+    or :meth:`set_initial_temperature`); :meth:`march` steps through a list of times. The
+    arguments and attributes not listed here (``mesh``, ``model``, ``anode``, ``cathode``,
+    ``voltage``, ``thermal_conductivity``, ``electrode_temperature``, ``temperature_bcs``,
+    ``source``, ``boundary_flux``, ``parameters``, ``names``, ``degree``,
+    ``quadrature_degree``, ``scheduler``, ``name``, ``**solver_options``) are those of
+    :class:`SteadyThermoElectric`.
 
     Args:
-        mesh, model, anode, cathode, voltage, thermal_conductivity, electrode_temperature,
-        temperature_bcs, source, boundary_flux, parameters, names, degree, quadrature_degree,
-        scheduler, name, **solver_options: as :class:`SteadyThermoElectric`.
         dt: the step Δt (s), > 0; :meth:`set_time_step` changes it.
         storage: the volumetric heat capacity ``c`` (ρ c_p; :data:`Coefficient`), default 1.
         initial_temperature: the initial condition ``T(x, 0)`` (number, Constant or ``T0(x)``);
@@ -465,8 +467,8 @@ class TransientThermoElectric(_ThermoElectric):
 
     Attributes:
         u_n: the start-of-step state ``(ψ, T)``; ``T_n`` its temperature (UFL).
-        dt: the step (:class:`dolfinx.fem.Constant`, s). ``storage``: ``c`` in the form.
-        (and those of :class:`SteadyThermoElectric`)
+        dt: the step (:class:`dolfinx.fem.Constant`, s).
+        storage: ``c`` in the form.
 
     Raises:
         ValueError: ``dt`` not a positive finite number, and as :class:`SteadyThermoElectric`.

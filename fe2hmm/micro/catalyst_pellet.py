@@ -28,7 +28,7 @@ import time
 import numpy as np
 from scipy.linalg import solve_banded
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import MicroSolveError, at_point
 from fe2hmm.micro.interface import MicroModel, MicroResult
 
 __all__ = ["CatalystPelletModel", "langmuir_hinshelwood"]
@@ -123,10 +123,8 @@ class CatalystPelletModel(MicroModel):
         rate, slope = np.empty(n), np.empty(n)
         for i in range(n):
             t0 = time.perf_counter()
-            try:
+            with at_point(i):
                 rate[i], slope[i], _ = self.solve_point(float(u[i]))
-            except MicroSolveError as err:
-                raise MicroSolveError(err.message, point=i) from err
             self.statistics.micro_solves += 1
             self.statistics.seconds += time.perf_counter() - t0
         return MicroResult({"rate": rate}, {("rate", "concentration"): slope} if tangents else {})

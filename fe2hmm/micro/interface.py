@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import MicroSolveError, at_point
 
 __all__ = [
     "MicroModel",
@@ -518,10 +518,10 @@ def run_tasks(model: MicroModel, batch: TaskBatch) -> MicroResult:
     from fe2hmm.progress import progress
 
     while True:
-        results = {
-            task.point: model.solve_task(task)
-            for task in progress(batch.tasks, desc=type(model).__name__)
-        }
+        results = {}
+        for task in progress(batch.tasks, desc=type(model).__name__):
+            with at_point(task.point):
+                results[task.point] = model.solve_task(task)
         answer = batch.finish(results)
         if isinstance(answer, MicroResult):
             return answer

@@ -51,7 +51,7 @@ class ParameterSurrogate:
     """Adaptive piecewise-quadratic interpolant of flattened tensors ``T(p)`` with estimates.
 
     Args:
-        tolerance: relative error tolerance (estimate / max |T| over the nodes) under which a
+        tolerance: relative error tolerance (estimate / ``max |T|`` over the nodes) under which a
             prediction replaces a micro solve; > 0.
         min_spacing: smallest node spacing bisection may create; below it requests are solved
             exactly (default: ``1e-6`` times the trained interval, at least ``1e-12``).

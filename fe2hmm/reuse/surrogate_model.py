@@ -177,7 +177,7 @@ class ScalarSurrogateModel(ReuseWrapper):
     Args:
         model: the wrapped micro-model (one scalar input, one scalar output, no parameters,
             returns its tangent).
-        tolerance: relative tolerance (estimate / max |ω| over the nodes), > 0.
+        tolerance: relative tolerance (estimate / ``max |ω|`` over the nodes), > 0.
         critical: indicator threshold under which the tolerance is tightened.
         tighten: tolerance divisor at critical points, >= 1.
         min_spacing: smallest node spacing (see :class:`HermiteSurrogate`).

@@ -78,7 +78,7 @@ class TangentSurrogateModel(ReuseWrapper):
     Args:
         model: the wrapped micro-model (nonlinear, deterministic, stateless, returning the
             tangent of every output with respect to every input).
-        tolerance: relative tolerance of the served outputs (estimate / max |y| over the
+        tolerance: relative tolerance of the served outputs (estimate / ``max |y|`` over the
             nodes, per output), > 0.
         scale: per-component scale of the inputs: a positive number, or input name ->
             positive array broadcastable to the input's shape; None: the default above.

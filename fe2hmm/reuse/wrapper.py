@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import MicroModelError, MicroSolveError, MicroStop
 from fe2hmm.micro.interface import MicroModel, MicroResult, TaskBatch, run_tasks
 
 __all__ = ["ReuseWrapper", "then"]
@@ -144,17 +144,20 @@ class ReuseWrapper(MicroModel):
             else:
                 result = self.inner.evaluate(inputs, parameters, tangents=tangents)
                 batch = TaskBatch([], lambda _results: result)
-        except MicroSolveError as err:
+        except (MicroSolveError, MicroModelError, MicroStop) as err:
             raise _relocated(err, points) from err
         finally:
             stats.points_requested, stats.micro_requests = counted
         return _reindexed(batch, points)
 
 
-def _relocated(err: MicroSolveError, points: np.ndarray) -> MicroSolveError:
+def _relocated(err: MicroSolveError | MicroModelError | MicroStop, points: np.ndarray):
     if err.point is None or not (0 <= err.point < len(points)):
         return err
-    return MicroSolveError(err.message, point=int(points[err.point]), parameters=err.parameters)
+    point = int(points[err.point])
+    if isinstance(err, MicroStop):
+        return MicroStop(err.stop, point=point, parameters=err.parameters, message=err.message)
+    return type(err)(err.message, point=point, parameters=err.parameters)
 
 
 def _reindexed(batch: TaskBatch, points: np.ndarray) -> TaskBatch:

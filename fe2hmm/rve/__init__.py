@@ -4,7 +4,7 @@ from fe2hmm import _compat  # noqa: F401  (dolfinx import order)
 
 # isort: split
 
-from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+from fe2hmm.rve.cell import INCLUSION, MATRIX, PHASE_NAMES, RVE, VOID, phase_volumes
 from fe2hmm.rve.generators import (
     GENERATORS,
     MAX_RADIUS,
@@ -26,7 +26,9 @@ __all__ = [
     "INCLUSION",
     "MATRIX",
     "MAX_RADIUS",
+    "PHASE_NAMES",
     "RVE",
+    "VOID",
     "GeneratorInfo",
     "available",
     "circle",
@@ -35,6 +37,7 @@ __all__ = [
     "fibre",
     "laminate",
     "max_volume_fraction",
+    "phase_volumes",
     "random_inclusions",
     "sphere",
     "voids",

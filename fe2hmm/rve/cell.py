@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import ufl
+from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
-__all__ = ["RVE", "MATRIX", "INCLUSION"]
+from fe2hmm._compat import geometry_dofmap
+
+__all__ = ["INCLUSION", "MATRIX", "PHASE_NAMES", "RVE", "VOID", "phase_volumes"]
 
 #: Cell tag of the matrix phase in every generated RVE.
 MATRIX: int = 1
 #: Cell tag of the inclusion phase(s) in every generated RVE (absent for voids).
 INCLUSION: int = 2
+#: Key of the (unmeshed) void fraction in :attr:`RVE.volume_fractions`; never a cell tag.
+VOID: int = 0
+#: Names of the phases by tag, as in the gmsh physical groups and the CLI reports.
+PHASE_NAMES: dict[int, str] = {VOID: "void", MATRIX: "matrix", INCLUSION: "inclusion"}
+
+
+def phase_volumes(mesh: _dmesh.Mesh, cell_tags: _dmesh.MeshTags) -> dict[int, float]:
+    """Volume (area in 2D) of the rank-local cells of each tag: the integral of the tags.
+
+    Affine simplices (all generated cells) are summed exactly from their vertex determinants;
+    other meshes are integrated with ``dolfinx.fem.assemble_scalar``.
+
+    Args:
+        mesh: the cell mesh.
+        cell_tags: tags of its cells (the cells of one tag must be rank-local).
+
+    Returns:
+        ``{tag: volume}`` for every tag in ``cell_tags``, sorted by tag.
+    """
+    dim = mesh.topology.dim
+    tags = np.asarray(cell_tags.values)
+    indices = np.asarray(cell_tags.indices)
+    cmap = mesh.geometry.cmaps[0]
+    simplex = mesh.topology.cell_name() in ("interval", "triangle", "tetrahedron")
+    if simplex and cmap.degree == 1 and mesh.geometry.dim == dim:
+        x = mesh.geometry.x[:, :dim]
+        p = x[geometry_dofmap(mesh)[indices]]
+        volumes = np.abs(np.linalg.det(p[:, 1:] - p[:, :1])) / math.factorial(dim)
+        return {int(t): float(volumes[tags == t].sum()) for t in np.unique(tags)}
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=cell_tags)
+    one = fem.Constant(mesh, 1.0)
+    return {int(t): float(fem.assemble_scalar(fem.form(one * dx(int(t))))) for t in np.unique(tags)}
 
 
 @dataclass
@@ -27,8 +64,9 @@ class RVE:
         lower: lower corner of the periodic box, shape ``(gdim,)``.
         upper: upper corner of the periodic box, shape ``(gdim,)``.
         name: generator name, e.g. ``"circle"``.
-        volume_fractions: exact geometric volume fraction of each phase by tag; voids appear
-            under the key ``0``. They sum to 1.
+        nominal_volume_fractions: the requested volume fraction of each phase by tag (voids
+            under the key :data:`VOID` ``= 0``), summing to 1: the geometry the generator aimed
+            at. The mesh approximates it; :attr:`volume_fractions` are the meshed values.
         parameters: the generator arguments that determine the geometry (for caching/reports).
     """
 
@@ -37,8 +75,31 @@ class RVE:
     lower: np.ndarray
     upper: np.ndarray
     name: str
-    volume_fractions: dict[int, float]
+    nominal_volume_fractions: dict[int, float]
     parameters: dict = field(default_factory=dict)
+
+    @cached_property
+    def volume_fractions(self) -> dict[int, float]:
+        """Meshed volume fraction of each phase by tag: the phase's mesh volume over the box's.
+
+        These are the fractions the cell problems see, so effective tensors computed on this
+        cell belong to them (compare with bounds at these values, not at the nominal ones).
+        The void fraction (key :data:`VOID`, when the nominal fractions have one) is the
+        unmeshed rest of the box; without voids the fractions sum to 1 to round-off (the
+        phases partition the box). Keys are ordered as in :attr:`nominal_volume_fractions`.
+        """
+        volumes = phase_volumes(self.mesh, self.cell_tags)
+        fractions = {tag: volume / self.volume for tag, volume in volumes.items()}
+        keys = list(self.nominal_volume_fractions) or list(fractions)
+        keys += [t for t in fractions if t not in keys]
+        if VOID in keys:
+            fractions[VOID] = 1.0 - sum(fractions.values())
+        return {t: fractions.get(t, 0.0) for t in keys}
+
+    @property
+    def named_volume_fractions(self) -> dict[str, float]:
+        """:attr:`volume_fractions` keyed by phase name (``matrix``, ``inclusion``, ``void``)."""
+        return {PHASE_NAMES.get(t, str(t)): f for t, f in self.volume_fractions.items()}
 
     @property
     def dim(self) -> int:

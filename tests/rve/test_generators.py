@@ -2,9 +2,9 @@
 
 Volume tolerances: the boolean fragment partitions the box exactly, so without voids the total
 mesh volume is 1 to round-off, and planar interfaces (laminates) give exact phase volumes. Curved
-interfaces are replaced by inscribed polygons/polyhedra (nodes on the exact curve), so the mesh
-inclusion volume is *smaller* than ``f`` by ``O((h/r)^2)``; we allow ``f (h/r)^2 / 2`` (about
-0.5 % for the 2D and 2.6 % for the coarse 3D cells below; the measured errors are 2-3x smaller).
+interfaces are meshed by polygons/polyhedra that the generators scale to the exact volume, so the
+phase volumes equal the nominal fractions to round-off too (tests/rve/test_volume_fractions.py
+checks that in detail).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dolfinx import fem
 
 from fe2hmm import rve as rve_pkg
 from fe2hmm.rve import generators as gen
-from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
+from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE, VOID
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -54,16 +54,6 @@ def assert_periodic(cell: RVE, tol: float = 1e-10) -> None:
         for a, b in ((low, high), (high, low)):
             dist, _ = cKDTree(b).query(a)
             assert dist.max() < tol, f"face x{axis}: unmatched node, distance {dist.max():.3g}"
-
-
-def inclusion_radius(cell: RVE) -> float:
-    p = cell.parameters
-    f = p["volume_fraction"]
-    if cell.name == "random":
-        return gen._ball_radius(f / p["count"], cell.dim)
-    if cell.name == "ellipse":
-        return math.sqrt(f * p["aspect_ratio"] / math.pi) / p["aspect_ratio"]  # minor semi-axis
-    return gen._ball_radius(f, 2 if cell.name == "fibre" else cell.dim)
 
 
 # Small-but-representative cells; 3D at the default resolution (12) unless noted.
@@ -95,27 +85,15 @@ def cells() -> dict[str, RVE]:
 @pytest.mark.parametrize("key", list(CASES))
 def test_volumes(cells, key):
     cell = cells[key]
-    fractions = cell.volume_fractions
-    assert math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-14)
-    assert cell.phases == sorted(k for k in fractions if k != 0)
-    void = fractions.get(0, 0.0)
-    total = volume(cell)
-    if cell.name == "laminate":
-        assert abs(total - 1.0) < 1e-12
-        for tag in (MATRIX, INCLUSION):
-            assert abs(volume(cell, tag) - fractions[tag]) < 1e-12
-        return
-    h = 1.0 / cell.parameters["resolution"]
+    nominal = cell.nominal_volume_fractions
+    assert math.isclose(sum(nominal.values()), 1.0, abs_tol=1e-14)
+    assert cell.phases == sorted(k for k in nominal if k != VOID)
     f = cell.parameters["volume_fraction"]
-    tol = f * (h / inclusion_radius(cell)) ** 2 / 2
-    if void:
-        # the hole is an inscribed polygon/polyhedron: the meshed matrix is slightly larger
-        assert 0.0 <= total - (1.0 - void) < tol
-    else:
-        assert abs(total - 1.0) < 1e-10
-        inclusion = volume(cell, INCLUSION)
-        assert 0.0 <= f - inclusion < tol
-        assert abs(volume(cell, MATRIX) + inclusion - 1.0) < 1e-10
+    assert nominal[VOID if cell.name == "voids" else INCLUSION] == f
+    total = volume(cell)
+    assert abs(total - (1.0 - nominal.get(VOID, 0.0))) < 1e-12
+    for tag in cell.phases:
+        assert abs(volume(cell, tag) - nominal[tag]) < 1e-12
 
 
 @pytest.mark.parametrize("key", list(CASES))
@@ -138,7 +116,8 @@ def test_periodic_and_metadata(cells, key):
 def test_voids_have_no_inclusion_phase(cells):
     for key in ("voids2", "voids3"):
         assert cells[key].phases == [MATRIX]
-        assert set(cells[key].volume_fractions) == {MATRIX, 0}
+        assert set(cells[key].volume_fractions) == {MATRIX, VOID}
+        assert set(cells[key].nominal_volume_fractions) == {MATRIX, VOID}
 
 
 def test_random_reproducible():

@@ -30,6 +30,7 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 from scipy.sparse.csgraph import connected_components
 
+from fe2hmm.checks import check_cell_size, check_contrast, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
 from fe2hmm.micro.cells.geometry import CellGeometry
 from fe2hmm.micro.cells.linalg import solve_constrained
@@ -141,6 +142,16 @@ def _conductivity_parser(dim: int):
     return parse
 
 
+def _check_conductivity_contrast(tensors: dict[int, np.ndarray]) -> None:
+    """Largest conductivity at most :data:`~fe2hmm.checks.MAX_CONTRAST` times the matrix's."""
+    largest = {
+        f"conductivity of phase {phase_name(p)}": float(np.linalg.eigvalsh(k).max())
+        for p, k in tensors.items()
+    }
+    matrix = float(np.linalg.eigvalsh(tensors[MATRIX]).min()) if MATRIX in tensors else 0.0
+    check_contrast(largest, matrix, "inclusion")
+
+
 class DiffusionCellProblem:
     """The diffusion cell problem on one RVE.
 
@@ -179,6 +190,11 @@ class DiffusionCellProblem:
         self.conductivity = phase_materials(rve, conductivity, parse, "conductivity")
         if all(not np.any(k) for k in self.conductivity.values()):
             raise ValueError("every phase has zero conductivity: nothing conducts")
+        _check_conductivity_contrast(self.conductivity)
+        if rve.parameters.get("resolution") is not None:
+            check_cell_size(
+                rve.dim, rve.parameters["resolution"], int(degree), 1, memory=installed_memory()
+            )
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree)))
 
     def _conductivity_field(self) -> tuple[fem.Function, np.ndarray]:
@@ -364,7 +380,7 @@ class DiffusionCellModel(LinearMicroModel):
         self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
-        phase_materials(
+        tensors = phase_materials(
             self.geometry,
             {MATRIX: matrix, INCLUSION: inclusion},
             _conductivity_parser(self.geometry.dim),
@@ -372,6 +388,11 @@ class DiffusionCellModel(LinearMicroModel):
         )
         if not np.any(np.asarray(matrix, dtype=float)):
             raise ValueError(f"matrix conductivity must be > 0, got {matrix!r}")
+        _check_conductivity_contrast(tensors)
+        if resolution is not None:
+            check_cell_size(
+                self.geometry.dim, resolution, int(degree), 1, memory=installed_memory()
+            )
         self.dim, self.bc = self.geometry.dim, bc
         self.matrix, self.inclusion = matrix, inclusion
         self.degree = int(degree)
@@ -396,7 +417,8 @@ class DiffusionCellModel(LinearMicroModel):
     def cache_identity(self) -> dict:
         """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
         return {
-            "model": "DiffusionCellModel/1",
+            # /2: cells mesh the nominal volume fractions (earlier entries hold other K*)
+            "model": "DiffusionCellModel/2",
             "rve": self.geometry.name,
             "rve_options": self.geometry.options,
             "dim": self.dim,

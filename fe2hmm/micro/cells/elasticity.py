@@ -30,6 +30,7 @@ import ufl
 from dolfinx import fem
 
 from fe2hmm.analytic import voigt_pairs
+from fe2hmm.checks import check_cell_size, check_contrast, check_isotropic, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
 from fe2hmm.micro.cells.geometry import CellGeometry
 from fe2hmm.micro.cells.linalg import solve_constrained
@@ -58,16 +59,18 @@ def lame_parameters(E: float, nu: float, phase: int | str = "") -> tuple[float, 
     """Lamé parameters ``(λ, μ)`` of an isotropic phase (3D, and plane strain in 2D).
 
     Raises:
-        ValueError: ``E <= 0`` or ``nu`` outside ``(-1, 0.5)``, naming the phase.
+        ValueError: ``E`` outside ``(0, MAX_MODULUS]`` or ``nu`` outside ``(-1, 0.5)``, naming
+            the phase (:func:`fe2hmm.checks.check_isotropic`).
     """
-    label = f" of phase {phase}" if phase != "" else ""
-    if not (np.isfinite(E) and E > 0):
-        raise ValueError(
-            f"Young's modulus{label} must be > 0, got {E!r} (model voids with the 'voids' RVE)"
-        )
-    if not (np.isfinite(nu) and -1.0 < nu < 0.5):
-        raise ValueError(f"Poisson's ratio{label} must lie in (-1, 0.5), got {nu!r}")
+    check_isotropic(E, nu, f" of phase {phase}" if phase != "" else "")
     return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+
+
+def _check_elastic_contrast(materials: dict) -> None:
+    """Young's moduli at most :data:`~fe2hmm.checks.MAX_CONTRAST` times the matrix's."""
+    moduli = {f"E of phase {phase_name(p)}": float(m[0]) for p, m in materials.items()}
+    if MATRIX in materials:
+        check_contrast(moduli, float(materials[MATRIX][0]), "inclusion")
 
 
 def phase_lame_parameters(material: tuple[float, float], phase: int) -> tuple[float, float]:
@@ -160,6 +163,15 @@ class ElasticityCellProblem:
         if int(degree) != degree or degree < 1:
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
         self.lame = phase_materials(rve, materials, phase_lame_parameters, "(E, nu)")
+        _check_elastic_contrast(materials)
+        if rve.parameters.get("resolution") is not None:
+            check_cell_size(
+                rve.dim,
+                rve.parameters["resolution"],
+                int(degree),
+                rve.dim,
+                memory=installed_memory(),
+            )
         self.rve, self.bc, self.backend = rve, bc, backend
         d = rve.dim
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree), (d,)))
@@ -340,6 +352,15 @@ class ElasticityCellModel(LinearMicroModel):
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
         materials = {MATRIX: matrix, INCLUSION: inclusion}
         phase_materials(self.geometry, materials, phase_lame_parameters, "(E, nu)")
+        _check_elastic_contrast(materials)
+        if resolution is not None:
+            check_cell_size(
+                self.geometry.dim,
+                resolution,
+                int(degree),
+                self.geometry.dim,
+                memory=installed_memory(),
+            )
         self.dim, self.bc = self.geometry.dim, bc
         self.matrix, self.inclusion = tuple(matrix), tuple(inclusion)
         self.degree = int(degree)
@@ -362,7 +383,8 @@ class ElasticityCellModel(LinearMicroModel):
     def cache_identity(self) -> dict:
         """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
         return {
-            "model": "ElasticityCellModel/1",
+            # /2: cells mesh the nominal volume fractions (earlier entries hold other K*)
+            "model": "ElasticityCellModel/2",
             "rve": self.geometry.name,
             "rve_options": self.geometry.options,
             "dim": self.dim,

@@ -117,7 +117,8 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
                 "conductivity law) to use the persistent cache"
             )
         return {
-            "model": "StateDependentDiffusionCellModel/1",
+            # /2: cells mesh the nominal volume fractions (earlier entries hold other K*)
+            "model": "StateDependentDiffusionCellModel/2",
             "rve": self.geometry.name,
             "rve_options": self.geometry.options,
             "volume_fraction": self.volume_fraction,

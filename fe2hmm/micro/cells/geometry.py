@@ -24,7 +24,7 @@ DIMENSIONS = (2, 3)
 #: Generators whose cells mesh no inclusion phase (the inclusion is a hole).
 _WITHOUT_INCLUSION = frozenset({"voids"})
 
-T = TypeVar("T")
+ProblemT = TypeVar("ProblemT")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class CellGeometry:
         )
 
 
-class CellProblems(Generic[T]):
+class CellProblems(Generic[ProblemT]):
     """One cell problem per distinct volume fraction, built on first request and kept.
 
     Keys are ``float(volume_fraction)``: equal fractions share a problem, any other fraction
@@ -127,12 +127,12 @@ class CellProblems(Generic[T]):
         build: ``build(rve) -> problem``, called once per volume fraction with its fresh cell.
     """
 
-    def __init__(self, geometry: CellGeometry, build: Callable[[RVE], T]) -> None:
+    def __init__(self, geometry: CellGeometry, build: Callable[[RVE], ProblemT]) -> None:
         self.geometry = geometry
         self._build = build
-        self._problems: dict[float, T] = {}
+        self._problems: dict[float, ProblemT] = {}
 
-    def __call__(self, volume_fraction: float) -> T:
+    def __call__(self, volume_fraction: float) -> ProblemT:
         """The problem of one volume fraction (meshes its cell and builds it the first time)."""
         key = float(volume_fraction)
         if key not in self._problems:

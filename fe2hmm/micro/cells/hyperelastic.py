@@ -28,7 +28,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-from fe2hmm.errors import MicroSolveError
+from fe2hmm.errors import MicroSolveError, at_point
 from fe2hmm.micro.cells.condensation import condense_tangent
 from fe2hmm.micro.cells.elasticity import phase_lame_parameters
 from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
@@ -235,14 +235,12 @@ class HyperelasticCellModel(MicroModel):
         A = np.empty((n, d, d, d, d))
         for i in range(n):
             t0 = time.perf_counter()
-            problem = self.problem(phi[i])
-            w0 = self._last_w.get(i)
-            if w0 is not None and w0.shape[0] != problem._n:
-                w0 = None  # the point's microstructure changed: no warm start
-            try:
+            with at_point(i):
+                problem = self.problem(phi[i])
+                w0 = self._last_w.get(i)
+                if w0 is not None and w0.shape[0] != problem._n:
+                    w0 = None  # the point's microstructure changed: no warm start
                 P[i], A[i], w, iterations = problem.solve(F[i], w0)
-            except MicroSolveError as err:
-                raise MicroSolveError(err.message, point=i) from err
             self._last_w[i] = w
             self.factorizations += iterations + 1
             self.statistics.micro_solves += 1

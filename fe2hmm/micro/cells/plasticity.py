@@ -36,7 +36,13 @@ from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
-from fe2hmm.micro.interface import MicroModel, MicroResult, StatefulMicroModel, TaskBatch
+from fe2hmm.micro.interface import (
+    MicroModel,
+    MicroResult,
+    StatefulMicroModel,
+    TaskBatch,
+    run_tasks,
+)
 from fe2hmm.quadrature import QuadratureMap
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -451,8 +457,7 @@ class PlasticCellModel(StatefulMicroModel):
 
     def evaluate(self, inputs, parameters, *, tangents=True):
         """Every point's cell from its committed history (no dedupe: histories differ)."""
-        batch = self.micro_tasks(inputs, parameters, tangents=tangents)
-        return batch.finish({task.point: self.solve_task(task) for task in batch.tasks})
+        return run_tasks(self, self.micro_tasks(inputs, parameters, tangents=tangents))
 
     def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
         """Split a batch into cell solves (tasks) and points answered by the elastic predictor.

@@ -32,6 +32,9 @@ import numba
 import numpy as np
 
 from fe2hmm.micro.particles.lj import lj_energy, perpendicular_widths
+from fe2hmm.progress import announce_compilation
+
+announce_compilation()  # one line on stderr while the kernels below first compile
 
 __all__ = ["run_box", "run_boxes"]
 

@@ -17,6 +17,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from fe2hmm.progress import announce_compilation
+
+announce_compilation()  # one line on stderr while the kernels below first compile
+
 __all__ = [
     "check_box",
     "forces",

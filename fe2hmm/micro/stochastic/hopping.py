@@ -73,6 +73,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fe2hmm.micro.stochastic.lattice import Lattice
+from fe2hmm.progress import announce_compilation
+
+announce_compilation()  # one line on stderr while the kernels below first compile
 
 __all__ = ["METHODS", "HoppingRun", "ion_count", "mean_rate", "simulate_hopping", "stream_states"]
 
