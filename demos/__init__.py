@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fe2hmm.checks import check_writable
 
-__all__ = ["add_output_dir", "checked_output_dir"]
+__all__ = ["add_output_dir", "checked_output_dir", "pyplot"]
 
 
 def add_output_dir(parser: argparse.ArgumentParser, demo: str) -> None:
@@ -52,3 +52,19 @@ def checked_output_dir(
         return check_writable(output_dir, folder=True)
     except ValueError as err:
         parser.error(f"argument --output-dir: {err}")
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend, or None if matplotlib is missing.
+
+    Prints a one-line notice when it is missing (the figures need the ``demo`` extra).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -47,7 +47,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "adaptive_reuse"
 
@@ -284,13 +284,9 @@ def plot(outdir: Path, rows_a, exact_a, eta_K, rows_b, pellets, comm):
     gathered = comm.gather((corners, cell_eta, pellets["u"], pellets["slope"]), root=0)
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
     from matplotlib.tri import Triangulation
 

@@ -63,7 +63,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real, real_list
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "atoms_plate_hole"
 
@@ -322,13 +322,9 @@ def plot(outdir: Path, closure_md, records, reaction0, comm):
     gathered = comm.gather((X[:, :2], P[:, 0, 0]), root=0)
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     X = np.concatenate([g[0] for g in gathered])
     Pxx = np.concatenate([g[1] for g in gathered])

@@ -52,7 +52,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, integer_list
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "composite_conduction"
 
@@ -224,14 +224,9 @@ def write_output(outdir: Path, mesh, T, closure, plot: bool):
     gathered = comm.gather((xv, tv, mids, values), root=0)
     if comm.rank != 0:
         return
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     xv = np.concatenate([g[0] for g in gathered])
     tv = np.concatenate([g[1] for g in gathered])
@@ -418,13 +413,9 @@ def plot_dns(outdir: Path, rows, profiles, profiles_T0, comm):
     """PNG of FE² against DNS (rank 0); returns its path, or ``None`` if none was written."""
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), constrained_layout=True)

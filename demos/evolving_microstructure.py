@@ -58,7 +58,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "evolving_microstructure"
 
@@ -242,13 +242,9 @@ def plot(outdir: Path, runs: dict, comm: MPI.Comm):
     profiles = {name: gathered_profile(r, comm) for name, r in runs.items()}
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")

@@ -43,7 +43,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "fibre_plate_hole"
 
@@ -316,13 +316,9 @@ def plot(outdir: Path, fe2, dns, eps: float, comm):
         lines.append(line_values(f, points))
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.tri import Triangulation
 
     fig, axes = plt.subplots(

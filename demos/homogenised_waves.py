@@ -53,7 +53,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "homogenised_waves"
 
@@ -364,13 +364,9 @@ def plot(outdir: Path, data: dict, wave: dict, dispersion: dict, comm):
     snapshot = comm.gather(wave["snapshot"], root=0)
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
     fig = plt.figure(figsize=(16, 10), layout="constrained")

@@ -44,7 +44,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "porous_plasticity"
 
@@ -208,14 +208,9 @@ def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
     gathered = comm.gather((geometry, p.x.array[W.dofmap.list[:ncell, 0]]), root=0)
     if comm.rank != 0:
         return
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.tri import Triangulation
 
     corners = np.concatenate([g[0] for g in gathered])  # (cells, 3, 2)

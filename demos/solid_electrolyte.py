@@ -82,7 +82,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "solid_electrolyte"
 
@@ -283,10 +283,9 @@ def transient_peak(mesh, closure, voltage: float, fold_temperature: float, args)
 # %%
 def plot(out: Path, fits, branches, fields, transients, comm) -> Path | None:
     """σ*(T) with error bars and fits, the branches and folds, T and |j| at the fold, runaway."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:
+        return None
     import matplotlib.tri as mtri
 
     if comm.rank != 0:

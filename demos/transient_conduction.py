@@ -64,7 +64,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir
+from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
 
 DEMO = "transient_conduction"
 
@@ -223,13 +223,9 @@ def plot(outdir: Path, windows, window_traces, tau_unit, K_bar, K_star, stationa
     """Window-tensor curve and heat-uptake time series (rank 0 writes the PNG)."""
     if comm.rank != 0:
         return None
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'fe2hmm[demo]'): no figure written")
+    plt = pyplot()
+    if plt is None:
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     outdir.mkdir(parents=True, exist_ok=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
