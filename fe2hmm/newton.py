@@ -23,7 +23,6 @@ solves.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -369,13 +368,19 @@ class NewtonSolver:
         self._prefix = None
 
     def __del__(self) -> None:
-        # destroy is collective: not at interpreter exit, where the ranks tear down in their own
-        # order, nor once a micro-model stopped the run (a rank would wait in MUMPS's clean-up
-        # for the others forever)
+        # destroy() is collective (MUMPS's clean-up), and the ranks may release a solver at
+        # different moments (a reference cycle on one rank, e.g. through matplotlib's frames on
+        # the plotting rank, is freed only when that rank's GC runs): only drop the references
+        # here; petsc4py then hands the parallel objects to PETSc's garbage, destroyed
+        # collectively at PETSc.garbage_cleanup() or finalisation. Once a micro-model stopped
+        # the run nothing is released (the process ends without finalisation).
         if stopping():
             keep_alive(self)
-        elif not sys.is_finalizing():
-            self.destroy()
+            return
+        for name in ("_ksp", "_A", "_b"):
+            setattr(self, name, None)
+        release_prefix(getattr(self, "_prefix", None))
+        self._prefix = None
 
 
 @dataclass

@@ -28,10 +28,15 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _collect_and_barrier():
-    """dolfinx destructors can be collective: collect garbage and synchronise after each test."""
+    """dolfinx destructors can be collective: collect garbage and synchronise after each test;
+    then destroy, collectively, the parallel PETSc objects released during the test (petsc4py
+    defers them to PETSc's garbage, e.g. the solvers a ``NewtonSolver`` drops in ``__del__``)."""
     yield
     gc.collect()
     MPI.COMM_WORLD.barrier()
+    from petsc4py import PETSc
+
+    PETSc.garbage_cleanup(MPI.COMM_WORLD)
 
 
 def mpiexec() -> str:

@@ -39,7 +39,6 @@ pushed prefix and so leaves them in the database; fe2hmm therefore never passes
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import weakref
 from collections.abc import Sequence
@@ -459,12 +458,12 @@ class SNESSolver:
         self._prefix = None
 
     def __del__(self) -> None:
-        # destroy is collective: not at interpreter exit, where the ranks tear down in their own
-        # order, nor once a micro-model stopped the run (a rank would wait in MUMPS's clean-up
-        # for the others forever)
+        # destroy is collective (MUMPS's clean-up): every rank must reach it, here or at
+        # interpreter exit; once a micro-model stopped the run the ranks leave by different
+        # paths, so none destroys (the process ends without finalisation, errors.stopping)
         if stopping():
             keep_alive(self)
-        elif not sys.is_finalizing():
+        else:
             self.destroy()
 
 
