@@ -86,8 +86,8 @@ class _Located:
         return message + (" [" + " ".join(where) + "]" if where else "")
 
 
-class MicroSolveError(_Located, Fe2hmmError, RuntimeError):
-    """A micro solve failed at one macro quadrature point.
+class _LocatedError(_Located, Fe2hmmError, RuntimeError):
+    """A located micro failure that is an ``Exception`` (see the two subclasses).
 
     Attributes:
         point: index of the quadrature point in the rank-local batch (``None`` if not known).
@@ -105,6 +105,14 @@ class MicroSolveError(_Located, Fe2hmmError, RuntimeError):
         rank: int | None = None,
     ):
         super().__init__(self._locate(message, point, coordinates, parameters, rank))
+
+
+class MicroSolveError(_LocatedError):
+    """A micro solve failed at one macro quadrature point (a cut-back may retry it).
+
+    The attributes ``point`` (index in the rank-local batch), ``coordinates`` (macro, shape
+    ``(gdim,)``), ``parameters`` and ``rank`` say where; each is ``None`` when not known.
+    """
 
 
 class MicroStop(_Located, BaseException):
@@ -279,22 +287,12 @@ def at_point(point: int, parameters: dict | None = None) -> Iterator[None]:
         raise MicroStop(err, point=point, parameters=parameters) from err
 
 
-class MicroModelError(_Located, Fe2hmmError, RuntimeError):
+class MicroModelError(_LocatedError):
     """A micro-model is broken at one point: a programming error or a broken contract.
 
     Raised on every rank like :class:`MicroSolveError` (same attributes), but not one: the
     cut-backs of load stepping and continuation, which retry failed solves, do not catch it.
     """
-
-    def __init__(
-        self,
-        message: str,
-        point: int | None = None,
-        coordinates: Sequence[float] | None = None,
-        parameters: dict | None = None,
-        rank: int | None = None,
-    ):
-        super().__init__(self._locate(message, point, coordinates, parameters, rank))
 
 
 def _rebuild(cls, message, point, coordinates, parameters, rank):
