@@ -197,11 +197,12 @@ class Closure:
         Raises:
             MicroSolveError: a micro solve failed on some rank; on the failing rank the error
                 names the point, its macro coordinates and its parameters.
+            MicroModelError: on every rank, when a model on some rank raised a programming
+                error (``TypeError``, …) or returned a missing or misshapen output, tangent
+                block or standard error (the failing rank's names it; a ``RuntimeError``, not
+                a ``MicroSolveError``: no cut-back retries it).
             SystemExit, KeyboardInterrupt: on every rank, when a micro-model on some rank
                 raised one (or another non-``Exception``); the message names the point.
-            RuntimeError: on the rank whose model returned a missing or misshapen output,
-                tangent block or standard error (naming it); the others get a MicroSolveError
-                pointing to it.
 
         Note:
             Collective on ``mesh.comm``.
