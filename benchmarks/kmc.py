@@ -11,10 +11,10 @@ uniform lattice gas; W = 1: disorder).
 
 Compared in the same run, on the same model:
 
-- ``fe2hmm``: :func:`simulate_hopping` (numba, rejection-free BKL: the hop-list fast path for
+- ``fe2hmm``: :func:`simulate_hopping` (numba, rejection-free BKL: the acceptance fast path for
   W = 0, the sum tree with disorder), one numba thread (per core) and, batched, all threads;
   warmed up first (compilation excluded); hops of the equilibration are counted as events.
-- ``plain Python``: the same two algorithms written in plain Python in this file (hop list for
+- ``plain Python``: the same two algorithms written in plain Python in this file (acceptance for
   W = 0, sum tree for W > 0), on a small event count — the baseline.
 - every peer given with ``--peer-python PATH`` (a Python that has kmos, kmcos or kMCpy):
   ``benchmarks/peer_kmc.py`` runs in that Python as a subprocess (how to install each peer and
@@ -30,7 +30,8 @@ the 16 x 16 lattices, a ~17-min compilation per peer the first time; the 256² o
 unsupported).
 
 Run: ``python benchmarks/kmc.py [--quick] [--peer-python PATH ...] [--peer-disorder]
-[--threads P] [--json]``;
+[--threads P] [--json]``; ``--lattices`` prints instead fe2hmm's table over the square,
+triangular and cubic lattices (uniform, disorder, field; ``{"lattices": [...]}`` with --json);
 with ``--json`` the last line is ``{"single": {...}, "batched": {...}, "threads": P, ...}``
 with events/s entries ``fe2hmm_uniform``, ``fe2hmm_disorder`` (one thread),
 ``fe2hmm_uniform_threads``, ``fe2hmm_disorder_threads`` (P threads), ``plain_uniform``,
@@ -48,6 +49,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 COVERAGE, TEMPERATURE, BARRIER, DISORDER = 0.5, 1.0, 1.0, 1.0
 
@@ -63,62 +66,39 @@ def _square_neighbours(L: int) -> list[list[int]]:
 
 
 def plain_uniform(L: int, events: int, seed: int) -> tuple[float, float]:
-    """Plain-Python BKL of the uniform lattice gas (list of possible hops).
+    """Plain-Python BKL of the uniform lattice gas (the engine's acceptance method).
 
     Returns the wall seconds of ``events`` hops and the simulated time.
 
-    The possible hops ``4 i + k`` (ion on ``i``, neighbour ``k`` empty) are kept in a list with
-    a position index; a hop is picked uniformly, the time advances by ``-ln(u)/(M Γ)``.
+    ``M`` (bonds with one end occupied: the possible hops) is kept by counting the occupied
+    neighbours of the two sites of each hop; the time advances by ``-ln(u)/(M Γ)`` and the hop
+    is a uniform (ion, direction) pair drawn again until its target is empty (c = 0.5: the
+    ions are the walkers).
     """
     N = L * L
     nb = _square_neighbours(L)
-    back = (1, 0, 3, 2)  # the direction from a neighbour back to the site
     rnd = random.Random(seed)
     occ = [False] * N
-    for i in rnd.sample(range(N), round(COVERAGE * N)):
+    ions = rnd.sample(range(N), round(COVERAGE * N))
+    for i in ions:
         occ[i] = True
     gamma = math.exp(-BARRIER / TEMPERATURE)
-    moves: list[int] = []
-    where = [-1] * (4 * N)
-
-    def add(m):
-        if where[m] < 0:
-            where[m] = len(moves)
-            moves.append(m)
-
-    def remove(m):
-        p = where[m]
-        last = moves.pop()
-        if last != m:
-            moves[p] = last
-            where[last] = p
-        where[m] = -1
-
-    for i in range(N):
-        if occ[i]:
-            for k in range(4):
-                if not occ[nb[i][k]]:
-                    add(4 * i + k)
+    M = sum(not occ[n] for i in ions for n in nb[i])
+    P = len(ions)
     t = 0.0
     t0 = time.perf_counter()
     for _ in range(events):
-        t -= math.log(1.0 - rnd.random()) / (len(moves) * gamma)
-        m = moves[int(rnd.random() * len(moves))]
-        i, j = m >> 2, nb[m >> 2][m & 3]
-        occ[i], occ[j] = False, True
-        for k in range(4):  # hops out of i are gone; occupied neighbours may now hop into i
-            n = nb[i][k]
-            if where[4 * i + k] >= 0:
-                remove(4 * i + k)
-            if occ[n]:
-                add(4 * n + back[k])
-        for k in range(4):  # hops into j are gone; the ion on j hops to its empty neighbours
-            n = nb[j][k]
-            if occ[n]:
-                if where[4 * n + back[k]] >= 0:
-                    remove(4 * n + back[k])
-            else:
-                add(4 * j + k)
+        t -= math.log(1.0 - rnd.random()) / (M * gamma)
+        while True:
+            p = int(rnd.random() * P)
+            i = ions[p]
+            j = nb[i][int(rnd.random() * 4)]
+            if not occ[j]:
+                break
+        occ[i] = False
+        M += 2 * (sum(occ[n] for n in nb[i]) - sum(occ[n] for n in nb[j]))
+        occ[j] = True
+        ions[p] = j
     return time.perf_counter() - t0, t
 
 
@@ -214,6 +194,60 @@ def fe2hmm_rate(L: int, lattices: int, W: float, events: int, threads: int, repe
     return best, run.method
 
 
+LATTICE_TABLE = {  # kind: (L of one lattice, L of the 256 small ones)
+    "square": (256, 16),
+    "triangular": (256, 16),
+    "cubic": (40, 6),
+}
+
+
+def lattice_table(threads: int, repeat: int, quick: bool) -> list[dict]:
+    """fe2hmm alone on the three lattices: uniform, W = 1 and a field 0.1 along x.
+
+    One large lattice on one thread, 256 small ones on one thread and on ``threads``; events
+    per second of the kernel (``HoppingRun.seconds``, equilibration hops counted), best of
+    ``repeat``, ``samples=64`` (the engine's default).
+    """
+    import numba
+
+    from fe2hmm.micro.stochastic.hopping import simulate_hopping
+    from fe2hmm.micro.stochastic.lattice import lattice
+
+    rates = {"uniform": {}, "W = 1": {"disorder": 1.0}, "field 0.1": {"field": "x"}}
+    rows = []
+    for kind, (big, small) in LATTICE_TABLE.items():
+        for label, extra in rates.items():
+            row = {"lattice": kind, "rates": label}
+            for column, L, B, n, p in (
+                ("one", big, 1, 200_000 if quick else 4_000_000, 1),
+                ("batched_1", small, 256, 2_000 if quick else 100_000, 1),
+                (f"batched_{threads}", small, 256, 2_000 if quick else 100_000, threads),
+            ):
+                lat = lattice(kind, L)
+                kw = dict(extra)
+                if kw.get("field") == "x":
+                    kw["field"] = np.r_[0.1, np.zeros(lat.dim - 1)]
+                numba.set_num_threads(min(p, numba.config.NUMBA_NUM_THREADS))
+                simulate_hopping(lat, COVERAGE, 1.0, events=500, replicas=B, **kw)  # warm-up
+                best = 0.0
+                for r in range(repeat):
+                    run = simulate_hopping(lat, COVERAGE, 1.0, events=n, replicas=B, seed=r, **kw)
+                    hops = int(run.events.sum()) + run.equilibration * B
+                    best = max(best, hops / run.seconds)
+                row[column] = best
+                row["method"] = run.method
+            rows.append(row)
+    print(f"events/s, c = {COVERAGE}, T = 1, E_a = 1 (best of {repeat}); one = 1 lattice of "
+          f"{', '.join(f'{k} {v[0]}' for k, v in LATTICE_TABLE.items())}; batched = 256 of "
+          f"{', '.join(f'{k} {v[1]}' for k, v in LATTICE_TABLE.items())} (per axis)")  # fmt: skip
+    print(f"{'lattice':>10} {'rates':>9} {'method':>10} {'one, 1 thr':>11} {'256, 1 thr':>11} "
+          f"{f'256, {threads} thr':>11}")  # fmt: skip
+    for row in rows:
+        print(f"{row['lattice']:>10} {row['rates']:>9} {row['method']:>10} {row['one']:11.3e} "
+              f"{row['batched_1']:11.3e} {row[f'batched_{threads}']:11.3e}")  # fmt: skip
+    return rows
+
+
 # --------------------------------------------------------------------------------- peers
 PEER_BUDGET = {  # (hops per lattice, lattices) per case and rates; kMCpy is ~1e3x slower
     "kmcpy": {"single": (200, 1), "batched": (2000, 8)},
@@ -262,12 +296,23 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
     parser.add_argument("--repeat", type=int, default=2, help="fe2hmm runs, best taken")
+    parser.add_argument(
+        "--lattices",
+        action="store_true",
+        help="instead: fe2hmm alone on the square, triangular and cubic lattices (uniform, "
+        "disorder, field; one large lattice and 256 small ones)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
     threads = args.threads or os.cpu_count() or 1
     q = args.quick
+    if args.lattices:
+        rows = lattice_table(threads, 1 if q else args.repeat + 1, q)
+        if args.json:
+            print(json.dumps({"lattices": rows, "threads": threads}))
+        return {"lattices": rows}
     cases = {  # name: (L, lattices, fe2hmm hops per lattice uniform, with disorder)
         "single": (64 if q else 256, 1, 200_000 if q else 10_000_000, 100_000 if q else 4_000_000),
         "batched": (16, 16 if q else 256, 5_000 if q else 40_000, 2_000 if q else 20_000),

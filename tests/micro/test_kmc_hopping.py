@@ -1,5 +1,6 @@
-"""The lattice KMC engine (fe2hmm.micro.stochastic.hopping): a plain-Python reference loop of the
-same physics reproduces its trajectories bitwise from the same random stream; reproducible seeds;
+"""The lattice KMC engine (fe2hmm.micro.stochastic.hopping): plain-Python reference loops of the
+same physics reproduce its trajectories (both methods) bitwise from the same random stream;
+reproducible seeds;
 the event rate and the stationary occupations against exact results; one-line input errors."""
 
 import math
@@ -36,6 +37,10 @@ class _Stream:
 
     def unit_open(self):  # (0, 1]
         return (self.bits() + 1) * 2.0**-53
+
+    def word(self):  # the whole 64-bit output
+        self.x = (self.x + _G) & _MASK
+        return _mix(self.x)
 
 
 def reference_run(lat, P, T, barrier, energies, field, duration, samples, state):
@@ -100,6 +105,113 @@ def reference_run(lat, P, T, barrier, energies, field, duration, samples, state)
     return times, msd, com, events, occupied_time / duration
 
 
+def reference_acceptance(lat, P, gamma, duration, samples, state):
+    """The uniform lattice gas as the acceptance method defines it, from the lattice's neighbour
+    table and a brute-force count of the possible hops at every event (no bookkeeping).
+
+    Walkers: the ions (numbered by placement), or the vacancies in site order if 2P > N. Each
+    event: the waiting time -ln(u)/(M Γ), then 64-bit words until the pair (walker = high 32
+    bits × W >> 32, direction = low 32 bits × z >> 32) is a possible hop.
+    """
+    N, z = lat.sites, lat.coordination
+    rng = _Stream(state)
+    perm = list(range(N))
+    occ = [-1] * N
+    for p in range(P):
+        q = p + int(rng.unit() * (N - p))
+        perm[p], perm[q] = perm[q], perm[p]
+        occ[perm[p]] = p
+    vacancies = 2 * P > N
+    walkers = [i for i in range(N) if occ[i] < 0] if vacancies else [perm[p] for p in range(P)]
+    W = len(walkers)
+    disp = np.zeros((P, lat.dim))
+    times = duration * np.arange(samples + 1) / samples
+    msd, com = np.zeros(samples + 1), np.zeros((samples + 1, lat.dim))
+    occupied_time = np.zeros(N)
+    t, s, events = 0.0, 1, 0
+    while True:
+        M = sum(occ[i] >= 0 and occ[lat.neighbours[i, k]] < 0 for i in range(N) for k in range(z))
+        t_next = t - math.log(rng.unit_open()) / (M * gamma)
+        while s <= samples and times[s] < t_next:
+            msd[s] = np.mean(np.sum(disp**2, axis=1))
+            com[s] = disp.sum(axis=0)
+            s += 1
+        if s > samples:
+            break
+        for i in range(N):
+            if occ[i] >= 0:
+                occupied_time[i] += t_next - t
+        while True:
+            r = rng.word()
+            w, k = ((r >> 32) * W) >> 32, ((r & 0xFFFFFFFF) * z) >> 32
+            i = walkers[w]
+            j = int(lat.neighbours[i, k])
+            if (occ[j] >= 0) == vacancies:
+                break
+        src, dst, direction = (j, i, k ^ 1) if vacancies else (i, j, k)
+        disp[occ[src]] += lat.vectors[direction]
+        occ[dst], occ[src] = occ[src], -1
+        walkers[w] = j
+        t = t_next
+        events += 1
+    for i in range(N):
+        if occ[i] >= 0:
+            occupied_time[i] += duration - t
+    return times, msd, com, events, occupied_time / duration
+
+
+@pytest.mark.parametrize(
+    "kind,size,coverage",
+    [("square", 4, 0.4), ("square", 5, 0.72), ("triangular", 3, 0.5), ("cubic", 3, 0.7)],
+)
+def test_acceptance_path_reproduces_its_python_reference_bitwise(kind, size, coverage):
+    """Uniform rates, ion walkers (c <= 1/2) and vacancy walkers (c > 1/2): the same events,
+    samples and occupations as the reference, which recounts the possible hops at every event
+    (so the engine's running count M, its computed neighbours and its walker bookkeeping are
+    checked event by event)."""
+    lat = lattice(kind, size)
+    gamma, duration, S, R = math.exp(-0.5), 40.0, 8, 2
+    run = simulate_hopping(
+        lat,
+        coverage,
+        [1.0],
+        barrier=0.5,
+        duration=duration,
+        samples=S,
+        replicas=R,
+        seed=11,
+        occupation=True,
+    )
+    assert run.method == "acceptance"
+    states = stream_states(11, R)
+    for r in range(R):
+        times, msd, com, events, occ = reference_acceptance(
+            lat, run.particles, gamma, duration, S, states[r]
+        )
+        assert events > 100
+        assert run.events[0, r] == events
+        assert np.allclose(run.times[0, r], times, rtol=1e-14, atol=0)
+        assert np.allclose(run.tracer_msd[0, r], msd, rtol=1e-12, atol=1e-12)
+        assert np.allclose(run.com_displacement[0, r], com, rtol=1e-12, atol=1e-12)
+        assert np.allclose(run.occupation[0, r], occ, rtol=1e-9, atol=1e-12)
+
+
+def test_banking_the_int32_hop_counts_changes_nothing(monkeypatch):
+    """The hop counts are int32, moved into an int64 bank every 2^30 events; banking every 7
+    events gives bitwise the same samples (both methods)."""
+    from fe2hmm.micro.stochastic import hopping
+
+    lat = lattice("square", 6)
+    for kw in (dict(), dict(disorder=1.0)):
+        a = simulate_hopping(lat, 0.4, 1.0, events=3000, samples=5, replicas=2, seed=2, **kw)
+        monkeypatch.setattr(hopping, "_BANK_EVENTS", 7)
+        b = simulate_hopping(lat, 0.4, 1.0, events=3000, samples=5, replicas=2, seed=2, **kw)
+        monkeypatch.undo()
+        assert np.array_equal(a.tracer_msd, b.tracer_msd) and np.array_equal(a.events, b.events)
+        assert np.array_equal(a.com_displacement, b.com_displacement)
+        assert a.tracer_msd[0, 0, -1] > 0
+
+
 @pytest.mark.parametrize(
     "kind,size,coverage", [("square", 4, 0.4), ("triangular", 3, 0.5), ("cubic", 3, 0.3)]
 )
@@ -137,15 +249,15 @@ def test_engine_reproduces_the_python_reference_bitwise(kind, size, coverage):
         assert np.allclose(run.occupation[0, r], occ, rtol=1e-9, atol=1e-12)
 
 
-def test_uniform_list_path_matches_the_tree_path_statistically():
-    """The move-list fast path (uniform rates) against the sum tree (which equals the reference):
+def test_acceptance_path_matches_the_tree_path_statistically():
+    """The acceptance fast path (uniform rates) against the sum tree (which equals the reference):
     the same mean event rate, final tracer MSD and centre-of-mass variance within 4 combined
     standard errors (256 independent lattices each)."""
     lat = lattice("triangular", 6)
     kw = dict(events=4000, samples=4, replicas=256, barrier=0.5)
-    a = simulate_hopping(lat, 0.5, 1.0, method="list", seed=1, **kw)
+    a = simulate_hopping(lat, 0.5, 1.0, method="acceptance", seed=1, **kw)
     b = simulate_hopping(lat, 0.5, 1.0, method="tree", seed=2, **kw)
-    assert (a.method, b.method) == ("list", "tree")
+    assert (a.method, b.method) == ("acceptance", "tree")
     for q in (
         lambda run: run.events[0] / run.times[0, :, -1],
         lambda run: run.tracer_msd[0, :, -1],
@@ -271,7 +383,7 @@ def test_bad_input_gives_one_line_errors():
         (dict(seed=-1), r"seed must be an integer in \[0, 2\*\*64\)"),
         (dict(duration=0.0), "duration must be finite and > 0"),
         (dict(method="fast"), "method must be one of"),
-        (dict(method="list", disorder=1.0), "method='list' needs equal rates"),
+        (dict(method="acceptance", disorder=1.0), "method='acceptance' needs equal rates"),
         (dict(site_energies=np.zeros(5)), r"site_energies must be \(16,\)"),
         (dict(site_energies=np.zeros(16), disorder=1.0), "either disorder or site_energies"),
         (dict(barrier=100.0, temperature=0.1), "underflow"),

@@ -28,10 +28,16 @@ units of a reference ``kT_ref`` and the temperature ``T`` is ``kT/kT_ref``; so
 total rate ``R`` of all possible hops, the time advances by ``−ln(u)/R`` (an exponential
 increment, ``u`` uniform in (0, 1]) and one hop is chosen with probability ``Γ_ij/R``.
 
-- *Uniform lattice gas* (no site energies, no field; ``method="list"``): every possible hop
-  has the rate ``Γ``, so ``R = M Γ`` for the ``M`` possible hops, kept in an array with an
-  index (O(1) insertion and removal by swapping with the last entry); a hop is picked
-  uniformly. About ``3z`` list operations per event.
+- *Uniform lattice gas* (no site energies, no field; ``method="acceptance"``): every possible
+  hop has the rate ``Γ``, so ``R = M Γ`` for the ``M`` possible hops (the bonds with one end
+  occupied), a number kept exactly by counting the occupied neighbours of the two sites of
+  each hop. The hop is drawn uniformly among the ``M`` by acceptance: a uniform pair (walker,
+  direction), drawn again until it is a possible hop, where the walkers are the minority
+  species — the ions (the pair is a hop if the neighbour is empty) or, when ``2P > N``, the
+  vacancies (if it is occupied; the ion there moves into the vacancy). Uniform among the
+  pairs and kept only when possible, the pair is uniform among the ``M`` hops, so this is the
+  same process as picking from a list of them; at most 2 draws per event on average, and no
+  list or neighbour table to update (neighbours computed from packed lattice coordinates).
 - *General rates* (``method="tree"``): a sum tree (binary tree of partial sums) over the sites,
   a leaf holding the total rate of the hops out of its site. A hop is selected by descending
   the tree with ``u R`` (O(log N)) and a linear scan over the ``z`` directions of the chosen
@@ -43,8 +49,10 @@ increment, ``u`` uniform in (0, 1]) and one hop is chosen with probability ``Γ_
 
 **Random numbers.** Every lattice has its own SplitMix64 stream (Steele, Lea & Flood 2014),
 started from ``(seed, lattice index)``: the same seed gives bitwise the same run whatever the
-number of numba threads. Each event draws two numbers from it, the time increment first, then
-the choice of the hop (the initial placement: a partial Fisher–Yates shuffle of the sites).
+number of numba threads. Each event draws the time increment first, then the choice of the
+hop: one number (``tree``), or one 64-bit word per attempted pair (``acceptance``: the walker
+from its high 32 bits, the direction from its low 32 bits, each by multiply-and-shift). The
+initial placement is a partial Fisher–Yates shuffle of the sites.
 
 **Batch.** ``m = len(temperature)`` conditions × ``R`` replicas are ``B = m R`` independent
 lattices (lattice index ``b = c R + r``) advanced in one call, parallel over lattices. With
@@ -72,7 +80,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fe2hmm.micro.stochastic.lattice import Lattice
+from fe2hmm.micro.stochastic.lattice import LATTICES, Lattice
 from fe2hmm.progress import announce_compilation
 
 announce_compilation()  # one line on stderr while the kernels below first compile
@@ -80,7 +88,7 @@ announce_compilation()  # one line on stderr while the kernels below first compi
 __all__ = ["METHODS", "HoppingRun", "ion_count", "mean_rate", "simulate_hopping", "stream_states"]
 
 #: Event-selection methods of :func:`simulate_hopping`.
-METHODS = ("auto", "list", "tree")
+METHODS = ("auto", "acceptance", "tree")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -88,7 +96,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _STREAM = 0xD1342543DE82EF95  # odd multiplier separating the lattice streams
 _MASK64 = (1 << 64) - 1
 _U53 = 1.0 / 9007199254740992.0  # 2^-53
-_KSHIFT = 3  # move code of the list method: (site << 3) | direction (z <= 8)
+_BANK_EVENTS = 1 << 30  # hop counts are int32, banked into int64 at least this often
 _MAX_EXPONENT = 700.0  # |ln Γ| bound: rates stay normal float64 numbers
 
 
@@ -147,7 +155,17 @@ def _place(N, P, x, occ):
 
 
 @numba.njit(cache=True)
-def _sample(s, counts, vectors, msd, com):
+def _bank(counts, banked):
+    """Move the int32 hop counts into their int64 bank (so that they never overflow)."""
+    P, h = counts.shape
+    for p in range(P):
+        for q in range(h):
+            banked[p, q] += counts[p, q]
+            counts[p, q] = 0
+
+
+@numba.njit(cache=True)
+def _sample(s, counts, banked, vectors, msd, com):
     """Tracer MSD and centre-of-mass displacement at sample ``s`` from the hop counts."""
     P, h = counts.shape
     d = vectors.shape[1]
@@ -159,7 +177,7 @@ def _sample(s, counts, vectors, msd, com):
         for a in range(d):
             v = 0.0
             for q in range(h):
-                v += counts[p, q] * vectors[2 * q, a]
+                v += (banked[p, q] + counts[p, q]) * vectors[2 * q, a]
             com[s, a] += v
             r2 += v * v
         total += r2
@@ -167,7 +185,7 @@ def _sample(s, counts, vectors, msd, com):
 
 
 @numba.njit(cache=True)
-def _start(horizon, n_eq, t_half, t_eq, target, rate, times, counts, since, occ_time):
+def _start(horizon, n_eq, t_half, t_eq, target, rate, times, counts, banked, since, occ_time):
     """Begin the production run; returns its duration ``t_end``.
 
     ``t_end``: ``horizon`` if given, else ``target`` events at the event rate measured over the
@@ -184,103 +202,179 @@ def _start(horizon, n_eq, t_half, t_eq, target, rate, times, counts, since, occ_
     for s in range(S + 1):
         times[s] = t_end * s / S
     counts[:] = 0
+    banked[:] = 0
     since[:] = 0.0
     occ_time[:] = 0.0
     return t_end
 
 
 @numba.njit(cache=True)
-def _finish(occ, t_end, since, occ_time):
-    """Time-averaged occupations (if tracked): add the final stays, divide by ``t_end``."""
+def _finish(occ, empty, t_end, since, occ_time):
+    """Time-averaged occupations (if tracked; ``occ[i] != empty`` marks an occupied site)."""
     if occ_time.size:
         for i in range(occ.size):
-            if occ[i] >= 0:
+            if occ[i] != empty:
                 occ_time[i] += t_end - since[i]
         occ_time /= t_end
 
 
-# --------------------------------------------------------------------------- list method
+# --------------------------------------------------------------------------- acceptance method
+@numba.njit(inline="always")
+def _up(a, L):
+    return a + 1 if a + 1 < L else 0
+
+
+@numba.njit(inline="always")
+def _down(a, L):
+    return a - 1 if a > 0 else L - 1
+
+
+@numba.njit(inline="always")
+def _hop(kind, k, a, b, c, L):
+    """Lattice coordinates reached from ``(a, b, c)`` by hop ``k``.
+
+    The offsets of :mod:`.lattice`; ``kind`` the index in ``LATTICES`` (square, triangular,
+    cubic).
+    """
+    if k == 0:
+        return _up(a, L), b, c
+    if k == 1:
+        return _down(a, L), b, c
+    if k == 2:
+        return a, _up(b, L), c
+    if k == 3:
+        return a, _down(b, L), c
+    if kind == 1:  # triangular: ±(a₂ − a₁)
+        if k == 4:
+            return _down(a, L), _up(b, L), c
+        return _up(a, L), _down(b, L), c
+    if k == 4:
+        return a, b, _up(c, L)
+    return a, b, _down(c, L)
+
+
+@numba.njit(inline="always")
+def _occupied_around(occ, kind, z, a, b, c, L):
+    """The number of occupied neighbours of the site at ``(a, b, c)``."""
+    n = 0
+    for q in range(z):
+        a2, b2, c2 = _hop(kind, q, a, b, c, L)
+        n += occ[a2 + L * (b2 + L * c2)]
+    return n
+
+
 @numba.njit(cache=True)
-def _run_list(nb, vectors, P, gamma, x, n_eq, horizon, target, times, msd, com, occ_time):
+def _run_acceptance(
+    kind, L, vectors, P, gamma, x, n_eq, horizon, target, times, msd, com, occ_time, bank_every
+):
     """One uniform lattice gas (every possible hop at the rate ``gamma``); returns the events.
 
-    The possible hops ``(site i, direction k)`` are ``moves[:M]`` with codes ``(i << 3) | k``;
-    ``where[i z + k]`` is the position of a listed hop (stale for unlisted ones: a hop is
-    listed exactly when its site is occupied and its target empty, which the updates follow).
+    BKL with ``R = M Γ``, ``M`` the bonds with one end occupied (the possible hops), kept by
+    counting the occupied neighbours of the two sites of each hop. The hop is drawn uniformly
+    among the ``M`` by acceptance: a uniform (walker, direction) pair, one 64-bit draw (walker
+    from the high 32 bits, direction from the low 32), until the neighbour is empty (walkers
+    the ions) or occupied (walkers the vacancies, when ``2P > N``); at most 2 draws per event
+    on average. No neighbour table: the walkers' lattice coordinates are packed in a uint32
+    (``bits`` per axis) and the neighbours computed, which keeps the working set (occupations
+    int8, walkers, int32 hop counts) ~7 bytes per site, inside L2 up to ~256² sites.
     """
-    N, z = nb.shape
+    z, d = vectors.shape
+    N = L**d
     S = times.size - 1
     track = occ_time.size > 0
-    occ = np.empty(N, dtype=np.int32)
-    counts = np.zeros((P, z // 2), dtype=np.int64)
+    ion = np.empty(N, dtype=np.int32)  # site -> ion (-1 empty); read with vacancy walkers only
+    counts = np.zeros((P, z // 2), dtype=np.int32)
+    banked = np.zeros((P, z // 2), dtype=np.int64)
     since = np.zeros(N if track else 0)
-    moves = np.empty(N * z, dtype=np.int32)
-    where = np.full(N * z, -1, dtype=np.int32)
-    x = _place(N, P, x, occ)
+    x = _place(N, P, x, ion)
+    occ = np.empty(N, dtype=np.int8)
+    for i in range(N):
+        occ[i] = 1 if ion[i] >= 0 else 0
+    vacancies = 2 * P > N
+    want = 1 if vacancies else 0  # the neighbour's occupation that makes a pair a hop
+    flip = 1 if vacancies else 0  # the ion moves along k ^ flip
+    W = N - P if vacancies else P
+    bits = 16 if d == 2 else 10  # L <= 8192 in 2D, <= 406 in 3D (lattice._MAX_SITES)
+    mask = (1 << bits) - 1
+    walker = np.empty(W, dtype=np.uint32)
+    w = 0
+    for i in range(N):
+        packed = (i % L) | (((i // L) % L) << bits) | ((i // (L * L)) << (2 * bits))
+        if vacancies and ion[i] < 0:
+            walker[w] = packed
+            w += 1
+        elif not vacancies and ion[i] >= 0:
+            walker[ion[i]] = packed
     M = 0
     for i in range(N):
-        if occ[i] >= 0:
-            for k in range(z):
-                if occ[nb[i, k]] < 0:
-                    where[i * z + k] = M
-                    moves[M] = (i << _KSHIFT) | k
-                    M += 1
+        if occ[i]:
+            M += z - _occupied_around(occ, kind, z, i % L, (i // L) % L, i // (L * L), L)
+    Wu = np.uint64(W)
+    zu = np.uint64(z)
+    low = np.uint64(0xFFFFFFFF)
+    half = np.uint64(32)
     producing = n_eq == 0
     t = 0.0
     t_half = 0.0
     s = 1
     eq = 0
     events = 0
+    fresh = 0  # events since the hop counts were last banked
     if producing:
-        _start(horizon, 0, 0.0, 0.0, target, M * gamma, times, counts, since, occ_time)
-        _sample(0, counts, vectors, msd, com)
+        _start(horizon, 0, 0.0, 0.0, target, M * gamma, times, counts, banked, since, occ_time)
+        _sample(0, counts, banked, vectors, msd, com)
     while True:
         x += _GOLDEN
         t_next = t - math.log(_unit_open(x)) / (M * gamma)
         if producing:
             while s <= S and times[s] < t_next:
-                _sample(s, counts, vectors, msd, com)
+                _sample(s, counts, banked, vectors, msd, com)
                 s += 1
             if s > S:
                 break
-        x += _GOLDEN
-        m = moves[int(_unit(x) * M)]
-        i = m >> _KSHIFT
-        k = m & 7
-        j = nb[i, k]
-        pid = occ[i]
-        occ[i] = -1
-        occ[j] = pid
-        counts[pid, k >> 1] += 1 - 2 * (k & 1)
+        while True:
+            x += _GOLDEN
+            r = _mix(x)
+            w = np.int64(((r >> half) * Wu) >> half)
+            k = np.int64(((r & low) * zu) >> half)
+            packed = np.int64(walker[w])
+            a = packed & mask
+            b = (packed >> bits) & mask
+            c = packed >> (2 * bits)
+            a2, b2, c2 = _hop(kind, k, a, b, c, L)
+            j = a2 + L * (b2 + L * c2)
+            if occ[j] == want:
+                break
+        i = a + L * (b + L * c)
+        walker[w] = a2 | (b2 << bits) | (c2 << (2 * bits))
+        if vacancies:  # the ion on j moves into the vacancy on i
+            src, dst = j, i
+            occ[src] = 0
+            M += 2 * (
+                _occupied_around(occ, kind, z, a2, b2, c2, L)
+                - _occupied_around(occ, kind, z, a, b, c, L)
+            )
+            pid = np.int64(ion[j])
+            ion[j] = -1
+            ion[i] = pid
+        else:  # ion w moves from i to the empty j
+            src, dst = i, j
+            occ[src] = 0
+            M += 2 * (
+                _occupied_around(occ, kind, z, a, b, c, L)
+                - _occupied_around(occ, kind, z, a2, b2, c2, L)
+            )
+            pid = w
+        occ[dst] = 1
+        kk = k ^ flip
+        counts[pid, kk >> 1] += 1 - 2 * (kk & 1)
+        fresh += 1
+        if fresh == bank_every:
+            _bank(counts, banked)
+            fresh = 0
         if producing and track:
-            occ_time[i] += t_next - since[i]
-            since[j] = t_next
-        # hops out of i leave the list; hops from occupied neighbours into i enter it
-        for q in range(z):
-            l = nb[i, q]  # noqa: E741
-            if q == k or occ[l] < 0:
-                p = where[i * z + q]
-                M -= 1
-                last = moves[M]
-                moves[p] = last
-                where[(last >> _KSHIFT) * z + (last & 7)] = p
-            else:
-                where[l * z + (q ^ 1)] = M
-                moves[M] = (l << _KSHIFT) | (q ^ 1)
-                M += 1
-        # hops into j leave the list; hops out of j to empty neighbours (i too) enter it
-        for q in range(z):
-            l = nb[j, q]  # noqa: E741
-            if occ[l] >= 0:
-                p = where[l * z + (q ^ 1)]
-                M -= 1
-                last = moves[M]
-                moves[p] = last
-                where[(last >> _KSHIFT) * z + (last & 7)] = p
-            else:
-                where[j * z + q] = M
-                moves[M] = (j << _KSHIFT) | q
-                M += 1
+            occ_time[src] += t_next - since[src]
+            since[dst] = t_next
         t = t_next
         if producing:
             events += 1
@@ -289,11 +383,15 @@ def _run_list(nb, vectors, P, gamma, x, n_eq, horizon, target, times, msd, com, 
             if eq == n_eq // 2:
                 t_half = t
             if eq == n_eq:
-                _start(horizon, n_eq, t_half, t, target, M * gamma, times, counts, since, occ_time)
-                _sample(0, counts, vectors, msd, com)
+                total = M * gamma
+                _start(
+                    horizon, n_eq, t_half, t, target, total, times, counts, banked, since, occ_time
+                )
+                _sample(0, counts, banked, vectors, msd, com)
                 producing = True
+                fresh = 0
                 t = 0.0
-    _finish(occ, times[S], since, occ_time)
+    _finish(occ, 0, times[S], since, occ_time)
     return events
 
 
@@ -316,7 +414,9 @@ def _rates(nb, vectors, energies, barrier, field, T):
 
 
 @numba.njit(cache=True)
-def _run_tree(nb, vectors, P, rate, x, n_eq, horizon, target, times, msd, com, occ_time):
+def _run_tree(
+    nb, vectors, P, rate, x, n_eq, horizon, target, times, msd, com, occ_time, bank_every
+):
     """One lattice with general hop rates ``rate (N, z)``; returns the events.
 
     ``tree[base + i]`` holds the total rate out of site ``i`` (0 if empty), every inner node
@@ -328,7 +428,8 @@ def _run_tree(nb, vectors, P, rate, x, n_eq, horizon, target, times, msd, com, o
     S = times.size - 1
     track = occ_time.size > 0
     occ = np.empty(N, dtype=np.int32)
-    counts = np.zeros((P, z // 2), dtype=np.int64)
+    counts = np.zeros((P, z // 2), dtype=np.int32)
+    banked = np.zeros((P, z // 2), dtype=np.int64)
     since = np.zeros(N if track else 0)
     base = 1
     while base < N:
@@ -351,16 +452,17 @@ def _run_tree(nb, vectors, P, rate, x, n_eq, horizon, target, times, msd, com, o
     s = 1
     eq = 0
     events = 0
+    fresh = 0  # events since the hop counts were last banked
     if producing:
-        _start(horizon, 0, 0.0, 0.0, target, tree[1], times, counts, since, occ_time)
-        _sample(0, counts, vectors, msd, com)
+        _start(horizon, 0, 0.0, 0.0, target, tree[1], times, counts, banked, since, occ_time)
+        _sample(0, counts, banked, vectors, msd, com)
     while True:
         total = tree[1]
         x += _GOLDEN
         t_next = t - math.log(_unit_open(x)) / total
         if producing:
             while s <= S and times[s] < t_next:
-                _sample(s, counts, vectors, msd, com)
+                _sample(s, counts, banked, vectors, msd, com)
                 s += 1
             if s > S:
                 break
@@ -385,6 +487,10 @@ def _run_tree(nb, vectors, P, rate, x, n_eq, horizon, target, times, msd, com, o
         occ[i] = -1
         occ[j] = pid
         counts[pid, k >> 1] += 1 - 2 * (k & 1)
+        fresh += 1
+        if fresh == bank_every:
+            _bank(counts, banked)
+            fresh = 0
         if producing and track:
             occ_time[i] += t_next - since[i]
             since[j] = t_next
@@ -426,21 +532,26 @@ def _run_tree(nb, vectors, P, rate, x, n_eq, horizon, target, times, msd, com, o
             if eq == n_eq // 2:
                 t_half = t
             if eq == n_eq:
-                _start(horizon, n_eq, t_half, t, target, tree[1], times, counts, since, occ_time)
-                _sample(0, counts, vectors, msd, com)
+                total = tree[1]
+                _start(
+                    horizon, n_eq, t_half, t, target, total, times, counts, banked, since, occ_time
+                )
+                _sample(0, counts, banked, vectors, msd, com)
                 producing = True
+                fresh = 0
                 t = 0.0
-    _finish(occ, times[S], since, occ_time)
+    _finish(occ, -1, times[S], since, occ_time)
     return events
 
 
 # --------------------------------------------------------------------------- batch
 @numba.njit(parallel=True, cache=True)
 def _run_batch(
+    kind,
     nb,
     vectors,
     P,
-    use_list,
+    acceptance,
     gammas,
     temps,
     energies,
@@ -456,17 +567,23 @@ def _run_batch(
     com,
     occupation,
     events,
+    bank_every,
 ):
     """Advance ``B`` independent lattices, parallel over lattices (row ``b`` of every array).
 
+    ``kind``: the lattice's index in ``LATTICES``, ``L`` from ``nb``'s ``N = L^d``;
     ``energies (R, N)`` (or ``(1, 0)``: none) with row ``eidx[b]`` for lattice ``b``;
     ``occupation (B, N)`` or ``(B, 0)`` (not tracked).
     """
     B = states.size
+    N, z = nb.shape
+    d = vectors.shape[1]
+    L = round(N ** (1.0 / d))
     for b in numba.prange(B):
-        if use_list:
-            events[b] = _run_list(
-                nb,
+        if acceptance:
+            events[b] = _run_acceptance(
+                kind,
+                L,
                 vectors,
                 P,
                 gammas[b],
@@ -478,6 +595,7 @@ def _run_batch(
                 msd[b],
                 com[b],
                 occupation[b],
+                bank_every,
             )
         else:
             rate = _rates(nb, vectors, energies[eidx[b]], barrier, field, temps[b])
@@ -494,6 +612,7 @@ def _run_batch(
                 msd[b],
                 com[b],
                 occupation[b],
+                bank_every,
             )
 
 
@@ -517,7 +636,7 @@ class HoppingRun:
         occupation: ``(m, R, N)`` time-averaged site occupations of the production run (if
             requested), or None.
         equilibration: hops per lattice before the production run (not sampled).
-        method: ``"list"`` or ``"tree"``.
+        method: ``"acceptance"`` or ``"tree"``.
         lattice: the :class:`~.lattice.Lattice`.
     """
 
@@ -534,7 +653,7 @@ class HoppingRun:
     site_energies: np.ndarray | None = None
     occupation: np.ndarray | None = None
     equilibration: int = 0
-    method: str = "list"
+    method: str = "acceptance"
     lattice: Lattice | None = None
 
     @property
@@ -639,8 +758,8 @@ def simulate_hopping(
         site_energies: ``(N,)`` or ``(R, N)`` site energies (units ``kT_ref``) instead of the
             Gaussian ``disorder``.
         duration: physical time of the production run (instead of ``events/⟨R⟩``).
-        method: ``"list"`` (uniform rates only), ``"tree"`` or ``"auto"`` (list when all rates
-            are equal).
+        method: ``"acceptance"`` (uniform rates only), ``"tree"`` or ``"auto"``
+            (acceptance when all rates are equal).
         occupation: also return the time-averaged occupation of every site.
 
     Returns:
@@ -706,12 +825,12 @@ def simulate_hopping(
             ]
         )
     uniform = energies is None and (E is None or not np.any(E))
-    if method == "list" and not uniform:
+    if method == "acceptance" and not uniform:
         raise ValueError(
-            "method='list' needs equal rates for all hops (no disorder, site energies or "
-            "field); use 'tree' or 'auto'"
+            "method='acceptance' needs equal rates for all hops (no disorder, site energies "
+            "or field); use 'tree' or 'auto'"
         )
-    use_list = method == "list" or (method == "auto" and uniform)
+    acceptance = method == "acceptance" or (method == "auto" and uniform)
     spread = 0.0 if energies is None else 0.5 * float(np.ptp(energies, axis=1).max())
     tilt = 0.0 if E is None else 0.5 * float(np.abs(lattice.vectors @ E).max())
     worst = (barrier + spread + tilt) / float(T.min())
@@ -745,10 +864,11 @@ def simulate_hopping(
     Evec = np.zeros(d) if E is None else E
     start = time.perf_counter()
     _run_batch(
+        LATTICES.index(lattice.kind),
         nb,
         vectors,
         P,
-        use_list,
+        acceptance,
         gammas,
         temps,
         table,
@@ -764,6 +884,7 @@ def simulate_hopping(
         com,
         occ,
         done,
+        _BANK_EVENTS,
     )
     seconds = time.perf_counter() - start
     return HoppingRun(
@@ -780,7 +901,7 @@ def simulate_hopping(
         site_energies=energies,
         occupation=occ.reshape(m, R, N) if occupation else None,
         equilibration=equilibration,
-        method="list" if use_list else "tree",
+        method="acceptance" if acceptance else "tree",
         lattice=lattice,
     )
 
