@@ -11,7 +11,8 @@ Output folders: a demo writes to ``--output-dir`` (default ``output/NAME``; unde
 ``mpiexec -n N`` the default is ``output/NAME_npN``, so a parallel run does not overwrite the
 serial run's files). :func:`checked_output_dir` checks that the folder can be written before any
 work and creates nothing (:func:`fe2hmm.checks.check_writable`); the demo creates the folder
-(and its missing parents) when it writes.
+(and its missing parents) when it writes. Demos with load or time steps take ``--checkpoint
+DIR`` (:func:`add_checkpoint`, :class:`fe2hmm.checkpoint.Checkpoint`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from fe2hmm.checks import check_writable
 
-__all__ = ["add_output_dir", "checked_output_dir", "pyplot"]
+__all__ = ["add_checkpoint", "add_output_dir", "checked_output_dir", "pyplot"]
 
 
 def add_output_dir(parser: argparse.ArgumentParser, demo: str) -> None:
@@ -52,6 +53,26 @@ def checked_output_dir(
         return check_writable(output_dir, folder=True)
     except ValueError as err:
         parser.error(f"argument --output-dir: {err}")
+
+
+def _checkpoint_dir(value: str) -> Path:
+    try:
+        return check_writable(value, folder=True)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_checkpoint(parser: argparse.ArgumentParser) -> None:
+    """Add ``--checkpoint DIR`` (checked writable at parse time; see :mod:`fe2hmm.checkpoint`)."""
+    parser.add_argument(
+        "--checkpoint",
+        type=_checkpoint_dir,
+        default=None,
+        metavar="DIR",
+        help="save the state after every committed step in DIR (created if missing) and, if "
+        "DIR already holds a step, resume from it: a killed run started again with the same "
+        "DIR ends with the same result (same command line and number of MPI ranks)",
+    )
 
 
 def pyplot():

@@ -44,7 +44,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer
-from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
 
 DEMO = "porous_plasticity"
 
@@ -65,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--resolution", type=integer(2), default=8, help="cell mesh elements per edge (>= 2)"
     )
     add_output_dir(parser, DEMO)
+    add_checkpoint(parser)
     parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
     parser.add_argument(
         "--no-reuse",
@@ -90,6 +91,7 @@ if __name__ == "__main__":
     ARGS = parse_args()
 
 # %%
+import ufl
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 
@@ -295,10 +297,15 @@ def main(args: argparse.Namespace):
         comm, args.nx, args.resolution, reuse=not args.no_reuse, scheduler=args.scheduler
     )
     u, closure = problem.u, problem.closure
-    rows, results = [], []
+    # --checkpoint: u, the load, every cell's history and the table rows after each load step
+    checkpoint = problem.checkpoint(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None and checkpoint.restore():
+        say(f"resumed from {args.checkpoint} after load step {checkpoint.step}")
+    rows = [] if checkpoint is None else checkpoint.data.setdefault("rows", [])
+    results = []
     t0 = time.perf_counter()
     say(f"{'load':>6} {'δ':>7} {'force':>10} {'Newton':>6} {'cuts':>4} {'order':>5} {'ρ+/ρ²':>6}")
-    for target in LOADS:
+    for target in LOADS[len(rows) :]:
         steps = problem.solve_incrementally(apply, [target])  # from the last converged load
         results += [s.result for s in steps]
         force = reaction()
@@ -321,12 +328,15 @@ def main(args: argparse.Namespace):
             f"{rows[-1]['cuts']:4d} {'' if order is None else f'{order:5.2f}':>5} "
             f"{'' if constant is None else f'{constant:6.2f}':>6}"
         )
+        if checkpoint is not None:
+            checkpoint.save()
     wall = time.perf_counter() - t0
     seconds = comm.allreduce(wall, op=MPI.MAX)
     report = time_report([closure], results, wall, comm)
     if args.time_report:
         say(format_time_report(report))
     p_max = comm.allreduce(float(model.equivalent_plastic_strain().max(initial=0.0)), op=MPI.MAX)
+    u_norm = float(np.sqrt(comm.allreduce(fem.assemble_scalar(fem.form(ufl.inner(u, u) * ufl.dx)))))
     solves = comm.allreduce(model.statistics.micro_solves, op=MPI.SUM)
     requests = comm.allreduce(model.statistics.micro_requests, op=MPI.SUM)
     say(
@@ -359,6 +369,7 @@ def main(args: argparse.Namespace):
         "elastic_slope": k_elastic,
         "unloading_slope": k_unload,
         "max_equivalent_plastic_strain": p_max,
+        "displacement_l2": u_norm,
         "micro_solves": solves,
         "seconds": seconds,
         "time_report": report,

@@ -113,3 +113,17 @@ class IrreversibleState(Stateful):
         """Discard the advanced state and restore the committed one in the closure."""
         self._trial = None
         self.closure.set_parameter(self.parameter, self.values)
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The committed state ``{"values": (n,)}``."""
+        return {"values": self.values.copy()}
+
+    def restore_state(self, state) -> None:
+        """Make ``state["values"]`` the committed state (and the closure's parameter)."""
+        values = np.asarray(state["values"], dtype=float)
+        if values.shape != self.values.shape:
+            raise ValueError(
+                f"state values have shape {values.shape}, this state {self.values.shape}"
+            )
+        self.values, self._trial = values.copy(), None
+        self.closure.set_parameter(self.parameter, self.values)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from dolfinx import fem
 
+from fe2hmm.checkpoint import Checkpoint
 from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
 from fe2hmm.micro.interface import check_stateful
 from fe2hmm.newton import NewtonResult, NewtonSolver
@@ -53,6 +54,7 @@ def march(
     before_step: Callable[[float, float], None] | None = None,
     histories: Sequence = (),
     after_step: Callable[[TimeStep], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[TimeStep]:
     """Advance ``newton.u`` through ``times`` (the first entry is the current time).
 
@@ -66,9 +68,13 @@ def march(
         histories: :class:`~fe2hmm.micro.interface.Stateful` objects (micro-models with
             memory, evolving states) committed after each converged step.
         after_step: called with each converged :class:`TimeStep` (output, diagnostics).
+        checkpoint: a :class:`~fe2hmm.checkpoint.Checkpoint` holding ``u``, ``previous`` and
+            the histories, saved after each step (after ``after_step``, so what it adds to
+            ``checkpoint.data`` is saved with the step); ``times`` is then the whole path from
+            the start, of which the first ``checkpoint.step`` steps are done and skipped.
 
     Returns:
-        One :class:`TimeStep` per step.
+        One :class:`TimeStep` per step solved by this call.
 
     Raises:
         ValueError: ``times`` not strictly increasing or fewer than two.
@@ -90,7 +96,12 @@ def march(
     histories = check_stateful(histories)
     u = newton.u
     steps: list[TimeStep] = []
-    for t_old, t_new in zip(times[:-1], times[1:], strict=True):
+    done = 0 if checkpoint is None else checkpoint.step
+    if done > times.size - 1:
+        raise ValueError(
+            f"the checkpoint has {done} steps done, more than the {times.size - 1} of times"
+        )
+    for t_old, t_new in zip(times[done:-1], times[done + 1 :], strict=True):
         if before_step is not None:
             before_step(float(t_old), float(t_new))
         u.x.array[:] = previous.x.array
@@ -108,4 +119,6 @@ def march(
         steps.append(step)
         if after_step is not None:
             after_step(step)
+        if checkpoint is not None:
+            checkpoint.save()
     return steps

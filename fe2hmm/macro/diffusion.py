@@ -28,6 +28,7 @@ import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
+from fe2hmm.checkpoint import Checkpoint
 from fe2hmm.closure import Closure
 from fe2hmm.macro.problem import (
     ConstitutiveLaw,
@@ -281,6 +282,10 @@ class TransientDiffusion(MacroProblem):
         self.flux = q
         self.storage = c
 
+    def state_functions(self) -> dict[str, fem.Function]:
+        """``{"u": u, "u_n": u_n}``: the end- and start-of-step states."""
+        return {"u": self.u, "u_n": self.u_n}
+
     def set_time_step(self, dt: float) -> None:
         """Set Δt in the form and in the micro-model (its ``set_time_step``, where it has one).
 
@@ -298,6 +303,7 @@ class TransientDiffusion(MacroProblem):
         before_step: Callable[[float, float], None] | None = None,
         after_step: Callable[[TimeStep], None] | None = None,
         histories: Sequence | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> list[TimeStep]:
         """Step ``T`` through ``times`` (see :func:`fe2hmm.timestepping.march`).
 
@@ -311,6 +317,8 @@ class TransientDiffusion(MacroProblem):
             after_step: called with each converged :class:`~fe2hmm.timestepping.TimeStep`.
             histories: committed after each step, rolled back on failure; by default the
                 closures' micro-models with history (:attr:`histories`).
+            checkpoint: from :meth:`checkpoint`, saved after each step; ``times`` is then the
+                whole path from the start and the steps already done are skipped.
 
         Returns:
             One :class:`~fe2hmm.timestepping.TimeStep` per step.
@@ -329,7 +337,7 @@ class TransientDiffusion(MacroProblem):
                 before_step(t_old, t_new)
 
         histories = self.histories if histories is None else list(histories)
-        return march(self.newton, self.u_n, times, before, histories, after_step)
+        return march(self.newton, self.u_n, times, before, histories, after_step, checkpoint)
 
 
 def _set_time_step(problem, dt) -> None:

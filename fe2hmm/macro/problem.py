@@ -16,7 +16,7 @@ space, or ready :class:`dolfinx.fem.DirichletBC` objects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
@@ -27,6 +27,7 @@ import ufl
 from dolfinx import fem, la
 from dolfinx import mesh as _dmesh
 
+from fe2hmm.checkpoint import Checkpoint
 from fe2hmm.closure import Closure
 from fe2hmm.micro.interface import Stateful
 from fe2hmm.newton import LoadStep, NewtonResult, NewtonSolver, solve_incrementally
@@ -363,6 +364,51 @@ class MacroProblem:
         """The closures' micro-models with history (:class:`~fe2hmm.micro.interface.Stateful`)."""
         return [c.model for c in self.closures if isinstance(c.model, Stateful)]
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_functions(self) -> dict[str, fem.Function]:
+        """The Functions that hold the macro state: ``{"u": u}`` (transient: ``"u_n"`` too)."""
+        return {"u": self.u}
+
+    def checkpoint(self, directory, objects: Mapping[str, Any] | None = None) -> Checkpoint:
+        """A :class:`~fe2hmm.checkpoint.Checkpoint` of this problem in ``directory``.
+
+        It holds :meth:`state_functions`, the problem's :attr:`load` (as ``"problem"``), every
+        micro-model with history (:attr:`histories`, as ``"history0"``, ``"history1"``, …)
+        and ``objects`` (more Functions or checkpointable objects: evolving states, reuse
+        layers). Call :meth:`~fe2hmm.checkpoint.Checkpoint.restore` before stepping and pass
+        the checkpoint to :meth:`solve_incrementally` (or a ``march``).
+
+        Raises:
+            TypeError: a history or object cannot be checkpointed, or a closure's reuse layer
+                learns during the run (a surrogate, whose ``restart_exact`` is False) and is
+                not among ``objects`` (names it).
+        """
+        from fe2hmm.reuse.wrapper import ReuseWrapper
+
+        held: dict[str, Any] = {**self.state_functions(), "problem": self}
+        for i, h in enumerate(self.histories):
+            held[f"history{i}"] = h
+        held.update(objects or {})
+        for i, closure in enumerate(self.closures):
+            layer = closure.model
+            while isinstance(layer, ReuseWrapper):
+                if not layer.restart_exact and not any(o is layer for o in held.values()):
+                    raise TypeError(
+                        f"closures[{i}]: {type(layer).__name__} learns during the run and a "
+                        "checkpoint does not save its state, so a restarted run would not "
+                        "repeat the uninterrupted one; checkpoint without it"
+                    )
+                layer = layer.inner
+        return Checkpoint(directory, held, comm=self.mesh.comm)
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """``{"load": ()}``: the load factor of the last converged step."""
+        return {"load": np.asarray(self.load)}
+
+    def restore_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set :attr:`load` from :meth:`checkpoint_state`'s arrays."""
+        self.load = float(state["load"])
+
     # ------------------------------------------------------------------ solving
     def solve(self) -> NewtonResult:
         """Solve ``F(u) = 0`` by Newton's method from the current ``u``.
@@ -385,6 +431,7 @@ class MacroProblem:
         loads: Sequence[float],
         histories: Sequence | None = None,
         min_increment: float = 1e-6,
+        checkpoint: Checkpoint | None = None,
     ) -> list[LoadStep]:
         """Follow a load path from :attr:`load` (see :func:`fe2hmm.newton.solve_incrementally`).
 
@@ -396,9 +443,13 @@ class MacroProblem:
             loads: target load factors, in order (may decrease: unloading).
             histories: objects committed and rolled back; by default :attr:`histories`.
             min_increment: smallest increment before giving up.
+            checkpoint: saved after each converged target (from :meth:`checkpoint`); ``loads``
+                is then the whole path from the start, of which the first
+                ``checkpoint.step`` targets are done (a restored run skips them).
 
         Returns:
-            One :class:`~fe2hmm.newton.LoadStep` per converged increment.
+            One :class:`~fe2hmm.newton.LoadStep` per converged increment (of the targets
+            solved by this call).
 
         Raises:
             NewtonConvergenceError: an increment fell below ``min_increment``; :attr:`load`
@@ -409,7 +460,8 @@ class MacroProblem:
         """
         histories = self.histories if histories is None else list(histories)
         steps: list[LoadStep] = []
-        for target in loads:
+        done = 0 if checkpoint is None else checkpoint.step
+        for target in list(loads)[done:]:
             steps += solve_incrementally(
                 self.newton,
                 apply_load,
@@ -419,6 +471,8 @@ class MacroProblem:
                 start=self.load,
             )
             self.load = float(target)
+            if checkpoint is not None:
+                checkpoint.save()
         return steps
 
     # ------------------------------------------------------------------ functionals

@@ -47,6 +47,7 @@ import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
+from fe2hmm.checkpoint import Checkpoint
 from fe2hmm.closure import Closure
 from fe2hmm.errors import Fe2hmmError
 from fe2hmm.macro.diffusion import _scalar, _set_time_step, _time_step
@@ -548,6 +549,10 @@ class TransientThermoElectric(_ThermoElectric):
         self.set_temperature(value)
         self.u_n.x.array[:] = self.u.x.array
 
+    def state_functions(self) -> dict[str, fem.Function]:
+        """``{"u": u, "u_n": u_n}``: the end- and start-of-step states."""
+        return {"u": self.u, "u_n": self.u_n}
+
     def set_time_step(self, dt: float) -> None:
         """Set Δt in the form and in the micro-model (its ``set_time_step``, where it has one).
 
@@ -563,6 +568,7 @@ class TransientThermoElectric(_ThermoElectric):
         after_step: Callable[[TimeStep], None] | None = None,
         histories: Sequence | None = None,
         max_temperature: float | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> list[TimeStep]:
         """Step the state through ``times`` (see :func:`fe2hmm.timestepping.march`).
 
@@ -576,6 +582,8 @@ class TransientThermoElectric(_ThermoElectric):
             histories: committed after each step; by default :attr:`histories`.
             max_temperature: stop with :class:`ThermalRunawayError` after the first step whose
                 largest temperature exceeds it (``None``: no limit).
+            checkpoint: from :meth:`checkpoint`, saved after each step; ``times`` is then the
+                whole path from the start and the steps already done are skipped.
 
         Returns:
             One :class:`~fe2hmm.timestepping.TimeStep` per step.
@@ -612,7 +620,7 @@ class TransientThermoElectric(_ThermoElectric):
                     )
 
         histories = self.histories if histories is None else list(histories)
-        return march(self.newton, self.u_n, times, before, histories, after)
+        return march(self.newton, self.u_n, times, before, histories, after, checkpoint)
 
 
 def _finite(value, owner: str, label: str) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,6 +97,16 @@ class MicroStatistics:
         """Return the counters as a plain dict (for JSON reports)."""
         return dict(self.__dict__)
 
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The counters as named 0-d arrays (``statistics.<name>``, for checkpoints)."""
+        return {f"statistics.{k}": np.asarray(v) for k, v in self.__dict__.items()}
+
+    def restore_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set the counters from :meth:`checkpoint_state`'s arrays (missing ones unchanged)."""
+        for k, v in self.__dict__.items():
+            if f"statistics.{k}" in state:
+                setattr(self, k, type(v)(state[f"statistics.{k}"][()]))
+
     def summary(self) -> str:
         """One line: points, requests, served by cache/surrogate, solved, time split."""
         return (
@@ -143,6 +153,29 @@ class Stateful(abc.ABC):
     @abc.abstractmethod
     def rollback(self) -> None:
         """Discard the trial state; the next evaluation starts from the committed state."""
+
+    @property
+    def supports_checkpoints(self) -> bool:
+        """Whether :meth:`checkpoint_state` and :meth:`restore_state` are implemented."""
+        return type(self).checkpoint_state is not Stateful.checkpoint_state
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The committed state as named arrays, all a restarted run needs to continue bitwise.
+
+        Written by :class:`fe2hmm.checkpoint.Checkpoint`.
+
+        Raises:
+            NotImplementedError: the class does not support checkpoints.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support checkpoints")
+
+    def restore_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Make ``state`` (from :meth:`checkpoint_state`) the committed state; no trial state.
+
+        Raises:
+            NotImplementedError: the class does not support checkpoints.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support checkpoints")
 
 
 def check_stateful(histories) -> list[Stateful]:

@@ -132,6 +132,8 @@ class Cache(ReuseWrapper):
         NotImplementedError: the model defines no cache identity.
     """
 
+    restart_exact = True  # exact answers, kept on disk
+
     def __init__(self, model, directory: str | os.PathLike) -> None:
         super().__init__(model)
         if model.is_stochastic:

@@ -64,6 +64,8 @@ class Dedupe(ReuseWrapper):
         ValueError: a negative or non-finite ``tolerance``.
     """
 
+    restart_exact = True  # exact answers: its memory only saves solves
+
     def __init__(self, model: MicroModel, tolerance: float = 0.0, memory: bool | None = None):
         super().__init__(model)
         if model.is_stochastic:

@@ -359,6 +359,8 @@ class ArrheniusRegressionModel(ReuseWrapper):
             nodes or degree; the model returned a non-positive value at a design temperature.
     """
 
+    restart_exact = True  # fitted once, at construction, from seeded runs
+
     def __init__(
         self,
         model: MicroModel,

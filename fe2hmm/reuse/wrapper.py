@@ -53,6 +53,13 @@ class ReuseWrapper(MicroModel):
         TypeError: ``model`` is not a micro-model, or it has history.
     """
 
+    #: Whether the layer answers a restarted run exactly as it would have answered the
+    #: uninterrupted one without saving its own state: exact reuse (:class:`Dedupe`, the
+    #: persistent :class:`Cache`) or state fixed at construction. Layers that learn during a
+    #: run (surrogates, refitted regressions) are not, and a checkpoint refuses them
+    #: (:meth:`fe2hmm.macro.MacroProblem.checkpoint`).
+    restart_exact: bool = False
+
     def __init__(self, model: MicroModel) -> None:
         if not isinstance(model, MicroModel):
             raise TypeError(f"model must be a fe2hmm MicroModel, got {type(model).__name__}")

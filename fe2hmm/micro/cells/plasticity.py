@@ -29,6 +29,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
+from fe2hmm.checkpoint import ragged, unragged
 from fe2hmm.errors import MicroSolveError
 from fe2hmm.micro.cells.condensation import condense_tangent
 from fe2hmm.micro.cells.elasticity import lame_parameters
@@ -541,6 +542,34 @@ class PlasticCellModel(StatefulMicroModel):
         """Discard the last evaluated state (the committed history is unchanged)."""
         self._trial, self._trial_state = {}, {}
         self._w = {}
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """Committed histories, predictor states, warm starts and counters, as arrays."""
+        parts = {
+            "eps_p": {i: h[0] for i, h in self.history.items()},
+            "p": {i: h[1] for i, h in self.history.items()},
+            "w": self._w,
+        }
+        for k, name in enumerate(("E", "sigma", "micro", "w_state")):
+            parts[name] = {i: s[k] for i, s in self._state.items()}
+        out = self.statistics.checkpoint_state()
+        for name, arrays in parts.items():
+            out.update({f"{name}.{key}": value for key, value in ragged(arrays).items()})
+        return out
+
+    def restore_state(self, state) -> None:
+        """Make the arrays of :meth:`checkpoint_state` the committed state (no trial)."""
+
+        def part(name):
+            return unragged({k: state[f"{name}.{k}"] for k in ("points", "shapes", "values")})
+
+        eps_p, p = part("eps_p"), part("p")
+        self.history = {i: (eps_p[i], p[i]) for i in eps_p}
+        self._w = part("w")
+        E, sigma, micro, w = (part(n) for n in ("E", "sigma", "micro", "w_state"))
+        self._state = {i: (E[i], sigma[i], micro[i], w[i]) for i in E}
+        self._trial, self._trial_state = {}, {}
+        self.statistics.restore_state(state)
 
     def equivalent_plastic_strain(self) -> np.ndarray:
         """Committed cell-average equivalent plastic strain per macro point, shape ``(n,)``."""

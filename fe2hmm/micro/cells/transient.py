@@ -445,6 +445,20 @@ class TransientDiffusionCellModel(StatefulMicroModel):
         """Discard the last evaluation's states (the committed memory is unchanged)."""
         self._trial = None
 
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The carried cell states (``window=None``; none yet: empty arrays) and counters."""
+        out = self.statistics.checkpoint_state()
+        if self._state is not None:
+            out.update(state=self._state, state_key=self._state_key)
+        return out
+
+    def restore_state(self, state) -> None:
+        """Make the arrays of :meth:`checkpoint_state` the carried state (no trial)."""
+        self._state = state["state"].copy() if "state" in state else None
+        self._state_key = state["state_key"].copy() if "state_key" in state else None
+        self._trial = None
+        self.statistics.restore_state(state)
+
     def reset(self) -> None:
         """Forget the carried cell states (the next step starts from equilibrium again)."""
         self._state = self._state_key = self._trial = None

@@ -1,0 +1,298 @@
+"""Checkpoint/restart of stepped macro runs: atomic, one file per rank, at committed steps.
+
+A :class:`Checkpoint` holds named objects — macro :class:`dolfinx.fem.Function` objects and
+*checkpointable* objects (``checkpoint_state() -> {name: array}`` and
+``restore_state(arrays)``: the micro-models with history, evolving states, macro problems) —
+and a JSON-serialisable :attr:`Checkpoint.data` dict for what the run accumulates (per-step
+outputs). :meth:`Checkpoint.save` writes them after a committed step; :meth:`Checkpoint.restore`
+loads the last committed step of the directory, if there is one. Drivers take a checkpoint and
+skip the steps it has already done (:func:`fe2hmm.timestepping.march`,
+:meth:`fe2hmm.macro.MacroProblem.solve_incrementally`).
+
+Layout of the directory ``DIR``::
+
+    DIR/latest.json               the commit record: {"format", "step", "ranks", "objects",
+                                  "data"}
+    DIR/step-000007/rank-0.npz    per rank: "cells" (the mesh's original input indices of the
+    DIR/step-000007/rank-1.npz    rank's owned cells), "f/<name>" (a Function's local values,
+                                  ghosts included), "s/<name>/<key>" (an object's arrays)
+
+Atomicity: every rank writes its file under a temporary name, flushes it to disk and renames
+it; after a barrier rank 0 replaces ``latest.json`` the same way (the commit), and only then
+removes older step folders. A run killed at any moment (SIGKILL included) leaves
+``latest.json`` naming a step whose files are all complete: the previous one until the commit,
+the new one after it. Restoring needs the same number of ranks and the same partition of the
+same mesh: every rank checks that its owned cells (by original index) and every Function's
+local size are those of the file, and refuses otherwise (the mesh partitioners are
+deterministic for a given mesh, rank count and partitioner). Files hold raw float64 values:
+a restored run continues bitwise from the committed state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fe2hmm.checks import check_writable
+
+__all__ = ["Checkpoint", "ragged", "unragged"]
+
+FORMAT = 1
+_STEP = re.compile(r"^step-(\d{6,})$")
+
+
+def ragged(arrays: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays of one kind per point (shapes may differ between points) as three flat arrays.
+
+    Args:
+        arrays: point index -> array (all of one ``ndim``).
+
+    Returns:
+        ``{"points": (n,) int64, "shapes": (n, ndim) int64, "values": flat float64}``
+        (points sorted).
+    """
+    points = np.array(sorted(arrays), dtype=np.int64)
+    items = [np.asarray(arrays[int(i)], dtype=float) for i in points]
+    ndim = items[0].ndim if items else 0
+    shapes = np.array([a.shape for a in items], dtype=np.int64).reshape(len(items), ndim)
+    values = np.concatenate([a.ravel() for a in items]) if items else np.zeros(0)
+    return {"points": points, "shapes": shapes, "values": values}
+
+
+def unragged(packed: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """The inverse of :func:`ragged`: point index -> array."""
+    out, start = {}, 0
+    for i, shape in zip(packed["points"], packed["shapes"], strict=True):
+        size = int(np.prod(shape))
+        out[int(i)] = packed["values"][start : start + size].reshape(tuple(shape)).copy()
+        start += size
+    return out
+
+
+def _fsync_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Checkpoint:
+    """Atomic per-step checkpoints of a macro run in a directory (see the module docstring).
+
+    Args:
+        directory: the checkpoint folder (created with its missing parents; checked writable
+            first).
+        objects: name -> :class:`dolfinx.fem.Function` or an object with
+            ``checkpoint_state()`` and ``restore_state(arrays)``. Names: letters, digits,
+            ``_``, ``-``, ``.``.
+        comm: the run's communicator (default: the first Function's mesh communicator, else
+            ``MPI.COMM_WORLD``).
+
+    Attributes:
+        directory: the folder.
+        step: committed steps so far (0 before the first :meth:`save`; after :meth:`restore`,
+            the restored step).
+        data: JSON-serialisable values saved with every step (rank 0's copy is written;
+            restored on every rank).
+        restored: whether :meth:`restore` found a committed step.
+
+    Raises:
+        TypeError: an object is neither a Function nor checkpointable (before any work).
+        ValueError: a bad name, or ``directory`` cannot be written.
+    """
+
+    def __init__(self, directory: str | os.PathLike, objects: Mapping[str, Any], comm=None):
+        from dolfinx import fem
+
+        self.directory = check_writable(directory, folder=True)
+        self._functions: dict[str, fem.Function] = {}
+        self._states: dict[str, Any] = {}
+        for name, obj in objects.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+                raise ValueError(f"checkpoint object name {name!r}: use letters, digits, _ - .")
+            if isinstance(obj, fem.Function):
+                self._functions[name] = obj
+            elif callable(getattr(obj, "checkpoint_state", None)) and callable(
+                getattr(obj, "restore_state", None)
+            ):
+                if not getattr(obj, "supports_checkpoints", True):
+                    raise TypeError(
+                        f"checkpoint object {name!r}: {type(obj).__name__} does not support "
+                        "checkpoints (it implements no checkpoint_state/restore_state)"
+                    )
+                self._states[name] = obj
+            else:
+                raise TypeError(
+                    f"checkpoint object {name!r} is a {type(obj).__name__}: expected a "
+                    "dolfinx.fem.Function or an object with checkpoint_state() and "
+                    "restore_state(arrays)"
+                )
+        if comm is None:
+            if self._functions:
+                comm = next(iter(self._functions.values())).function_space.mesh.comm
+            else:
+                from mpi4py import MPI
+
+                comm = MPI.COMM_WORLD
+        self.comm = comm
+        self.step = 0
+        self.data: dict[str, Any] = {}
+        self.restored = False
+        if comm.rank == 0:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        comm.barrier()
+
+    # ------------------------------------------------------------------ files
+    def _cells(self) -> np.ndarray:
+        if not self._functions:
+            return np.zeros(0, dtype=np.int64)
+        mesh = next(iter(self._functions.values())).function_space.mesh
+        tdim = mesh.topology.dim
+        owned = mesh.topology.index_map(tdim).size_local
+        return np.asarray(mesh.topology.original_cell_index[:owned], dtype=np.int64)
+
+    def _file(self, step: int, rank: int | None = None) -> Path:
+        rank = self.comm.rank if rank is None else rank
+        return self.directory / f"step-{step:06d}" / f"rank-{rank}.npz"
+
+    # ------------------------------------------------------------------ save / restore
+    def save(self) -> None:
+        """Write the current state as the next committed step (:attr:`step` + 1).
+
+        Raises:
+            OSError: the folder cannot be written (on every rank).
+            TypeError: :attr:`data` is not JSON-serialisable (on every rank).
+
+        Note:
+            Collective on :attr:`comm`.
+        """
+        step = self.step + 1
+        arrays: dict[str, np.ndarray] = {"cells": self._cells()}
+        for name, f in self._functions.items():
+            arrays[f"f/{name}"] = f.x.array.copy()
+        for name, obj in self._states.items():
+            for key, value in obj.checkpoint_state().items():
+                arrays[f"s/{name}/{key}"] = np.asarray(value)
+        error = None
+        try:
+            record = json.dumps(
+                {
+                    "format": FORMAT,
+                    "step": step,
+                    "ranks": self.comm.size,
+                    "objects": sorted([*self._functions, *self._states]),
+                    "data": self.data,
+                }
+            )
+            folder = self._file(step).parent
+            folder.mkdir(exist_ok=True)
+            _fsync_write(self._file(step), lambda f: np.savez(f, **arrays))
+        except (OSError, TypeError, ValueError) as err:
+            error = f"{type(err).__name__}: {err}"
+        errors = self.comm.allgather(error)
+        if any(errors):
+            rank = next(r for r, e in enumerate(errors) if e)
+            raise OSError(f"checkpoint step {step} not written (rank {rank}): {errors[rank]}")
+        self.comm.barrier()  # every rank's file is complete before the commit
+        if self.comm.rank == 0:
+            _fsync_write(self.directory / "latest.json", lambda f: f.write(record.encode()))
+            _fsync_dir(self.directory)
+            for old in self.directory.iterdir():
+                m = _STEP.match(old.name)
+                if m and int(m.group(1)) != step and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+        self.comm.barrier()
+        self.step = step
+
+    def restore(self) -> bool:
+        """Load the last committed step of :attr:`directory`, if any.
+
+        Returns:
+            True if a step was restored (then :attr:`step`, :attr:`data`, every Function and
+            every object hold its state), False for an empty folder (nothing changes).
+
+        Raises:
+            ValueError: the files do not match this run — another number of ranks, another
+                partition or mesh, other objects or sizes (on every rank, naming the mismatch).
+
+        Note:
+            Collective on :attr:`comm`.
+        """
+        record = None
+        if self.comm.rank == 0:
+            path = self.directory / "latest.json"
+            record = json.loads(path.read_text()) if path.exists() else None
+        record = self.comm.bcast(record, root=0)
+        if record is None:
+            return False
+        step = int(record["step"])
+        error = None
+        if record.get("format") != FORMAT:
+            error = f"format {record.get('format')!r}, this fe2hmm reads {FORMAT}"
+        elif record["ranks"] != self.comm.size:
+            error = (
+                f"written by {record['ranks']} ranks, this run has {self.comm.size}: restart "
+                f"with mpiexec -n {record['ranks']}"
+            )
+        loaded = None
+        if error is None:
+            try:
+                with np.load(self._file(step)) as npz:
+                    loaded = {k: npz[k] for k in npz.files}
+                error = self._check(loaded, record.get("objects", []))
+            except OSError as err:
+                error = f"{type(err).__name__}: {err}"
+        errors = self.comm.allgather(error)
+        if any(errors):
+            rank = next(r for r, e in enumerate(errors) if e)
+            raise ValueError(
+                f"checkpoint {str(self.directory)!r} step {step} cannot be restored "
+                f"(rank {rank}): {errors[rank]}"
+            )
+        assert loaded is not None
+        for name, f in self._functions.items():
+            f.x.array[:] = loaded[f"f/{name}"]
+        for name, obj in self._states.items():
+            prefix = f"s/{name}/"
+            obj.restore_state(
+                {k[len(prefix) :]: v for k, v in loaded.items() if k.startswith(prefix)}
+            )
+        self.step = step
+        self.data = record["data"]
+        self.restored = True
+        return True
+
+    def _check(self, loaded: dict[str, np.ndarray], objects: list[str]) -> str | None:
+        names = sorted([*self._functions, *self._states])
+        if objects != names:
+            return f"objects differ: the file has {objects}, this run {names}"
+        cells = self._cells()
+        if not np.array_equal(loaded["cells"], cells):
+            return (
+                f"the rank owns {cells.size} cells, the file {loaded['cells'].size} or others "
+                "(another mesh or partition)"
+            )
+        for name, f in self._functions.items():
+            if loaded[f"f/{name}"].shape != f.x.array.shape:
+                return (
+                    f"Function {name!r} has {f.x.array.size} local values, the file "
+                    f"{loaded[f'f/{name}'].size} (another space)"
+                )
+        return None

@@ -1,0 +1,344 @@
+"""Checkpoint/restart (fe2hmm.checkpoint): round trips, refusals, atomic commits, and a demo
+killed with SIGKILL at random moments that ends with bitwise the result of an uninterrupted run
+(serially and on 2 ranks)."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from mpi4py import MPI
+
+import numpy as np
+import pytest
+from conftest import REPO, mpiexec
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+
+from fe2hmm.checkpoint import Checkpoint, ragged, unragged
+from fe2hmm.micro.interface import Stateful
+
+
+class _Counter(Stateful):
+    """A toy history: committed per-point values of varying length."""
+
+    def __init__(self):
+        self.values = {0: np.arange(3.0), 2: np.ones((2, 2))}
+
+    def commit(self):
+        pass
+
+    def rollback(self):
+        pass
+
+    def checkpoint_state(self):
+        return {f"v{i}": v for i, v in self.values.items()}
+
+    def restore_state(self, state):
+        self.values = {int(k[1:]): v.copy() for k, v in state.items()}
+
+
+class _NoCheckpoints(Stateful):
+    def commit(self):
+        pass
+
+    def rollback(self):
+        pass
+
+
+def _function(comm=MPI.COMM_WORLD, n=4, degree=1):
+    mesh = dmesh.create_unit_square(comm, n, n)
+    V = fem.functionspace(mesh, ("Lagrange", degree))
+    u = fem.Function(V)
+    u.interpolate(lambda x: np.sin(3 * x[0]) + x[1] ** 2)
+    return u
+
+
+def _shared_dir(tmp_path):
+    """One folder for all ranks (under rank 0's temporary folder)."""
+    return MPI.COMM_WORLD.bcast(str(tmp_path / "ckpt"), root=0)
+
+
+def test_ragged_round_trip():
+    arrays = {3: np.arange(6.0).reshape(2, 3), 1: np.ones((1, 3)), 7: np.zeros((0, 3))}
+    back = unragged(ragged(arrays))
+    assert sorted(back) == [1, 3, 7]
+    assert all(
+        np.array_equal(back[i], arrays[i]) and back[i].shape == arrays[i].shape for i in back
+    )
+    assert unragged(ragged({})) == {}
+
+
+def test_save_restore_round_trip_bitwise(tmp_path):
+    """Functions, a checkpointable object and the user data come back bitwise; the step count
+    continues; only the last committed step folder is kept."""
+    folder = _shared_dir(tmp_path)
+    u, history = _function(), _Counter()
+    ckpt = Checkpoint(folder, {"u": u, "history": history})
+    assert not ckpt.restore() and ckpt.step == 0
+    ckpt.data["rows"] = [{"force": 0.1 + 0.2}]
+    ckpt.save()
+    u.x.array[:] *= np.pi
+    history.values[0] = history.values[0] / 3.0
+    ckpt.data["rows"].append({"force": 1 / 3})
+    ckpt.save()
+    expected_u, expected_h = u.x.array.copy(), {k: v.copy() for k, v in history.values.items()}
+    u2, history2 = _function(), _Counter()
+    history2.values = {}
+    again = Checkpoint(folder, {"u": u2, "history": history2})
+    assert again.restore() and again.step == 2 and again.restored
+    assert np.array_equal(u2.x.array, expected_u)
+    assert sorted(history2.values) == [0, 2]
+    assert all(np.array_equal(history2.values[k], expected_h[k]) for k in expected_h)
+    assert again.data == {"rows": [{"force": 0.1 + 0.2}, {"force": 1 / 3}]}
+    if MPI.COMM_WORLD.rank == 0:
+        steps = sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.is_dir())
+        assert steps == ["step-000002"]
+    again.save()
+    assert again.step == 3
+
+
+def test_a_kill_before_the_commit_leaves_the_previous_step(tmp_path, monkeypatch):
+    """Killed after the rank files of step 2 are written but before its commit record moves
+    (simulated by an exception there; a stray temporary record too): the folder restores step
+    1 bitwise."""
+    import fe2hmm.checkpoint as module
+
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("one rank raising inside a collective save would leave the other waiting")
+    u = _function()
+    ckpt = Checkpoint(tmp_path / "ckpt", {"u": u})
+    ckpt.save()
+    committed = u.x.array.copy()
+    u.x.array[:] = -7.0
+    original = module._fsync_write
+
+    def killed_at_commit(path, write):
+        if path.name == "latest.json":
+            path.with_name("latest.json.tmp").write_text("{half a reco")
+            raise KeyboardInterrupt("killed before the commit")
+        original(path, write)
+
+    monkeypatch.setattr(module, "_fsync_write", killed_at_commit)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save()
+    monkeypatch.undo()
+    assert (tmp_path / "ckpt" / "step-000002" / "rank-0.npz").exists()  # written, not committed
+    u2 = _function()
+    back = Checkpoint(tmp_path / "ckpt", {"u": u2})
+    assert back.restore() and back.step == 1
+    assert np.array_equal(u2.x.array, committed)
+    back.save()  # the next save commits step 2 again and removes the others
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.is_dir()) == ["step-000002"]
+
+
+def test_refusals_name_the_problem(tmp_path):
+    folder = _shared_dir(tmp_path)
+    u = _function()
+    with pytest.raises(TypeError, match="'h' is a dict: expected a dolfinx.fem.Function"):
+        Checkpoint(folder, {"u": u, "h": {}})
+    with pytest.raises(TypeError, match="_NoCheckpoints does not support checkpoints"):
+        Checkpoint(folder, {"u": u, "h": _NoCheckpoints()})
+    with pytest.raises(ValueError, match="name 'a/b'"):
+        Checkpoint(folder, {"a/b": u})
+    with pytest.raises(ValueError, match="not a folder"):
+        Checkpoint("/proc/version/x", {"u": u})
+    Checkpoint(folder, {"u": u}).save()
+    with pytest.raises(ValueError, match=r"objects differ: the file has \['u'\], this run"):
+        Checkpoint(folder, {"u": u, "history": _Counter()}).restore()
+    with pytest.raises(ValueError, match="Function 'u' has .* local values, the file"):
+        Checkpoint(folder, {"u": _function(degree=2)}).restore()
+    with pytest.raises(ValueError, match="another mesh or partition"):
+        Checkpoint(folder, {"u": _function(n=5)}).restore()
+    MPI.COMM_WORLD.barrier()
+    if MPI.COMM_WORLD.rank == 0:
+        path = tmp_path / "ckpt" / "latest.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "ranks": 3}))
+    MPI.COMM_WORLD.barrier()
+    with pytest.raises(ValueError, match="written by 3 ranks, .* restart with mpiexec -n 3"):
+        Checkpoint(folder, {"u": u}).restore()
+
+
+# --------------------------------------------------------------- SIGKILL at random moments
+DEMO = [str(REPO / "demos/porous_plasticity.py"), "--json", "--no-plot"]
+
+
+def _launch(args, nprocs):
+    cmd = [sys.executable, *args]
+    if nprocs > 1:
+        cmd = [mpiexec(), "-n", str(nprocs), *cmd]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,  # its own process group: one killpg reaches every rank
+    )
+
+
+def _result(out: str):
+    summary = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    return {k: v for k, v in summary.items() if k not in ("seconds", "time_report")}
+
+
+def _is_step_line(line: str) -> bool:
+    """A row of the demo's load-step table (it starts with the load factor)."""
+    head = line.split()[:1]
+    return bool(head) and head[0].replace(".", "", 1).isdigit()
+
+
+class _Reader:
+    """The lines a process prints, collected by a thread (so the test can wait on them)."""
+
+    def __init__(self, proc):
+        import threading
+
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            self.lines.append(line)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_demo_killed_at_random_moments_resumes_to_the_same_result(tmp_path, nprocs):
+    """porous_plasticity with --checkpoint, SIGKILLed (its whole process group) at random
+    moments — once during start-up, then three times a random delay after a random number of
+    new load steps (inside a step's solves or its save) — and started again with the same
+    folder until it finishes: the load-step table, plastic strain, solve counts and the final
+    displacement field's L2 norm equal an uninterrupted run's bitwise."""
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("launches its own processes")
+    reference_dir = tmp_path / "reference"
+    ref = _launch([*DEMO, "--output-dir", str(reference_dir)], nprocs)
+    out, _ = ref.communicate(timeout=600)
+    assert ref.returncode == 0, out
+    expected = _result(out)
+    rng = random.Random(20261201 + nprocs)
+    folder, run_dir = tmp_path / "ckpt", tmp_path / "run"
+    kills, resumed = 0, []
+    for attempt in range(5):
+        proc = _launch([*DEMO, "--output-dir", str(run_dir), "--checkpoint", str(folder)], nprocs)
+        reader = _Reader(proc)
+        if attempt == 0:
+            wait_lines, delay = 0, rng.uniform(0.5, 2.5)  # imports, mesh, compilation
+        elif attempt < 4:
+            wait_lines, delay = rng.randint(1, 2), rng.uniform(0.0, 1.0)
+        else:
+            wait_lines, delay = None, None  # the last attempt runs to the end
+        if wait_lines is not None:
+            start = time.perf_counter()
+            while proc.poll() is None and time.perf_counter() - start < 300:
+                steps = sum(
+                    1 for line in reader.lines if line[:6].strip().replace(".", "").isdigit()
+                )
+                if steps >= wait_lines:
+                    break
+                time.sleep(0.02)
+            time.sleep(delay)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                kills += 1
+        proc.wait(timeout=600)
+        reader.thread.join(timeout=60)
+        resumed += [int(line.split()[-1]) for line in reader.lines if line.startswith("resumed")]
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, "".join(reader.lines)
+    assert proc.returncode == 0, "".join(reader.lines)
+    out = "".join(reader.lines)
+    assert kills >= 3 and resumed and max(resumed) > 0, (kills, resumed)
+    assert _result(out) == expected
+
+
+def _transient(folder, times, model):
+    """The bar of the transient demo with memory cells, marched through ``times`` with a
+    checkpoint in ``folder`` (restored first)."""
+    from fe2hmm.macro import Dirichlet, TransientDiffusion
+
+    mesh = dmesh.create_rectangle(
+        MPI.COMM_WORLD, [[0.0, 0.0], [1.0, 1.0 / 16]], [12, 1], dmesh.CellType.triangle
+    )
+    left = fem.Constant(mesh, 0.0)
+    problem = TransientDiffusion(
+        mesh,
+        model,
+        dt=times[1] - times[0],
+        parameters={"volume_fraction": 0.4},
+        bcs=[
+            Dirichlet(left, lambda x: np.isclose(x[0], 0.0)),
+            Dirichlet(0.0, lambda x: np.isclose(x[0], 1.0)),
+        ],
+    )
+    heat = problem.functional(problem.storage * problem.T)
+    ckpt = problem.checkpoint(folder)
+    ckpt.restore()
+    ckpt.data.setdefault("heat", [])
+
+    def before(t_old, t_new):
+        left.value = np.sin(np.pi * t_new) ** 2
+
+    problem.march(
+        times, before, after_step=lambda s: ckpt.data["heat"].append(heat()), checkpoint=ckpt
+    )
+    return problem, ckpt
+
+
+def test_march_resumed_from_a_checkpoint_equals_the_uninterrupted_march(tmp_path):
+    """Transient diffusion closed by memory cells (TransientDiffusionCellModel, window=None:
+    the carried modal states are the history): 3 of 8 steps, then fresh objects restored from
+    the folder march to the end — u, u_n, the cells' states and the per-step heat uptake equal
+    an uninterrupted march bitwise."""
+    from fe2hmm.micro.cells.transient import TransientDiffusionCellModel
+
+    def model():
+        return TransientDiffusionCellModel(
+            "circle", matrix=(1.0, 1.0), inclusion=(10.0, 1.0), window=None, resolution=6
+        )
+
+    times = np.linspace(0.0, 0.4, 9)
+    full, full_ckpt = _transient(_shared_dir(tmp_path / "a"), times, model())
+    part, _ = _transient(_shared_dir(tmp_path / "b"), times[:4], model())
+    assert part.checkpoint(_shared_dir(tmp_path / "b")).restore()
+    resumed_model = model()
+    resumed, ckpt = _transient(_shared_dir(tmp_path / "b"), times, resumed_model)
+    assert ckpt.step == full_ckpt.step == 8
+    assert np.array_equal(resumed.u.x.array, full.u.x.array)
+    assert np.array_equal(resumed.u_n.x.array, full.u_n.x.array)
+    assert full.histories[0]._state is not None and resumed_model._state.size > 0
+    assert np.array_equal(resumed_model._state, full.histories[0]._state)
+    assert ckpt.data["heat"] == full_ckpt.data["heat"] and len(ckpt.data["heat"]) == 8
+
+
+def test_problem_checkpoint_refuses_reuse_layers_that_learn(tmp_path):
+    """A closure served by a surrogate (it learns during the run; its state is not saved) is
+    refused by name; exact layers (Dedupe) are accepted; passing the layer itself in `objects`
+    is the user's way to take responsibility for its state."""
+    from conftest import MaxwellGarnett
+
+    from fe2hmm.macro import Dirichlet, SteadyDiffusion
+    from fe2hmm.reuse import Dedupe, ParameterSurrogateModel
+
+    mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 4, 4)
+    folder = _shared_dir(tmp_path)
+    for model, refused in ((ParameterSurrogateModel(MaxwellGarnett(), 1e-3), True),
+                           (Dedupe(MaxwellGarnett()), False)):  # fmt: skip
+        problem = SteadyDiffusion(
+            mesh, model, parameters={"volume_fraction": 0.3}, bcs=[Dirichlet(0.0)]
+        )
+        if refused:
+            with pytest.raises(TypeError, match=r"closures\[0\]: ParameterSurrogateModel learns"):
+                problem.checkpoint(folder)
+        else:
+            ckpt = problem.checkpoint(folder)
+            assert sorted([*ckpt._functions, *ckpt._states]) == ["problem", "u"]
