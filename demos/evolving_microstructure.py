@@ -58,7 +58,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
 
 DEMO = "evolving_microstructure"
 
@@ -88,6 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="relative surrogate tolerance, in (0, 1)",
     )
     add_output_dir(parser, DEMO)
+    add_checkpoint(parser)
     parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args(argv)
@@ -162,8 +163,12 @@ def run(
     steps: int = 60,
     t_end: float = 1.2,
     comm: MPI.Comm = MPI.COMM_WORLD,
+    checkpoint: Path | None = None,
 ) -> dict:
     """Pulse with ``peak`` temperature, cool to ``t_end``, then the steady probe.
+
+    ``checkpoint``: a folder for this run's checkpoint (T, T_n, the damage state, the
+    surrogate's nodes and the records after every step; resumed if it holds a step).
 
     Returns:
         ``{"times", "heat" (uptake ∫cT per step), "damage_history" (mean D per step),
@@ -190,6 +195,12 @@ def run(
     state = IrreversibleState(closure, "state", T, damage_law)
     heat = problem.functional(STORAGE * T)
     record = {"heat": [0.0], "damage_history": [0.0], "monotone": True}
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = problem.checkpoint(checkpoint, {"state": state})
+        if ckpt.restore():
+            record = ckpt.data
+        ckpt.data = record
 
     def before(t_old: float, t_new: float) -> None:
         T_left.value = peak * math.sin(math.pi * t_new / PULSE) ** 2 if t_new < PULSE else 0.0
@@ -207,7 +218,7 @@ def run(
 
     times = np.linspace(0.0, t_end, steps + 1)
     # the staggered state update is the after-step hook; the step stays t_end / steps
-    march(problem.newton, T_n, times, before, after_step=after)
+    march(problem.newton, T_n, times, before, after_step=after, checkpoint=ckpt)
     # steady probe: -div(K*(D) grad T) = 0 with T = PROBE at x = 0 and 0 at x = 1
     problem.dt.value = 1e30  # the storage term vanishes: the steady problem with the same form
     T_n.x.array[:] = 0.0
@@ -298,12 +309,21 @@ def main(args: argparse.Namespace) -> dict:
     t_start = time.perf_counter()
     model = make_model(args.resolution, args.tolerance)
     common = {"nx": args.nx, "steps": args.steps, "comm": comm}
+
+    def folder(name: str) -> Path | None:  # one checkpoint folder per run (--checkpoint)
+        if args.checkpoint is None:
+            return None
+        return args.checkpoint / name.replace(", ", "_").replace(" ", "_")
+
     runs = {
-        "evolving, pulse": run(model, 1.0, **common),
-        "frozen, pulse": run(model, 1.0, frozen=True, **common),
-        "evolving, no pulse": run(model, 0.0, **common),
-        "evolving, weak pulse": run(model, 0.25, **common),
-        "frozen, weak pulse": run(model, 0.25, frozen=True, **common),
+        name: run(model, peak, frozen=frozen, checkpoint=folder(name), **common)
+        for name, peak, frozen in (
+            ("evolving, pulse", 1.0, False),
+            ("frozen, pulse", 1.0, True),
+            ("evolving, no pulse", 0.0, False),
+            ("evolving, weak pulse", 0.25, False),
+            ("frozen, weak pulse", 0.25, True),
+        )
     }
     evolving, frozen = runs["evolving, pulse"], runs["frozen, pulse"]
     heat_gap = float(np.abs(evolving["heat"] - frozen["heat"]).max() / frozen["heat"].max())

@@ -64,7 +64,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
 
 DEMO = "transient_conduction"
 
@@ -94,6 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--resolution", type=integer(2), default=16, help="cell mesh resolution (>= 2)"
     )
     add_output_dir(parser, DEMO)
+    add_checkpoint(parser)
     parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args(argv)
@@ -145,8 +146,12 @@ def solve_bar(
     t_end: float,
     nx: int = 64,
     comm: MPI.Comm = MPI.COMM_WORLD,
+    checkpoint: Path | None = None,
 ) -> dict:
     """March the bar to ``t_end`` with steps ``dt``; returns times, heat uptake and the field.
+
+    ``checkpoint``: a folder for this run's checkpoint (resumed if it holds a step; a finished
+    run is restored at its end).
 
     Returns:
         ``{"times" (n+1,), "heat" (n+1,), "T": final Function, "mesh", "closure",
@@ -178,11 +183,18 @@ def solve_bar(
     if not math.isclose(n_steps * dt, t_end, rel_tol=1e-9):
         raise ValueError(f"t_end={t_end:g} is not a multiple of dt={dt:g}")
     times = np.linspace(0.0, t_end, n_steps + 1)
+    # --checkpoint: T, T_n, the cells' carried states and the heat history after every step
+    ckpt = problem.checkpoint(checkpoint) if checkpoint is not None else None
+    resumed = ckpt is not None and ckpt.restore()
     problem.set_time_step(dt)
     problem.closure.update()  # the storage output exists before the first heat() evaluation
-    history = [heat()]
+    history = ckpt.data["heat"] if resumed else [heat()]
+    if ckpt is not None:
+        ckpt.data["heat"] = history
     # each step: dt and model.set_time_step, then `before`; the cells' memory is committed
-    steps = problem.march(times, before, after_step=lambda s: history.append(heat()))
+    steps = problem.march(
+        times, before, after_step=lambda s: history.append(heat()), checkpoint=ckpt
+    )
     T, closure = problem.T, problem.closure
     return {
         "times": times,
@@ -299,15 +311,23 @@ def main(args: argparse.Namespace) -> dict:
         f"(tr(<k> - K*) = {limit:.5f})"
     )
 
+    def folder(name: str) -> Path | None:  # one checkpoint folder per run (--checkpoint)
+        return None if args.checkpoint is None else args.checkpoint / name
+
     # 2. memory vs stationary closure
     stationary = solve_bar(model_for(None, dt, "backward_euler", math.inf, args.resolution),
-                           dt, t_end, args.nx, comm)  # fmt: skip
+                           dt, t_end, args.nx, comm, folder("stationary"))  # fmt: skip
     ratios = [4.0, 1.0, 0.25, 1 / 16, 1 / 64]
     memory_rows = []
     runs = {}
     for r in ratios:
         run = solve_bar(
-            model_for(r, dt, "backward_euler", resolution=args.resolution), dt, t_end, args.nx, comm
+            model_for(r, dt, "backward_euler", resolution=args.resolution),
+            dt,
+            t_end,
+            args.nx,
+            comm,
+            folder(f"memory_{r:g}"),
         )
         runs[r] = run
         size = math.sqrt(r * dt / tau_unit)
@@ -328,7 +348,9 @@ def main(args: argparse.Namespace) -> dict:
     for fraction_of_step in (1.0, 0.25, 1 / 16):
         windowed_model = model_for(ratios[-1], dt, "backward_euler", resolution=args.resolution)
         windowed_model.window = fraction_of_step * dt
-        windowed = solve_bar(windowed_model, dt, t_end, args.nx, comm)
+        windowed = solve_bar(
+            windowed_model, dt, t_end, args.nx, comm, folder(f"window_{fraction_of_step:g}")
+        )
         scale = np.abs(stationary["heat"]).max()
         window_rows.append(
             {
@@ -382,7 +404,16 @@ def main(args: argparse.Namespace) -> dict:
             step_model = model_for(None, base, scheme, resolution=args.resolution)
             step_model.cell_size = size
             step_model._modes = cell_model._modes  # the same cell: reuse its modes
-            finals.append(solve_bar(step_model, base / 2**level, PERIOD, args.nx, comm))
+            finals.append(
+                solve_bar(
+                    step_model,
+                    base / 2**level,
+                    PERIOD,
+                    args.nx,
+                    comm,
+                    folder(f"{scheme}_{level}"),
+                )
+            )
         errors = [
             abs(run["heat"][-1] - finals[-1]["heat"][-1]) / np.abs(finals[-1]["heat"]).max()
             for run in finals[:-1]

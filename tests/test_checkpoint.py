@@ -164,7 +164,11 @@ def test_refusals_name_the_problem(tmp_path):
 
 
 # --------------------------------------------------------------- SIGKILL at random moments
-DEMO = [str(REPO / "demos/porous_plasticity.py"), "--json", "--no-plot"]
+DEMOS = {  # demo: (arguments, ranks to test)
+    "porous_plasticity": (["--json", "--no-plot"], [1, 2]),
+    "transient_conduction": (["--nx", "32", "--json", "--no-plot"], [1]),
+    "evolving_microstructure": (["--nx", "32", "--steps", "30", "--json", "--no-plot"], [1, 2]),
+}
 
 
 def _launch(args, nprocs):
@@ -188,14 +192,8 @@ def _result(out: str):
     return {k: v for k, v in summary.items() if k not in ("seconds", "time_report")}
 
 
-def _is_step_line(line: str) -> bool:
-    """A row of the demo's load-step table (it starts with the load factor)."""
-    head = line.split()[:1]
-    return bool(head) and head[0].replace(".", "", 1).isdigit()
-
-
 class _Reader:
-    """The lines a process prints, collected by a thread (so the test can wait on them)."""
+    """Drains a process's output in a thread (a full pipe would stall the demo)."""
 
     def __init__(self, proc):
         import threading
@@ -208,56 +206,70 @@ class _Reader:
         for line in proc.stdout:
             self.lines.append(line)
 
+    def text(self) -> str:
+        self.thread.join(timeout=60)
+        return "".join(self.lines)
+
+
+def _committed(folder) -> int:
+    """Steps committed in all the checkpoint folders under ``folder`` (one per demo run)."""
+    total = 0
+    for record in folder.rglob("latest.json"):
+        try:
+            total += json.loads(record.read_text())["step"]
+        except (OSError, ValueError):  # replaced while read
+            pass
+    return total
+
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nprocs", [1, 2])
-def test_demo_killed_at_random_moments_resumes_to_the_same_result(tmp_path, nprocs):
-    """porous_plasticity with --checkpoint, SIGKILLed (its whole process group) at random
-    moments — once during start-up, then three times a random delay after a random number of
-    new load steps (inside a step's solves or its save) — and started again with the same
-    folder until it finishes: the load-step table, plastic strain, solve counts and the final
-    displacement field's L2 norm equal an uninterrupted run's bitwise."""
+@pytest.mark.parametrize(
+    "demo,nprocs", [(demo, n) for demo, (_, ranks) in DEMOS.items() for n in ranks]
+)
+def test_demo_killed_at_random_moments_resumes_to_the_same_result(tmp_path, demo, nprocs):
+    """A demo with --checkpoint, SIGKILLed (its whole process group) at random moments — once
+    during start-up, then three times a random delay (0–0.5 s) after 1–3 newly committed steps,
+    i.e. inside a step's solves or a save — and started again with the same folder until it
+    finishes: its JSON summary (every number but the wall times) equals an uninterrupted
+    run's bitwise."""
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("launches its own processes")
-    reference_dir = tmp_path / "reference"
-    ref = _launch([*DEMO, "--output-dir", str(reference_dir)], nprocs)
+    args = [str(REPO / f"demos/{demo}.py"), *DEMOS[demo][0]]
+    ref = _launch([*args, "--output-dir", str(tmp_path / "reference")], nprocs)
+    t0 = time.perf_counter()
     out, _ = ref.communicate(timeout=600)
+    wall = time.perf_counter() - t0
     assert ref.returncode == 0, out
     expected = _result(out)
-    rng = random.Random(20261201 + nprocs)
-    folder, run_dir = tmp_path / "ckpt", tmp_path / "run"
-    kills, resumed = 0, []
+    rng = random.Random(f"{demo}-{nprocs}")
+    folder = tmp_path / "ckpt"
+    kills, saved_at_kills = 0, []
     for attempt in range(5):
-        proc = _launch([*DEMO, "--output-dir", str(run_dir), "--checkpoint", str(folder)], nprocs)
+        run = [*args, "--output-dir", str(tmp_path / "run"), "--checkpoint", str(folder)]
+        proc = _launch(run, nprocs)
         reader = _Reader(proc)
-        if attempt == 0:
-            wait_lines, delay = 0, rng.uniform(0.5, 2.5)  # imports, mesh, compilation
-        elif attempt < 4:
-            wait_lines, delay = rng.randint(1, 2), rng.uniform(0.0, 1.0)
-        else:
-            wait_lines, delay = None, None  # the last attempt runs to the end
-        if wait_lines is not None:
-            start = time.perf_counter()
-            while proc.poll() is None and time.perf_counter() - start < 300:
-                steps = sum(
-                    1 for line in reader.lines if line[:6].strip().replace(".", "").isdigit()
-                )
-                if steps >= wait_lines:
-                    break
-                time.sleep(0.02)
-            time.sleep(delay)
+        if attempt < 4:
+            if attempt == 0:  # imports, meshes, compilation: before the first step
+                time.sleep(rng.uniform(0.1, 0.3) * wall)
+            else:
+                target = _committed(folder) + rng.randint(1, 3)
+                start = time.perf_counter()
+                while proc.poll() is None and _committed(folder) < target:
+                    if time.perf_counter() - start > 600:
+                        break
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0.0, 0.5))
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 kills += 1
+                saved_at_kills.append(_committed(folder))
         proc.wait(timeout=600)
-        reader.thread.join(timeout=60)
-        resumed += [int(line.split()[-1]) for line in reader.lines if line.startswith("resumed")]
+        out = reader.text()
         if proc.returncode == 0:
             break
-        assert proc.returncode == -signal.SIGKILL, "".join(reader.lines)
-    assert proc.returncode == 0, "".join(reader.lines)
-    out = "".join(reader.lines)
-    assert kills >= 3 and resumed and max(resumed) > 0, (kills, resumed)
+        assert proc.returncode == -signal.SIGKILL, out
+    assert proc.returncode == 0, out
+    assert kills >= 3 and max(saved_at_kills) > 0, (kills, saved_at_kills)
     assert _result(out) == expected
 
 
@@ -320,25 +332,43 @@ def test_march_resumed_from_a_checkpoint_equals_the_uninterrupted_march(tmp_path
     assert ckpt.data["heat"] == full_ckpt.data["heat"] and len(ckpt.data["heat"]) == 8
 
 
-def test_problem_checkpoint_refuses_reuse_layers_that_learn(tmp_path):
-    """A closure served by a surrogate (it learns during the run; its state is not saved) is
-    refused by name; exact layers (Dedupe) are accepted; passing the layer itself in `objects`
-    is the user's way to take responsibility for its state."""
+def test_problem_checkpoint_takes_learning_reuse_layers_or_refuses_them(tmp_path):
+    """Reuse layers in a closure's stack: exact ones (Dedupe) need no state; a surrogate that
+    saves what it learnt (ParameterSurrogateModel) is held automatically and restores to the
+    same nodes, tensors and answers; a layer that learns without saving is refused by name."""
     from conftest import MaxwellGarnett
 
     from fe2hmm.macro import Dirichlet, SteadyDiffusion
     from fe2hmm.reuse import Dedupe, ParameterSurrogateModel
+    from fe2hmm.reuse.wrapper import ReuseWrapper
+
+    class Learning(ReuseWrapper):  # a pass-through that claims to learn
+        pass
 
     mesh = dmesh.create_unit_square(MPI.COMM_WORLD, 4, 4)
     folder = _shared_dir(tmp_path)
-    for model, refused in ((ParameterSurrogateModel(MaxwellGarnett(), 1e-3), True),
-                           (Dedupe(MaxwellGarnett()), False)):  # fmt: skip
-        problem = SteadyDiffusion(
+
+    def problem(model):
+        return SteadyDiffusion(
             mesh, model, parameters={"volume_fraction": 0.3}, bcs=[Dirichlet(0.0)]
         )
-        if refused:
-            with pytest.raises(TypeError, match=r"closures\[0\]: ParameterSurrogateModel learns"):
-                problem.checkpoint(folder)
-        else:
-            ckpt = problem.checkpoint(folder)
-            assert sorted([*ckpt._functions, *ckpt._states]) == ["problem", "u"]
+
+    with pytest.raises(TypeError, match=r"closures\[0\]: Learning learns during the run"):
+        problem(Dedupe(Learning(MaxwellGarnett()))).checkpoint(folder)
+    ckpt = problem(Dedupe(MaxwellGarnett())).checkpoint(folder)
+    assert sorted([*ckpt._functions, *ckpt._states]) == ["problem", "u"]
+
+    trained = ParameterSurrogateModel(MaxwellGarnett(), 1e-4, initial_nodes=(0.0, 0.6))
+    trained.serve(np.array([0.1, 0.37, 0.52]))
+    ckpt = problem(trained).checkpoint(folder)
+    assert sorted(ckpt._states) == ["problem", "reuse0.0"]
+    ckpt.save()
+    fresh = ParameterSurrogateModel(MaxwellGarnett(), 1e-4)
+    back = problem(fresh).checkpoint(folder)
+    assert back.restore()
+    assert np.array_equal(fresh.surrogate.nodes, trained.surrogate.nodes)
+    assert np.array_equal(fresh.surrogate.values, trained.surrogate.values)
+    assert fresh.statistics.micro_solves == trained.statistics.micro_solves > 2
+    p = np.array([0.2, 0.45])
+    (a, ea), (b, eb) = trained.serve(p), fresh.serve(p)
+    assert all(np.array_equal(a[k], b[k]) for k in a) and np.array_equal(ea, eb)

@@ -373,9 +373,11 @@ class MacroProblem:
         """A :class:`~fe2hmm.checkpoint.Checkpoint` of this problem in ``directory``.
 
         It holds :meth:`state_functions`, the problem's :attr:`load` (as ``"problem"``), every
-        micro-model with history (:attr:`histories`, as ``"history0"``, ``"history1"``, …)
-        and ``objects`` (more Functions or checkpointable objects: evolving states, reuse
-        layers). Call :meth:`~fe2hmm.checkpoint.Checkpoint.restore` before stepping and pass
+        micro-model with history (:attr:`histories`, as ``"history0"``, ``"history1"``, …),
+        the reuse layers of the closures that learn during the run and save what they learnt
+        (``"reuse<closure>.<depth>"``, e.g. a ``ParameterSurrogateModel``) and ``objects``
+        (more Functions or checkpointable objects: evolving states). Call
+        :meth:`~fe2hmm.checkpoint.Checkpoint.restore` before stepping and pass
         the checkpoint to :meth:`solve_incrementally` (or a ``march``).
 
         Raises:
@@ -390,15 +392,19 @@ class MacroProblem:
             held[f"history{i}"] = h
         held.update(objects or {})
         for i, closure in enumerate(self.closures):
-            layer = closure.model
+            layer, depth = closure.model, 0
             while isinstance(layer, ReuseWrapper):
-                if not layer.restart_exact and not any(o is layer for o in held.values()):
+                if any(o is layer for o in held.values()) or layer.restart_exact:
+                    pass
+                elif callable(getattr(layer, "checkpoint_state", None)):
+                    held[f"reuse{i}.{depth}"] = layer  # a surrogate that saves what it learnt
+                else:
                     raise TypeError(
                         f"closures[{i}]: {type(layer).__name__} learns during the run and a "
                         "checkpoint does not save its state, so a restarted run would not "
                         "repeat the uninterrupted one; checkpoint without it"
                     )
-                layer = layer.inner
+                layer, depth = layer.inner, depth + 1
         return Checkpoint(directory, held, comm=self.mesh.comm)
 
     def checkpoint_state(self) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ answers its points without handing out tasks.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
@@ -129,6 +130,24 @@ class ParameterSurrogateModel(ReuseWrapper):
             offset += size
         scale = float(np.abs(self.surrogate.values).max()) if len(self.surrogate) else 0.0
         return tensors, np.where(solved, 0.0, estimates * scale)
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The trained nodes and tensors, their layout and the stack's counters (arrays)."""
+        layout = [[list(key), [int(n) for n in shape]] for key, shape in self._layout.items()]
+        return {
+            "nodes": self.surrogate.nodes.copy(),
+            "values": self.surrogate.values.copy(),
+            "layout": np.asarray(json.dumps(layout)),
+            **self.statistics.checkpoint_state(),
+        }
+
+    def restore_state(self, state) -> None:
+        """Make the arrays of :meth:`checkpoint_state` the trained surrogate."""
+        self.surrogate.nodes = np.asarray(state["nodes"], dtype=float).copy()
+        self.surrogate.values = np.asarray(state["values"], dtype=float).copy()
+        layout = json.loads(str(state["layout"][()]))
+        self._layout = {tuple(key): tuple(shape) for key, shape in layout}
+        self.statistics.restore_state(state)
 
     def micro_tasks(self, inputs, parameters, *, tangents=True) -> TaskBatch:
         """Answer every point from the surrogate (training on this rank); no tasks."""

@@ -43,6 +43,33 @@ class _Stream:
         return _mix(self.x)
 
 
+def _placement(rng, N, P):
+    """The engine's initial placement: a partial Fisher–Yates shuffle; (perm, site -> ion)."""
+    perm = list(range(N))
+    occ = [-1] * N
+    for p in range(P):
+        q = p + int(rng.unit() * (N - p))
+        perm[p], perm[q] = perm[q], perm[p]
+        occ[perm[p]] = p
+    return perm, occ
+
+
+def _sample_until(t_next, s, times, disp, msd, com):
+    """Record the samples due before ``t_next`` from the displacements; the next sample."""
+    while s < times.size and times[s] < t_next:
+        msd[s] = np.mean(np.sum(disp**2, axis=1))
+        com[s] = disp.sum(axis=0)
+        s += 1
+    return s
+
+
+def _stay(occ, occupied_time, dt):
+    """Add ``dt`` to the occupied time of every occupied site."""
+    for i, ion in enumerate(occ):
+        if ion >= 0:
+            occupied_time[i] += dt
+
+
 def reference_run(lat, P, T, barrier, energies, field, duration, samples, state):
     """Rejection-free KMC written from the model, one event at a time (no data structures).
 
@@ -52,12 +79,7 @@ def reference_run(lat, P, T, barrier, energies, field, duration, samples, state)
     """
     N, z, d = lat.sites, lat.coordination, lat.dim
     rng = _Stream(state)
-    perm = list(range(N))
-    occ = [-1] * N
-    for p in range(P):
-        q = p + int(rng.unit() * (N - p))
-        perm[p], perm[q] = perm[q], perm[p]
-        occ[perm[p]] = p
+    perm, occ = _placement(rng, N, P)
     disp = np.zeros((P, d))
     E = np.zeros(d) if field is None else np.asarray(field, float)
     eps = np.zeros(N) if energies is None else energies
@@ -82,15 +104,10 @@ def reference_run(lat, P, T, barrier, energies, field, duration, samples, state)
         rates = np.array([rate(i, k) for i, k in moves])
         total = rates.sum()
         t_next = t - math.log(rng.unit_open()) / total
-        while s <= samples and times[s] < t_next:
-            msd[s] = np.mean(np.sum(disp**2, axis=1))
-            com[s] = disp.sum(axis=0)
-            s += 1
+        s = _sample_until(t_next, s, times, disp, msd, com)
         if s > samples:
             break
-        for i in range(N):
-            if occ[i] >= 0:
-                occupied_time[i] += t_next - t
+        _stay(occ, occupied_time, t_next - t)
         r = rng.unit() * total
         chosen = int(np.searchsorted(np.cumsum(rates), r, side="right"))
         i, k = moves[min(chosen, len(moves) - 1)]
@@ -99,9 +116,7 @@ def reference_run(lat, P, T, barrier, energies, field, duration, samples, state)
         occ[j], occ[i] = occ[i], -1
         t = t_next
         events += 1
-    for i in range(N):
-        if occ[i] >= 0:
-            occupied_time[i] += duration - t
+    _stay(occ, occupied_time, duration - t)
     return times, msd, com, events, occupied_time / duration
 
 
@@ -115,12 +130,7 @@ def reference_acceptance(lat, P, gamma, duration, samples, state):
     """
     N, z = lat.sites, lat.coordination
     rng = _Stream(state)
-    perm = list(range(N))
-    occ = [-1] * N
-    for p in range(P):
-        q = p + int(rng.unit() * (N - p))
-        perm[p], perm[q] = perm[q], perm[p]
-        occ[perm[p]] = p
+    perm, occ = _placement(rng, N, P)
     vacancies = 2 * P > N
     walkers = [i for i in range(N) if occ[i] < 0] if vacancies else [perm[p] for p in range(P)]
     W = len(walkers)
@@ -132,15 +142,10 @@ def reference_acceptance(lat, P, gamma, duration, samples, state):
     while True:
         M = sum(occ[i] >= 0 and occ[lat.neighbours[i, k]] < 0 for i in range(N) for k in range(z))
         t_next = t - math.log(rng.unit_open()) / (M * gamma)
-        while s <= samples and times[s] < t_next:
-            msd[s] = np.mean(np.sum(disp**2, axis=1))
-            com[s] = disp.sum(axis=0)
-            s += 1
+        s = _sample_until(t_next, s, times, disp, msd, com)
         if s > samples:
             break
-        for i in range(N):
-            if occ[i] >= 0:
-                occupied_time[i] += t_next - t
+        _stay(occ, occupied_time, t_next - t)
         while True:
             r = rng.word()
             w, k = ((r >> 32) * W) >> 32, ((r & 0xFFFFFFFF) * z) >> 32
@@ -154,10 +159,20 @@ def reference_acceptance(lat, P, gamma, duration, samples, state):
         walkers[w] = j
         t = t_next
         events += 1
-    for i in range(N):
-        if occ[i] >= 0:
-            occupied_time[i] += duration - t
+    _stay(occ, occupied_time, duration - t)
     return times, msd, com, events, occupied_time / duration
+
+
+def _assert_equals_reference(run, r, reference):
+    """Lattice r of ``run`` against a reference loop: the same events (so the same hops),
+    sample times to 1e-14, MSD, centre of mass and occupations to round-off."""
+    times, msd, com, events, occ = reference
+    assert events > 100
+    assert run.events[0, r] == events
+    assert np.allclose(run.times[0, r], times, rtol=1e-14, atol=0)
+    assert np.allclose(run.tracer_msd[0, r], msd, rtol=1e-12, atol=1e-12)
+    assert np.allclose(run.com_displacement[0, r], com, rtol=1e-12, atol=1e-12)
+    assert np.allclose(run.occupation[0, r], occ, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -185,15 +200,8 @@ def test_acceptance_path_reproduces_its_python_reference_bitwise(kind, size, cov
     assert run.method == "acceptance"
     states = stream_states(11, R)
     for r in range(R):
-        times, msd, com, events, occ = reference_acceptance(
-            lat, run.particles, gamma, duration, S, states[r]
-        )
-        assert events > 100
-        assert run.events[0, r] == events
-        assert np.allclose(run.times[0, r], times, rtol=1e-14, atol=0)
-        assert np.allclose(run.tracer_msd[0, r], msd, rtol=1e-12, atol=1e-12)
-        assert np.allclose(run.com_displacement[0, r], com, rtol=1e-12, atol=1e-12)
-        assert np.allclose(run.occupation[0, r], occ, rtol=1e-9, atol=1e-12)
+        reference = reference_acceptance(lat, run.particles, gamma, duration, S, states[r])
+        _assert_equals_reference(run, r, reference)
 
 
 def test_banking_the_int32_hop_counts_changes_nothing(monkeypatch):
@@ -238,15 +246,10 @@ def test_engine_reproduces_the_python_reference_bitwise(kind, size, coverage):
     assert run.method == "tree"
     states = stream_states(9, R)
     for r in range(R):
-        times, msd, com, events, occ = reference_run(
+        reference = reference_run(
             lat, run.particles, T, 1.0, run.site_energies[r], field, duration, S, states[r]
         )
-        assert events > 100
-        assert run.events[0, r] == events
-        assert np.allclose(run.times[0, r], times, rtol=1e-14, atol=0)
-        assert np.allclose(run.tracer_msd[0, r], msd, rtol=1e-12, atol=1e-12)
-        assert np.allclose(run.com_displacement[0, r], com, rtol=1e-12, atol=1e-12)
-        assert np.allclose(run.occupation[0, r], occ, rtol=1e-9, atol=1e-12)
+        _assert_equals_reference(run, r, reference)
 
 
 def test_acceptance_path_matches_the_tree_path_statistically():
