@@ -53,7 +53,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
 
 DEMO = "homogenised_waves"
 
@@ -80,6 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="laminate period 1/N with N >= 4 (default 1/32)",
     )
     add_output_dir(parser, DEMO)
+    add_checkpoint(parser)
     parser.add_argument("--no-plot", action="store_true", help="write no PNG figure")
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args(argv)
@@ -100,6 +101,7 @@ from dolfinx import mesh as dmesh
 
 import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
 from fe2hmm import analytic
+from fe2hmm.checkpoint import Checkpoint
 from fe2hmm.closure import Closure
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel, homogenize_diffusion
 from fe2hmm.micro.cells.elasticity import homogenize_elasticity
@@ -185,8 +187,23 @@ def directional(resolution: int) -> dict:
 
 
 # %%
-def pulse(nx: int, resolution: int, comm) -> dict:
-    """Gaussian pulse at the centre of (-1, 1)²; arrival times along the principal axes."""
+SAVE_EVERY = 25  # explicit steps between checkpoints (--checkpoint)
+
+
+def wave_checkpoint(waves: WaveIntegrator, folder: Path | None) -> Checkpoint | None:
+    """A checkpoint of an explicit run (u, v and the integrator's state), restored if any."""
+    if folder is None:
+        return None
+    checkpoint = Checkpoint(folder, {"u": waves.u, "v": waves.v, "integrator": waves})
+    checkpoint.restore()
+    return checkpoint
+
+
+def pulse(nx: int, resolution: int, comm, folder: Path | None = None) -> dict:
+    """Gaussian pulse at the centre of (-1, 1)²; arrival times along the principal axes.
+
+    ``folder``: its checkpoint (saved every ``SAVE_EVERY`` steps and at the end; resumed).
+    """
     mesh = dmesh.create_rectangle(comm, [[-1.0, -1.0], [1.0, 1.0]], [nx, nx])
     V = fem.functionspace(mesh, ("Lagrange", 1))
     u_trial, v_test = ufl.TrialFunction(V), ufl.TestFunction(V)
@@ -219,6 +236,7 @@ def pulse(nx: int, resolution: int, comm) -> dict:
     waves.u.interpolate(lambda x: np.exp(-(x[0] ** 2 + x[1] ** 2) / width**2))
     waves.start()
     energy0 = waves.energy()
+    checkpoint = wave_checkpoint(waves, folder)
     radius = 0.6
     receivers = [radius * vectors[:, i] for i in range(2)]
     coords = V.tabulate_dof_coordinates()[: V.dofmap.index_map.size_local, :2]
@@ -233,6 +251,12 @@ def pulse(nx: int, resolution: int, comm) -> dict:
     series = {i: [] for i in range(2)}
     times = []
     snapshot = None
+    if checkpoint is not None and checkpoint.restored:
+        times, series = checkpoint.data["times"], checkpoint.data["series"]
+        series = {int(i): values for i, values in series.items()}
+        if "snapshot" in checkpoint.arrays:
+            shown = checkpoint.arrays["snapshot"].copy()
+            snapshot = (checkpoint.data["snapshot_time"], coords.copy(), shown)
     while waves.time < t_end:
         waves.step()
         times.append(waves.time)
@@ -241,6 +265,12 @@ def pulse(nx: int, resolution: int, comm) -> dict:
             series[i].append(comm.allreduce(local, op=MPI.MAX))
         if snapshot is None and waves.time >= 0.5 * radius / slow:
             snapshot = (waves.time, coords.copy(), waves.u.x.array[: coords.shape[0]].copy())
+        if checkpoint is not None and (len(times) % SAVE_EVERY == 0 or waves.time >= t_end):
+            checkpoint.data.update(times=times, series=series)
+            if snapshot is not None:
+                checkpoint.data["snapshot_time"] = snapshot[0]
+                checkpoint.arrays["snapshot"] = snapshot[2]
+            checkpoint.save()
     drift = abs(waves.energy() - energy0) / energy0
     arrivals = []
     for i in range(2):  # time of the peak, refined by the parabola through its neighbours
@@ -277,8 +307,19 @@ def pulse(nx: int, resolution: int, comm) -> dict:
 
 
 # %%
-def bar(epsilon: float, wavelength: float, k_hom: float, comm, per_period: int = 10) -> dict:
-    """Resolved and homogenised runs of one wave packet on (0, 12); relative L2 difference."""
+def bar(
+    epsilon: float,
+    wavelength: float,
+    k_hom: float,
+    comm,
+    per_period: int = 10,
+    folder: Path | None = None,
+) -> dict:
+    """Resolved and homogenised runs of one wave packet on (0, 12); relative L2 difference.
+
+    ``folder``: where each run keeps its checkpoint (``resolved``, ``homogenised``; saved every
+    ``SAVE_EVERY`` steps and at the end; resumed).
+    """
     length, x0, travel = 12.0, 4.5, 2.0
     envelope = 1.5 * wavelength
     n_periods = round(length / epsilon)
@@ -323,7 +364,16 @@ def bar(epsilon: float, wavelength: float, k_hom: float, comm, per_period: int =
         waves.u.interpolate(packet)
         waves.v.interpolate(lambda x: packet(x, True))
         waves.start()
-        waves.step(steps)
+        name = "resolved" if resolved else "homogenised"
+        checkpoint = wave_checkpoint(waves, None if folder is None else folder / name)
+        done = 0 if checkpoint is None else checkpoint.data.get("steps", 0)
+        while done < steps:
+            chunk = min(SAVE_EVERY, steps - done)
+            waves.step(chunk)
+            done += chunk
+            if checkpoint is not None:
+                checkpoint.data["steps"] = done
+                checkpoint.save()
         waves.destroy()  # the PETSc solver and its options prefix; waves.u stays
         results[resolved] = waves.u
     n = results[True].function_space.dofmap.index_map.size_local
@@ -478,7 +528,10 @@ def main(args: argparse.Namespace) -> dict:
     checks["elastic_laminate_speeds_exact"] = elastic_error < 1e-9
 
     # 2. pulse with A_hom from the closure
-    wave = pulse(args.nx, args.resolution, comm)
+    def folder(name: str) -> Path | None:  # one checkpoint folder per run (--checkpoint)
+        return None if args.checkpoint is None else args.checkpoint / name
+
+    wave = pulse(args.nx, args.resolution, comm, folder("pulse"))
     arrival_ratio = wave["arrivals"][0] / wave["arrivals"][1]
     speed_ratio = wave["speeds"][1] / wave["speeds"][0]
     say(
@@ -495,7 +548,10 @@ def main(args: argparse.Namespace) -> dict:
 
     # 3. resolved vs homogenised laminate, dispersion
     k_hom = float(lam["K"][0, 0])
-    rows = [bar(args.epsilon, r * args.epsilon, k_hom, comm) for r in (32.0, 16.0, 8.0, 4.0, 2.5)]
+    rows = [
+        bar(args.epsilon, r * args.epsilon, k_hom, comm, folder=folder(f"bar_{r:g}"))
+        for r in (32.0, 16.0, 8.0, 4.0, 2.5)
+    ]
     say(f"\nresolved laminate (eps = 1/{round(1 / args.epsilon)}) vs homogenised bar:")
     say(f"{'wavelength/eps':>15} {'rel. L2 difference':>19}")
     for row in rows:

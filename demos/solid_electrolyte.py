@@ -82,7 +82,7 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
 
 DEMO = "solid_electrolyte"
 
@@ -114,6 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "temperatures, inside the fitted interval (0.95, 2.2)",
     )
     add_output_dir(parser, DEMO)
+    add_checkpoint(parser)
     add("--no-plot", action="store_true", help="write no PNG figure")
     add("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args(argv)
@@ -215,9 +216,18 @@ def steady_problem(mesh, closure):
     )
 
 
-def branch(mesh, closure, args) -> dict:
+def checkpoint_folder(args, name: str) -> Path | None:
+    """This run's checkpoint folder inside ``--checkpoint`` (None without it)."""
+    return None if args.checkpoint is None else args.checkpoint / name
+
+
+def branch(mesh, closure, args, name: str) -> dict:
     """The steady branch from V = 0 through the fold (pseudo-arclength continuation)."""
     problem = steady_problem(mesh, closure)
+    folder = checkpoint_folder(args, name)
+    checkpoint = None if folder is None else problem.checkpoint(folder)
+    if checkpoint is not None:
+        checkpoint.restore()
     result = continuation(
         problem,
         problem.voltage,
@@ -227,6 +237,7 @@ def branch(mesh, closure, args) -> dict:
         max_step=0.1,
         max_points=args.points,
         monitor=lambda p: p.max_temperature(),
+        checkpoint=checkpoint,
     )
     if not result.folds:
         raise RuntimeError(f"no fold found on the branch ({result.reason})")
@@ -238,7 +249,7 @@ def currents(problem) -> tuple[float, float]:
     return problem.current("anode"), problem.current("cathode")
 
 
-def transient_peak(mesh, closure, voltage: float, fold_temperature: float, args):
+def transient_peak(mesh, closure, voltage: float, fold_temperature: float, args, name: str):
     """Peak temperatures of the transient from T = T_e at a fixed voltage, and whether it ran away.
 
     Runaway: the peak passes ``--runaway-temperature``, or a backward-Euler step loses its
@@ -260,12 +271,18 @@ def transient_peak(mesh, closure, voltage: float, fold_temperature: float, args)
         source=cooling(mesh),
     )
     times = np.linspace(0.0, args.dt * args.steps, args.steps + 1)
+    folder = checkpoint_folder(args, name)
+    checkpoint = None if folder is None else problem.checkpoint(folder)
     peaks = [T_ELECTRODE]
+    if checkpoint is not None:
+        if checkpoint.restore():
+            peaks = checkpoint.data["peaks"]
+        checkpoint.data["peaks"] = peaks
     ran_away = False
     try:
         problem.march(
             times, after_step=lambda step: peaks.append(problem.max_temperature()),
-            max_temperature=args.runaway_temperature,
+            max_temperature=args.runaway_temperature, checkpoint=checkpoint,
         )  # fmt: skip
     except ThermalRunawayError:
         ran_away = True
@@ -435,9 +452,11 @@ def main(args: argparse.Namespace) -> dict:
 
     # 2.–3. steady branches and folds
     branches = {
-        "analytic Arrhenius (W = 0; the naive closure)": branch(mesh, arrhenius_law, args),
-        "KMC, W = 0": branch(mesh, exact, args),
-        f"KMC, W = {DISORDER}": branch(mesh, disordered, args),
+        "analytic Arrhenius (W = 0; the naive closure)": branch(
+            mesh, arrhenius_law, args, "branch_analytic"
+        ),
+        "KMC, W = 0": branch(mesh, exact, args, "branch_kmc_w0"),
+        f"KMC, W = {DISORDER}": branch(mesh, disordered, args, "branch_kmc_disordered"),
     }
     folds = {label: b["fold"] for label, b in branches.items()}
     for label, fold in folds.items():
@@ -470,8 +489,8 @@ def main(args: argparse.Namespace) -> dict:
     steady.voltage.value = 0.95 * dis.parameter
     steady.solve()
     steady_peak = steady.max_temperature()
-    below = transient_peak(mesh, disordered, 0.95 * dis.parameter, dis.monitor, args)
-    above = transient_peak(mesh, disordered, 1.05 * dis.parameter, dis.monitor, args)
+    below = transient_peak(mesh, disordered, 0.95 * dis.parameter, dis.monitor, args, "below")
+    above = transient_peak(mesh, disordered, 1.05 * dis.parameter, dis.monitor, args, "above")
     transients = {
         f"{factor} V* = {factor * dis.parameter:.4f}": run
         for factor, run in ((0.95, below), (1.05, above))

@@ -4,9 +4,11 @@ A :class:`Checkpoint` holds named objects — macro :class:`dolfinx.fem.Function
 *checkpointable* objects (``checkpoint_state() -> {name: array}`` and
 ``restore_state(arrays)``: the micro-models with history, evolving states, macro problems) —
 and a JSON-serialisable :attr:`Checkpoint.data` dict for what the run accumulates (per-step
-outputs). :meth:`Checkpoint.save` writes them after a committed step; :meth:`Checkpoint.restore`
+outputs) and rank-local :attr:`Checkpoint.arrays` (a driver's own vectors).
+:meth:`Checkpoint.save` writes them after a committed step; :meth:`Checkpoint.restore`
 loads the last committed step of the directory, if there is one. Drivers take a checkpoint and
 skip the steps it has already done (:func:`fe2hmm.timestepping.march`,
+:func:`fe2hmm.macro.continuation.continuation`,
 :meth:`fe2hmm.macro.MacroProblem.solve_incrementally`).
 
 Layout of the directory ``DIR``::
@@ -15,7 +17,8 @@ Layout of the directory ``DIR``::
                                   "data"}
     DIR/step-000007/rank-0.npz    per rank: "cells" (the mesh's original input indices of the
     DIR/step-000007/rank-1.npz    rank's owned cells), "f/<name>" (a Function's local values,
-                                  ghosts included), "s/<name>/<key>" (an object's arrays)
+                                  ghosts included), "s/<name>/<key>" (an object's arrays),
+                                  "a/<key>" (the rank's Checkpoint.arrays)
 
 Atomicity: every rank writes its file under a temporary name, flushes it to disk and renames
 it; after a barrier rank 0 replaces ``latest.json`` the same way (the commit), and only then
@@ -111,6 +114,8 @@ class Checkpoint:
             the restored step).
         data: JSON-serialisable values saved with every step (rank 0's copy is written;
             restored on every rank).
+        arrays: rank-local NumPy arrays saved with every step (each rank its own, e.g. a
+            driver's vectors over the rank's dofs); restored on the same rank.
         restored: whether :meth:`restore` found a committed step.
 
     Raises:
@@ -154,6 +159,7 @@ class Checkpoint:
         self.comm = comm
         self.step = 0
         self.data: dict[str, Any] = {}
+        self.arrays: dict[str, np.ndarray] = {}
         self.restored = False
         if comm.rank == 0:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -190,6 +196,8 @@ class Checkpoint:
         for name, obj in self._states.items():
             for key, value in obj.checkpoint_state().items():
                 arrays[f"s/{name}/{key}"] = np.asarray(value)
+        for key, value in self.arrays.items():
+            arrays[f"a/{key}"] = np.asarray(value)
         error = None
         try:
             record = json.dumps(
@@ -274,6 +282,7 @@ class Checkpoint:
             obj.restore_state(
                 {k[len(prefix) :]: v for k, v in loaded.items() if k.startswith(prefix)}
             )
+        self.arrays = {k[2:]: v for k, v in loaded.items() if k.startswith("a/")}
         self.step = step
         self.data = record["data"]
         self.restored = True

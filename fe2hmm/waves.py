@@ -258,6 +258,30 @@ class WaveIntegrator:
                 self._set(self.v, v + 0.5 * dt * (a + a_new))
             self.time += dt
 
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The stepping state besides ``u`` and ``v`` (checkpoint those as Functions).
+
+        The time and, once started, the previous displacement (leapfrog) or the acceleration
+        (Newmark), owned values.
+        """
+        state = {"time": np.asarray(self.time), "started": np.asarray(self._started)}
+        if self._started:
+            if self.scheme == "leapfrog":
+                state["u_prev"] = self._u_prev.copy()
+            else:
+                state["a"] = self._a.array_r.copy()
+        return state
+
+    def restore_state(self, state) -> None:
+        """Continue from the arrays of :meth:`checkpoint_state` (with ``u``, ``v`` restored)."""
+        self.time = float(state["time"])
+        self._started = bool(state["started"])
+        if self._started:
+            if self.scheme == "leapfrog":
+                self._u_prev = np.asarray(state["u_prev"], dtype=float).copy()
+            else:
+                self._a.array_w[:] = state["a"]
+
     def energy(self) -> float:
         """The scheme's conserved discrete energy at the current step (see the module doc).
 

@@ -164,10 +164,12 @@ def test_refusals_name_the_problem(tmp_path):
 
 
 # --------------------------------------------------------------- SIGKILL at random moments
-DEMOS = {  # demo: (arguments, ranks to test)
-    "porous_plasticity": (["--json", "--no-plot"], [1, 2]),
-    "transient_conduction": (["--nx", "32", "--json", "--no-plot"], [1]),
-    "evolving_microstructure": (["--nx", "32", "--steps", "30", "--json", "--no-plot"], [1, 2]),
+DEMOS = {  # demo: (arguments, ranks to test): every stepping driver, serial and on 2 ranks
+    "porous_plasticity": (["--json", "--no-plot"], [2]),  # load steps, plastic histories
+    "transient_conduction": (["--nx", "32", "--json", "--no-plot"], [1]),  # 15 marches
+    "evolving_microstructure": (["--nx", "32", "--steps", "30", "--json", "--no-plot"], [2]),
+    "solid_electrolyte": (["--nx", "16", "--json", "--no-plot"], [1]),  # continuation
+    "homogenised_waves": (["--json", "--no-plot"], [1]),  # explicit leapfrog and Newmark
 }
 
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from mpi4py import MPI
 
@@ -66,6 +66,7 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 from ufl.algorithms.analysis import extract_constants
 
+from fe2hmm.checkpoint import Checkpoint
 from fe2hmm.errors import MicroSolveError, NewtonConvergenceError
 from fe2hmm.macro.problem import MacroProblem
 from fe2hmm.micro.interface import check_stateful
@@ -339,6 +340,7 @@ def continuation(
     difference_step: float | None = None,
     after_point: Callable[[ContinuationPoint], None] | None = None,
     histories: Sequence | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> ContinuationResult:
     """Follow the solution branch of ``problem`` in ``parameter`` from ``start`` towards ``stop``.
 
@@ -375,6 +377,10 @@ def continuation(
             its state), e.g. to write output.
         histories: committed after each accepted point, rolled back after a rejected attempt;
             default ``problem.histories``.
+        checkpoint: a :class:`~fe2hmm.checkpoint.Checkpoint` of ``problem`` (e.g.
+            ``problem.checkpoint(DIR)``, restored): saved after every accepted point with the
+            points, folds, tangent, step and arclength so far; a restored checkpoint resumes
+            the branch after its last point (a finished branch is returned as it was).
 
     Returns:
         The points, the folds and the reason for stopping.
@@ -481,21 +487,58 @@ def continuation(
         if after_point is not None:
             after_point(point)
 
-    # the first point: Newton at λ = start
-    parameter.value = start
-    first = problem.solve()
-    dG = bordered.derivative()
-    tangent, _ = bordered.tangent(dG, (np.zeros(bordered.owned), direction))
-    base = (bordered.state, start)
-    arclength = 0.0
-    accept(
-        ContinuationPoint(start, float(monitor(problem)), 0.0, 0.0, tangent[1], first.iterations)
-    )
+    def save(reason: str = "") -> ContinuationResult:
+        """Save the branch so far (a checkpoint step); returns ``result``."""
+        result.reason = reason
+        if checkpoint is not None:
+            checkpoint.data["continuation"] = {
+                "points": [asdict(p) for p in result.points],
+                "folds": [
+                    {k: v for k, v in asdict(f).items() if k != "state"} for f in result.folds
+                ],
+                "parameter": float(base[1]),
+                "tangent": float(tangent[1]),
+                "step": float(step),
+                "arclength": float(arclength),
+                "reason": reason,
+            }
+            checkpoint.arrays["continuation.tangent"] = tangent[0]
+            for i, f in enumerate(result.folds):
+                checkpoint.arrays[f"continuation.fold{i}"] = f.state
+            checkpoint.save()
+        return result
+
+    saved = None if checkpoint is None else checkpoint.data.get("continuation")
+    if saved is not None:  # resume after the last saved point (problem.u holds it)
+        result.points = [ContinuationPoint(**p) for p in saved["points"]]
+        result.folds = [
+            Fold(**f, state=checkpoint.arrays[f"continuation.fold{i}"].copy())
+            for i, f in enumerate(saved["folds"])
+        ]
+        result.reason = saved["reason"]
+        if result.reason:
+            return result
+        parameter.value = saved["parameter"]
+        tangent = (checkpoint.arrays["continuation.tangent"].copy(), saved["tangent"])
+        base = (bordered.state, saved["parameter"])
+        step, arclength = saved["step"], saved["arclength"]
+    else:  # the first point: Newton at λ = start
+        parameter.value = start
+        first = problem.solve()
+        dG = bordered.derivative()
+        tangent, _ = bordered.tangent(dG, (np.zeros(bordered.owned), direction))
+        base = (bordered.state, start)
+        arclength = 0.0
+        accept(
+            ContinuationPoint(
+                start, float(monitor(problem)), 0.0, 0.0, tangent[1], first.iterations
+            )
+        )
+        save()
 
     while True:
         if len(result.points) >= max_points:
-            result.reason = "max_points"
-            return result
+            return save("max_points")
         cuts = 0
         while True:
             try:
@@ -579,19 +622,18 @@ def continuation(
                     cuts,
                 )
             )
-            result.reason = "stop"
-            return result
+            return save("stop")
         accept(
             ContinuationPoint(
                 lam, float(monitor(problem)), arclength, step, new_tangent[1], iterations, cuts
             )
         )
-        if direction * (lam - start) < 0.0:
-            result.reason = "start"
-            return result
         base, tangent = (state, lam), new_tangent
+        if direction * (lam - start) < 0.0:
+            return save("start")
         factor = float(np.clip(target_iterations / max(iterations, 1), 0.5, 2.0))
         step = float(np.clip(step * factor, min_step, max_step))
+        save()
 
 
 def _locate_fold(

@@ -268,3 +268,49 @@ def test_another_solver_is_refused():
         continuation(problem, lam, 0.0, 1.0)
     _one_line(info)
     problem.newton.destroy()
+
+
+def test_a_branch_interrupted_and_resumed_from_a_checkpoint_is_the_same_branch(tmp_path):
+    """Bratu 1D through its fold with a checkpoint, interrupted after point 12 (an exception in
+    after_point, before that point is saved): fresh objects restored from the folder finish
+    the branch with bitwise the points, the fold (and its state) and the final u of an
+    uninterrupted run; a finished branch restores as it was."""
+    folder = MPI.COMM_WORLD.bcast(str(tmp_path / "ckpt"), root=0)
+
+    def follow(after_point=None):
+        mesh = dmesh.create_interval(MPI.COMM_WORLD, 16, [0.0, 1.0])
+        problem, lam = _bratu(mesh)
+        ckpt = problem.checkpoint(folder)
+        ckpt.restore()
+        result = continuation(
+            problem, lam, 0.0, 10.0, step=0.5, max_points=20, monitor=_max,
+            after_point=after_point, checkpoint=ckpt,
+        )  # fmt: skip
+        return problem, result
+
+    mesh = dmesh.create_interval(MPI.COMM_WORLD, 16, [0.0, 1.0])
+    plain, lam = _bratu(mesh)
+    expected = continuation(plain, lam, 0.0, 10.0, step=0.5, max_points=20, monitor=_max)
+
+    def interrupt(point):
+        if point.arclength > 0 and len(seen) == 12:
+            raise KeyboardInterrupt("killed")
+        seen.append(point)
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        follow(interrupt)
+    problem, result = follow()
+    assert result.reason == expected.reason == "max_points"
+    assert result.points == expected.points and len(result.folds) == len(expected.folds) == 1
+    a, b = result.folds[0], expected.folds[0]
+    assert (a.parameter, a.monitor, a.tangent, a.after) == (
+        b.parameter,
+        b.monitor,
+        b.tangent,
+        b.after,
+    )
+    assert np.array_equal(a.state, b.state)
+    assert np.array_equal(problem.u.x.array, plain.u.x.array)
+    _, again = follow()  # finished: nothing more to do
+    assert again.points == expected.points
