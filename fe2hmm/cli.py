@@ -249,14 +249,16 @@ def _create_cell(args, components: int):
             f"argument --rve: {args.rve!r} has no {args.dim}D version; "
             f"{args.dim}D RVEs: {rve.available(args.dim)}"
         )
-    try:
-        cell = rve.create(
+    names = {"volume_fraction": "--volume-fraction", "resolution": "--resolution"}
+    try:  # fe2hmm.rve.limits: no gmsh or dolfinx import before the request is known to be good
+        _, resolution = rve.check_request(
             args.rve, dim=args.dim, volume_fraction=args.volume_fraction, resolution=args.resolution
         )
-        check_cell_size(args.dim, cell.parameters["resolution"], args.degree, components)
-        return cell
+        check_cell_size(args.dim, resolution, args.degree, components)
+        return rve.create(
+            args.rve, dim=args.dim, volume_fraction=args.volume_fraction, resolution=args.resolution
+        )
     except ValueError as err:
-        names = {"volume_fraction": "--volume-fraction", "resolution": "--resolution"}
         raise _blame(err, names | {"degree": "--degree"}, "--rve") from None
 
 
@@ -298,12 +300,12 @@ def _homogenize_elasticity(args) -> dict:
         )
     _check_homogenize(args, components=args.dim)
     t0 = time.perf_counter()
+    cell = _create_cell(args, components=args.dim)  # checks the request before any heavy import
     import numpy as np
 
     from fe2hmm.micro.cells.elasticity import homogenize_elasticity
     from fe2hmm.rve.cell import INCLUSION, MATRIX
 
-    cell = _create_cell(args, components=args.dim)
     solution = homogenize_elasticity(
         cell, {MATRIX: matrix, INCLUSION: inclusion}, bc=bc, degree=args.degree
     )
@@ -345,11 +347,11 @@ def _homogenize_diffusion(args) -> dict:
         )
     _check_homogenize(args, components=1)
     t0 = time.perf_counter()
+    cell = _create_cell(args, components=1)  # checks the request before any heavy import
     from fe2hmm import analytic
     from fe2hmm.micro.cells.diffusion import homogenize_diffusion
     from fe2hmm.rve.cell import INCLUSION, MATRIX
 
-    cell = _create_cell(args, components=1)
     solution = homogenize_diffusion(
         cell, {MATRIX: args.matrix, INCLUSION: args.inclusion}, bc=bc, degree=args.degree
     )
