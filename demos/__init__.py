@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fe2hmm.checks import check_writable
 
-__all__ = ["add_checkpoint", "add_output_dir", "checked_output_dir", "pyplot"]
+__all__ = ["add_checkpoint", "add_output_dir", "checked_checkpoint", "checked_output_dir", "pyplot"]
 
 
 def add_output_dir(parser: argparse.ArgumentParser, demo: str) -> None:
@@ -73,6 +73,29 @@ def add_checkpoint(parser: argparse.ArgumentParser) -> None:
         "DIR already holds a step, resume from it: a killed run started again with the same "
         "DIR ends with the same result (same command line and number of MPI ranks)",
     )
+
+
+def checked_checkpoint(
+    parser: argparse.ArgumentParser, folder: Path | None, nprocs: int = 1
+) -> Path | None:
+    """``--checkpoint``'s folder, refused at once if a run in it was written by another number
+    of MPI ranks (every ``latest.json`` below it is read; see :mod:`fe2hmm.checkpoint`)."""
+    if folder is None or not folder.is_dir():
+        return folder
+    import json
+
+    for record in sorted(folder.rglob("latest.json")):
+        try:
+            ranks = json.loads(record.read_text())["ranks"]
+        except (OSError, ValueError, KeyError, TypeError):
+            parser.error(f"argument --checkpoint: {str(record)!r} is not a checkpoint record")
+        if ranks != nprocs:
+            parser.error(
+                f"argument --checkpoint: {str(record.parent)!r} holds a run on {ranks} MPI "
+                f"rank(s), this one has {nprocs}: restart with mpiexec -n {ranks} or give "
+                "another folder"
+            )
+    return folder
 
 
 def pyplot():

@@ -58,7 +58,13 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import (
+    add_checkpoint,
+    add_output_dir,
+    checked_checkpoint,
+    checked_output_dir,
+    pyplot,
+)
 
 DEMO = "evolving_microstructure"
 
@@ -93,6 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args(argv)
     args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    args.checkpoint = checked_checkpoint(parser, args.checkpoint, MPI.COMM_WORLD.size)
     return args
 
 

@@ -53,7 +53,13 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import (
+    add_checkpoint,
+    add_output_dir,
+    checked_checkpoint,
+    checked_output_dir,
+    pyplot,
+)
 
 DEMO = "homogenised_waves"
 
@@ -87,6 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if abs(1 / args.epsilon - round(1 / args.epsilon)) > 1e-9:
         parser.error(f"argument --epsilon: expected 1/N with N >= 4, got {args.epsilon:g}")
     args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    args.checkpoint = checked_checkpoint(parser, args.checkpoint, MPI.COMM_WORLD.size)
     return args
 
 

@@ -64,7 +64,13 @@ from mpi4py import MPI
 import numpy as np
 
 from fe2hmm.checks import integer, real
-from fe2hmm.demos import add_checkpoint, add_output_dir, checked_output_dir, pyplot
+from fe2hmm.demos import (
+    add_checkpoint,
+    add_output_dir,
+    checked_checkpoint,
+    checked_output_dir,
+    pyplot,
+)
 
 DEMO = "transient_conduction"
 
@@ -104,6 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             f"with --steps {args.steps}), got {args.periods:g}"
         )
     args.output_dir = checked_output_dir(parser, args.output_dir, DEMO, MPI.COMM_WORLD.size)
+    args.checkpoint = checked_checkpoint(parser, args.checkpoint, MPI.COMM_WORLD.size)
     return args
 
 

@@ -291,6 +291,8 @@ BAD_ARGUMENTS = [
     ("adaptive_reuse", ["--n-slab", "-3"], "argument --n-slab"),
     ("porous_plasticity", ["--output-dir", "/proc/x"], "argument --output-dir"),
     ("fibre_plate_hole", ["--output-dir", str(REPO / "pyproject.toml" / "out")], "not a folder"),
+    ("transient_conduction", ["--checkpoint", "/proc/x"], "argument --checkpoint"),
+    ("homogenised_waves", ["--checkpoint", str(REPO / "pyproject.toml")], "argument --checkpoint"),
 ]
 
 
@@ -328,6 +330,18 @@ def test_demo_bad_arguments_fail_before_any_work(tmp_path, demo, args, message):
         if cmd[0] == "-m":  # the CLI: the error alone, on one line
             assert len(out.stderr.strip().splitlines()) == 1, out.stderr
             assert last.startswith(f"fe2hmm: error: demo {demo}: argument ")
+
+
+def test_demo_checkpoint_of_another_rank_count_is_refused_at_once(tmp_path):
+    """A --checkpoint folder holding a run on another number of ranks: one line naming the
+    argument, the folder and the rank count to restart with, before any work."""
+    run = tmp_path / "ckpt" / "branch_analytic"
+    run.mkdir(parents=True)
+    (run / "latest.json").write_text('{"format": 1, "step": 3, "ranks": 4, "data": {}}')
+    cmd = ["-m", "fe2hmm", "demo", "solid_electrolyte", "--checkpoint", tmp_path / "ckpt"]
+    out, _ = _run_without_dolfinx(cmd, tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "argument --checkpoint" in out.stderr and "restart with mpiexec -n 4" in out.stderr
 
 
 def test_demo_output_dir_helper(tmp_path, monkeypatch):
