@@ -15,20 +15,24 @@ Layout of the directory ``DIR``::
 
     DIR/latest.json               the commit record: {"format", "step", "ranks", "objects",
                                   "data"}
-    DIR/step-000007/rank-0.npz    per rank: "cells" (the mesh's original input indices of the
-    DIR/step-000007/rank-1.npz    rank's owned cells), "f/<name>" (a Function's local values,
-                                  ghosts included), "s/<name>/<key>" (an object's arrays),
+    DIR/step-000007/rank-0.npz    per rank, for each Function "<name>": "c/<name>" (the mesh's
+    DIR/step-000007/rank-1.npz    original input index of every local cell, ghosts included)
+                                  and "f/<name>" (its values cell by cell: (cells, dofs per
+                                  cell, block size)); "s/<name>/<key>" (an object's arrays);
                                   "a/<key>" (the rank's Checkpoint.arrays)
 
 Atomicity: every rank writes its file under a temporary name, flushes it to disk and renames
 it; after a barrier rank 0 replaces ``latest.json`` the same way (the commit), and only then
 removes older step folders. A run killed at any moment (SIGKILL included) leaves
 ``latest.json`` naming a step whose files are all complete: the previous one until the commit,
-the new one after it. Restoring needs the same number of ranks and the same partition of the
-same mesh: every rank checks that its owned cells (by original index) and every Function's
-local size are those of the file, and refuses otherwise (the mesh partitioners are
-deterministic for a given mesh, rank count and partitioner). Files hold raw float64 values:
-a restored run continues bitwise from the committed state.
+the new one after it.
+
+Restoring needs the same number of ranks and the same partition of the same mesh: every rank
+checks that it holds the same cells (by original input index) and restores each Function cell
+by cell through the original indices, so the values land on the right dofs even if the local
+numbering of cells or dofs differed; another partition is refused (the mesh partitioners are
+deterministic for a given mesh, rank count and partitioner). Files hold raw float64 values: a
+restored run continues bitwise from the committed state.
 """
 
 from __future__ import annotations
@@ -166,13 +170,14 @@ class Checkpoint:
         comm.barrier()
 
     # ------------------------------------------------------------------ files
-    def _cells(self) -> np.ndarray:
-        if not self._functions:
-            return np.zeros(0, dtype=np.int64)
-        mesh = next(iter(self._functions.values())).function_space.mesh
-        tdim = mesh.topology.dim
-        owned = mesh.topology.index_map(tdim).size_local
-        return np.asarray(mesh.topology.original_cell_index[:owned], dtype=np.int64)
+    @staticmethod
+    def _layout(f) -> tuple[np.ndarray, np.ndarray, int]:
+        """A Function's local cells (original indices, ghosts included), their dofs, block size."""
+        mesh = f.function_space.mesh
+        dofmap = f.function_space.dofmap
+        cells = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)
+        dofs = np.asarray(dofmap.list)
+        return cells[: dofs.shape[0]], dofs, dofmap.bs
 
     def _file(self, step: int, rank: int | None = None) -> Path:
         rank = self.comm.rank if rank is None else rank
@@ -190,9 +195,11 @@ class Checkpoint:
             Collective on :attr:`comm`.
         """
         step = self.step + 1
-        arrays: dict[str, np.ndarray] = {"cells": self._cells()}
+        arrays: dict[str, np.ndarray] = {}
         for name, f in self._functions.items():
-            arrays[f"f/{name}"] = f.x.array.copy()
+            cells, dofs, bs = self._layout(f)
+            arrays[f"c/{name}"] = cells
+            arrays[f"f/{name}"] = f.x.array.reshape(-1, bs)[dofs]
         for name, obj in self._states.items():
             for key, value in obj.checkpoint_state().items():
                 arrays[f"s/{name}/{key}"] = np.asarray(value)
@@ -276,7 +283,10 @@ class Checkpoint:
             )
         assert loaded is not None
         for name, f in self._functions.items():
-            f.x.array[:] = loaded[f"f/{name}"]
+            cells, dofs, bs = self._layout(f)
+            row = {int(c): i for i, c in enumerate(loaded[f"c/{name}"])}
+            order = np.array([row[int(c)] for c in cells], dtype=np.int64)
+            f.x.array.reshape(-1, bs)[dofs] = loaded[f"f/{name}"][order]
         for name, obj in self._states.items():
             prefix = f"s/{name}/"
             obj.restore_state(
@@ -292,16 +302,17 @@ class Checkpoint:
         names = sorted([*self._functions, *self._states])
         if objects != names:
             return f"objects differ: the file has {objects}, this run {names}"
-        cells = self._cells()
-        if not np.array_equal(loaded["cells"], cells):
-            return (
-                f"the rank owns {cells.size} cells, the file {loaded['cells'].size} or others "
-                "(another mesh or partition)"
-            )
         for name, f in self._functions.items():
-            if loaded[f"f/{name}"].shape != f.x.array.shape:
+            cells, dofs, bs = self._layout(f)
+            saved = loaded[f"c/{name}"]
+            if saved.size != cells.size or not np.array_equal(np.sort(saved), np.sort(cells)):
                 return (
-                    f"Function {name!r} has {f.x.array.size} local values, the file "
-                    f"{loaded[f'f/{name}'].size} (another space)"
+                    f"Function {name!r}: the rank holds {cells.size} cells, the file "
+                    f"{saved.size} or others (another mesh or partition)"
+                )
+            if loaded[f"f/{name}"].shape != (*dofs.shape, bs):
+                return (
+                    f"Function {name!r} has {dofs.shape[1]} dofs per cell (block size {bs}), the "
+                    f"file {loaded[f'f/{name}'].shape[1:]} (another space)"
                 )
         return None

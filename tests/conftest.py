@@ -39,6 +39,22 @@ def _collect_and_barrier():
     PETSc.garbage_cleanup(MPI.COMM_WORLD)
 
 
+def same_function_values(a, b) -> bool:
+    """Whether two Functions on equal meshes hold bitwise the same values, compared cell by cell
+    through the original cell indices (independent of the local numbering of cells and dofs);
+    True on every rank or on none (collective)."""
+
+    def by_cell(f):
+        dofs = np.asarray(f.function_space.dofmap.list)
+        cells = f.function_space.mesh.topology.original_cell_index[: dofs.shape[0]]
+        values = f.x.array.reshape(-1, f.function_space.dofmap.bs)[dofs]
+        return {int(c): v for c, v in zip(cells, values, strict=True)}
+
+    A, B = by_cell(a), by_cell(b)
+    same = A.keys() == B.keys() and all(np.array_equal(A[k], B[k]) for k in A)
+    return all(MPI.COMM_WORLD.allgather(bool(same)))
+
+
 def mpiexec() -> str:
     """The mpiexec next to this Python (the mpich wheel puts it in the venv's bin)."""
     here = Path(sys.executable).parent / "mpiexec"
