@@ -188,25 +188,26 @@ class Checkpoint:
         """Write the current state as the next committed step (:attr:`step` + 1).
 
         Raises:
-            OSError: the folder cannot be written (on every rank).
-            TypeError: :attr:`data` is not JSON-serialisable (on every rank).
+            OSError: the step could not be written — the folder is not writable, :attr:`data`
+                is not JSON-serialisable, an object's ``checkpoint_state`` failed — on every
+                rank, naming the first rank it failed on.
 
         Note:
             Collective on :attr:`comm`.
         """
         step = self.step + 1
-        arrays: dict[str, np.ndarray] = {}
-        for name, f in self._functions.items():
-            cells, dofs, bs = self._layout(f)
-            arrays[f"c/{name}"] = cells
-            arrays[f"f/{name}"] = f.x.array.reshape(-1, bs)[dofs]
-        for name, obj in self._states.items():
-            for key, value in obj.checkpoint_state().items():
-                arrays[f"s/{name}/{key}"] = np.asarray(value)
-        for key, value in self.arrays.items():
-            arrays[f"a/{key}"] = np.asarray(value)
         error = None
-        try:
+        try:  # whatever fails on one rank is raised on every rank (no rank left waiting)
+            arrays: dict[str, np.ndarray] = {}
+            for name, f in self._functions.items():
+                cells, dofs, bs = self._layout(f)
+                arrays[f"c/{name}"] = cells
+                arrays[f"f/{name}"] = f.x.array.reshape(-1, bs)[dofs]
+            for name, obj in self._states.items():
+                for key, value in obj.checkpoint_state().items():
+                    arrays[f"s/{name}/{key}"] = np.asarray(value)
+            for key, value in self.arrays.items():
+                arrays[f"a/{key}"] = np.asarray(value)
             record = json.dumps(
                 {
                     "format": FORMAT,
@@ -219,7 +220,7 @@ class Checkpoint:
             folder = self._file(step).parent
             folder.mkdir(exist_ok=True)
             _fsync_write(self._file(step), lambda f: np.savez(f, **arrays))
-        except (OSError, TypeError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001  (gathered and raised on every rank below)
             error = f"{type(err).__name__}: {err}"
         errors = self.comm.allgather(error)
         if any(errors):
@@ -245,20 +246,28 @@ class Checkpoint:
 
         Raises:
             ValueError: the files do not match this run — another number of ranks, another
-                partition or mesh, other objects or sizes (on every rank, naming the mismatch).
+                partition or mesh, other objects or sizes — or are damaged, or an object's
+                ``restore_state`` failed (on every rank, naming the mismatch and the rank).
 
         Note:
             Collective on :attr:`comm`.
         """
-        record = None
+        record, error = None, None
         if self.comm.rank == 0:
             path = self.directory / "latest.json"
-            record = json.loads(path.read_text()) if path.exists() else None
-        record = self.comm.bcast(record, root=0)
+            try:
+                record = json.loads(path.read_text()) if path.exists() else None
+                missing = set() if record is None else {"step", "ranks", "data"} - set(record)
+                if missing:
+                    raise KeyError(f"no {', '.join(sorted(missing))}")
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                error = f"{str(path)!r} is not a commit record ({type(err).__name__}: {err})"
+        record, error = self.comm.bcast((record, error), root=0)
+        if error is not None:
+            raise ValueError(f"checkpoint {str(self.directory)!r} cannot be restored: {error}")
         if record is None:
             return False
         step = int(record["step"])
-        error = None
         if record.get("format") != FORMAT:
             error = f"format {record.get('format')!r}, this fe2hmm reads {FORMAT}"
         elif record["ranks"] != self.comm.size:
@@ -272,7 +281,7 @@ class Checkpoint:
                 with np.load(self._file(step)) as npz:
                     loaded = {k: npz[k] for k in npz.files}
                 error = self._check(loaded, record.get("objects", []))
-            except OSError as err:
+            except Exception as err:  # noqa: BLE001  (a missing or damaged file, on any rank)
                 error = f"{type(err).__name__}: {err}"
         errors = self.comm.allgather(error)
         if any(errors):
@@ -282,15 +291,26 @@ class Checkpoint:
                 f"(rank {rank}): {errors[rank]}"
             )
         assert loaded is not None
-        for name, f in self._functions.items():
-            cells, dofs, bs = self._layout(f)
-            row = {int(c): i for i, c in enumerate(loaded[f"c/{name}"])}
-            order = np.array([row[int(c)] for c in cells], dtype=np.int64)
-            f.x.array.reshape(-1, bs)[dofs] = loaded[f"f/{name}"][order]
-        for name, obj in self._states.items():
-            prefix = f"s/{name}/"
-            obj.restore_state(
-                {k[len(prefix) :]: v for k, v in loaded.items() if k.startswith(prefix)}
+        error = None
+        try:
+            for name, f in self._functions.items():
+                cells, dofs, bs = self._layout(f)
+                row = {int(c): i for i, c in enumerate(loaded[f"c/{name}"])}
+                order = np.array([row[int(c)] for c in cells], dtype=np.int64)
+                f.x.array.reshape(-1, bs)[dofs] = loaded[f"f/{name}"][order]
+            for name, obj in self._states.items():
+                prefix = f"s/{name}/"
+                obj.restore_state(
+                    {k[len(prefix) :]: v for k, v in loaded.items() if k.startswith(prefix)}
+                )
+        except Exception as err:  # noqa: BLE001  (raised on every rank below)
+            error = f"{type(err).__name__}: {err}"
+        errors = self.comm.allgather(error)
+        if any(errors):
+            rank = next(r for r, e in enumerate(errors) if e)
+            raise ValueError(
+                f"checkpoint {str(self.directory)!r} step {step}: restoring failed on rank "
+                f"{rank}: {errors[rank]}"
             )
         self.arrays = {k[2:]: v for k, v in loaded.items() if k.startswith("a/")}
         self.step = step

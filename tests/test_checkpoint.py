@@ -397,3 +397,46 @@ def test_functions_are_restored_cell_by_cell_through_the_original_indices(tmp_pa
     u2.x.array[:] = 0.0
     assert Checkpoint(folder, {"u": u2}).restore()
     assert same_function_values(u2, u)
+
+
+class _FailsOnLastRank(_Counter):
+    """Fails to save (or to restore) on the last rank only: the others must not wait."""
+
+    def __init__(self, when):
+        super().__init__()
+        self.when = when
+
+    def checkpoint_state(self):
+        if self.when == "save" and MPI.COMM_WORLD.rank == MPI.COMM_WORLD.size - 1:
+            raise RuntimeError("disk quota")
+        return super().checkpoint_state()
+
+    def restore_state(self, state):
+        if self.when == "restore" and MPI.COMM_WORLD.rank == MPI.COMM_WORLD.size - 1:
+            raise KeyError("v9")
+        super().restore_state(state)
+
+
+def test_a_failure_on_one_rank_or_a_damaged_file_is_raised_on_every_rank(tmp_path):
+    """An object failing on the last rank only, a damaged commit record, a damaged rank file:
+    every rank raises (no rank left waiting in a collective), naming the rank and the cause."""
+    folder = _shared_dir(tmp_path)
+    last = MPI.COMM_WORLD.size - 1
+    u = _function()
+    with pytest.raises(OSError, match=rf"not written \(rank {last}\): RuntimeError: disk quota"):
+        Checkpoint(folder, {"u": u, "h": _FailsOnLastRank("save")}).save()
+    Checkpoint(folder, {"u": u, "h": _FailsOnLastRank("restore")}).save()
+    with pytest.raises(ValueError, match=rf"restoring failed on rank {last}: KeyError"):
+        Checkpoint(folder, {"u": u, "h": _FailsOnLastRank("restore")}).restore()
+    MPI.COMM_WORLD.barrier()
+    if MPI.COMM_WORLD.rank == last:  # damage the last rank's file
+        (Path(folder) / "step-000001" / f"rank-{last}.npz").write_bytes(b"PK\x03\x04 truncated")
+    MPI.COMM_WORLD.barrier()
+    with pytest.raises(ValueError, match=rf"step 1 cannot be restored \(rank {last}\)"):
+        Checkpoint(folder, {"u": u, "h": _Counter()}).restore()
+    MPI.COMM_WORLD.barrier()
+    if MPI.COMM_WORLD.rank == 0:
+        (Path(folder) / "latest.json").write_text('{"step": 1}')
+    MPI.COMM_WORLD.barrier()
+    with pytest.raises(ValueError, match="is not a commit record .*no data, ranks"):
+        Checkpoint(folder, {"u": u}).restore()
