@@ -21,7 +21,7 @@ Layout of the directory ``DIR``::
                                   cell, block size)); "s/<name>/<key>" (an object's arrays);
                                   "a/<key>" (the rank's Checkpoint.arrays)
 
-Atomicity: every rank writes its file under a temporary name, flushes it to disk and renames
+Atomicity: every rank writes its file under a temporary name, flushes it (``fsync``) and renames
 it; after a barrier rank 0 replaces ``latest.json`` the same way (the commit), and only then
 removes older step folders. A run killed at any moment (SIGKILL included) leaves
 ``latest.json`` naming a step whose files are all complete: the previous one until the commit,
@@ -165,9 +165,15 @@ class Checkpoint:
         self.data: dict[str, Any] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.restored = False
+        error = None
         if comm.rank == 0:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        comm.barrier()
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                error = f"{type(err).__name__}: {err}"
+        error = comm.bcast(error, root=0)
+        if error is not None:
+            raise ValueError(f"checkpoint directory {str(self.directory)!r}: {error}")
 
     # ------------------------------------------------------------------ files
     @staticmethod
@@ -182,6 +188,33 @@ class Checkpoint:
     def _file(self, step: int, rank: int | None = None) -> Path:
         rank = self.comm.rank if rank is None else rank
         return self.directory / f"step-{step:06d}" / f"rank-{rank}.npz"
+
+    # ------------------------------------------------------------------ drivers
+    def steps_done(self, key: str, path: list[float], start: int = 0) -> int:
+        """The steps of ``path`` already done (:attr:`step`), checked against the path saved.
+
+        A driver calls it before stepping: ``path`` is its whole path (``times`` of a march,
+        with ``start=1`` for the initial time; ``loads`` of a load path), recorded in
+        :attr:`data` under ``key`` so that a restart along another path is refused.
+
+        Raises:
+            ValueError: more steps done than ``path`` has, or the steps done went along another
+                path (another command line or set-up).
+        """
+        done = self.step
+        if done > len(path) - start:
+            raise ValueError(
+                f"the checkpoint has {done} steps done, more than the {len(path) - start} "
+                f"{key} steps given"
+            )
+        saved = self.data.get(key)
+        if done and (saved is None or saved[: done + start] != path[: done + start]):
+            raise ValueError(
+                f"the checkpoint's {done} steps went along other {key} ({saved}, given "
+                f"{path}): restart with the same {key}, or use another folder"
+            )
+        self.data[key] = list(path)
+        return done
 
     # ------------------------------------------------------------------ save / restore
     def save(self) -> None:
@@ -227,14 +260,20 @@ class Checkpoint:
             rank = next(r for r, e in enumerate(errors) if e)
             raise OSError(f"checkpoint step {step} not written (rank {rank}): {errors[rank]}")
         self.comm.barrier()  # every rank's file is complete before the commit
+        error = None
         if self.comm.rank == 0:
-            _fsync_write(self.directory / "latest.json", lambda f: f.write(record.encode()))
-            _fsync_dir(self.directory)
-            for old in self.directory.iterdir():
-                m = _STEP.match(old.name)
-                if m and int(m.group(1)) != step and old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
-        self.comm.barrier()
+            try:
+                _fsync_write(self.directory / "latest.json", lambda f: f.write(record.encode()))
+                _fsync_dir(self.directory)
+                for old in self.directory.iterdir():
+                    m = _STEP.match(old.name)
+                    if m and int(m.group(1)) != step and old.is_dir():
+                        shutil.rmtree(old, ignore_errors=True)
+            except Exception as err:  # noqa: BLE001  (raised on every rank below)
+                error = f"{type(err).__name__}: {err}"
+        error = self.comm.bcast(error, root=0)
+        if error is not None:
+            raise OSError(f"checkpoint step {step} not committed (rank 0): {error}")
         self.step = step
 
     def restore(self) -> bool:
@@ -260,6 +299,8 @@ class Checkpoint:
                 missing = set() if record is None else {"step", "ranks", "data"} - set(record)
                 if missing:
                     raise KeyError(f"no {', '.join(sorted(missing))}")
+                if record is not None and not isinstance(record["step"], int):
+                    raise TypeError(f"step {record['step']!r} is not an integer")
             except (OSError, ValueError, KeyError, TypeError) as err:
                 error = f"{str(path)!r} is not a commit record ({type(err).__name__}: {err})"
         record, error = self.comm.bcast((record, error), root=0)
@@ -267,7 +308,7 @@ class Checkpoint:
             raise ValueError(f"checkpoint {str(self.directory)!r} cannot be restored: {error}")
         if record is None:
             return False
-        step = int(record["step"])
+        step = record["step"]
         if record.get("format") != FORMAT:
             error = f"format {record.get('format')!r}, this fe2hmm reads {FORMAT}"
         elif record["ranks"] != self.comm.size:

@@ -96,11 +96,8 @@ def march(
     histories = check_stateful(histories)
     u = newton.u
     steps: list[TimeStep] = []
-    done = 0 if checkpoint is None else checkpoint.step
-    if done > times.size - 1:
-        raise ValueError(
-            f"the checkpoint has {done} steps done, more than the {times.size - 1} of times"
-        )
+    path = [float(t) for t in times]
+    done = 0 if checkpoint is None else checkpoint.steps_done("times", path, start=1)
     for t_old, t_new in zip(times[done:-1], times[done + 1 :], strict=True):
         if before_step is not None:
             before_step(float(t_old), float(t_new))

@@ -440,3 +440,20 @@ def test_a_failure_on_one_rank_or_a_damaged_file_is_raised_on_every_rank(tmp_pat
     MPI.COMM_WORLD.barrier()
     with pytest.raises(ValueError, match="is not a commit record .*no data, ranks"):
         Checkpoint(folder, {"u": u}).restore()
+
+
+def test_a_march_restarted_along_other_times_is_refused(tmp_path):
+    """The steps done are checked against the driver's path: other times (another --steps or
+    --dt) or fewer times than steps done are refused, before any step."""
+    folder = _shared_dir(tmp_path)
+    ckpt = Checkpoint(folder, {"u": _function()})
+    assert ckpt.steps_done("times", [0.0, 0.1, 0.2, 0.3], start=1) == 0
+    ckpt.save()
+    ckpt.save()
+    again = Checkpoint(folder, {"u": _function()})
+    assert again.restore() and again.steps_done("times", [0.0, 0.1, 0.2, 0.3], start=1) == 2
+    with pytest.raises(ValueError, match=r"steps went along other times .*restart with the same"):
+        again.steps_done("times", [0.0, 0.05, 0.1, 0.15], start=1)
+    with pytest.raises(ValueError, match="2 steps done, more than the 1 times steps given"):
+        again.steps_done("times", [0.0, 0.1], start=1)
+    assert again.steps_done("times", [0.0, 0.1, 0.2, 0.3, 0.4], start=1) == 2  # extended: ok

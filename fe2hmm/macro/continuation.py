@@ -516,7 +516,9 @@ def continuation(
             for i, f in enumerate(saved["folds"])
         ]
         result.reason = saved["reason"]
-        if result.reason:
+        if result.reason:  # finished: problem.u and the parameter hold the last point
+            parameter.value = result.points[-1].parameter
+            bordered.update_closures()
             return result
         parameter.value = saved["parameter"]
         tangent = (checkpoint.arrays["continuation.tangent"].copy(), saved["tangent"])

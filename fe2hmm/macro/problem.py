@@ -466,8 +466,9 @@ class MacroProblem:
         """
         histories = self.histories if histories is None else list(histories)
         steps: list[LoadStep] = []
-        done = 0 if checkpoint is None else checkpoint.step
-        for target in list(loads)[done:]:
+        loads = [float(target) for target in loads]
+        done = 0 if checkpoint is None else checkpoint.steps_done("loads", loads)
+        for target in loads[done:]:
             steps += solve_incrementally(
                 self.newton,
                 apply_load,

@@ -666,11 +666,7 @@ def random_inclusions(
     if seed is not None:
         seed = _check_int("random", "seed", seed, 0)
     gap = _default_gap(d, res) if min_gap is None else _check_real("random", "min_gap", min_gap)
-    if gap < 0.0:
-        raise ValueError(f"random: min_gap={min_gap!r} is invalid; expected >= 0")
-    fmax = max_volume_fraction("random", d, count=n, min_gap=gap, resolution=res)
-    if fmax <= 0.0:
-        raise ValueError(f"random: min_gap={gap:.4g} leaves no room for {n} inclusions")
+    fmax = max_volume_fraction("random", d, count=n, min_gap=gap, resolution=res)  # gap >= 0
     f = _check_fraction("random", volume_fraction, fmax, open_max=False)
     radius = _ball_radius(f / n, d)
     centres = _place_random(n, radius, gap, d, seed, volume_fraction)

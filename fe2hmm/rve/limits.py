@@ -162,7 +162,8 @@ def max_volume_fraction(name: str, dim: int | None = None, **options: Any) -> fl
         The largest admissible volume fraction.
 
     Raises:
-        ValueError: unknown name or unsupported dimension.
+        ValueError: unknown name or unsupported dimension; for random a negative ``min_gap``
+            or one that leaves no room for ``count`` inclusions.
     """
     _check_name(name)
     d = _default_dim(name) if dim is None else _check_dim(name, dim)
@@ -181,7 +182,13 @@ def max_volume_fraction(name: str, dim: int | None = None, **options: Any) -> fl
     if gap is None:
         res = _check_resolution("random", options.get("resolution"), d)
         gap = _default_gap(d, res)
-    return _random_max_fraction(d, count, _check_real("random", "min_gap", gap))
+    gap = _check_real("random", "min_gap", gap)
+    if gap < 0.0:
+        raise ValueError(f"random: min_gap={gap!r} is invalid; expected >= 0")
+    fmax = _random_max_fraction(d, count, gap)
+    if fmax <= 0.0:
+        raise ValueError(f"random: min_gap={gap:.4g} leaves no room for {count} inclusions")
+    return fmax
 
 
 def available(dim: int | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from conftest import same_function_values
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 from scipy.optimize import brentq
+from ufl.algorithms.analysis import extract_constants
 
 from fe2hmm.closure import Closure
 from fe2hmm.errors import NewtonConvergenceError
@@ -313,5 +314,7 @@ def test_a_branch_interrupted_and_resumed_from_a_checkpoint_is_the_same_branch(t
     )
     assert np.array_equal(a.state, b.state)
     assert same_function_values(problem.u, plain.u)
-    _, again = follow()  # finished: nothing more to do
+    finished, again = follow()  # finished: nothing more to do, the last point restored
     assert again.points == expected.points
+    lam_of = [c for c in extract_constants(finished.F) if np.shape(c.value) == ()]
+    assert [float(c.value) for c in lam_of] == [expected.points[-1].parameter]

@@ -126,7 +126,8 @@ def reference_acceptance(lat, P, gamma, duration, samples, state):
 
     Walkers: the ions (numbered by placement), or the vacancies in site order if 2P > N. Each
     event: the waiting time -ln(u)/(M Γ), then 64-bit words until the pair (walker = high 32
-    bits × W >> 32, direction = low 32 bits × z >> 32) is a possible hop.
+    bits × W >> 32, direction = low 32 bits × z >> 32, a word rejected when either product's
+    low 32 bits fall below 2^32 mod W or 2^32 mod z) is a possible hop.
     """
     N, z = lat.sites, lat.coordination
     rng = _Stream(state)
@@ -148,7 +149,10 @@ def reference_acceptance(lat, P, gamma, duration, samples, state):
         _stay(occ, occupied_time, t_next - t)
         while True:
             r = rng.word()
-            w, k = ((r >> 32) * W) >> 32, ((r & 0xFFFFFFFF) * z) >> 32
+            mw, mk = (r >> 32) * W, (r & 0xFFFFFFFF) * z
+            if mw % 2**32 < 2**32 % W or mk % 2**32 < 2**32 % z:  # Lemire's rejection
+                continue
+            w, k = mw >> 32, mk >> 32
             i = walkers[w]
             j = int(lat.neighbours[i, k])
             if (occ[j] >= 0) == vacancies:

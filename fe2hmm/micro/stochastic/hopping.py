@@ -51,7 +51,8 @@ increment, ``u`` uniform in (0, 1]) and one hop is chosen with probability ``Γ_
 started from ``(seed, lattice index)``: the same seed gives bitwise the same run whatever the
 number of numba threads. Each event draws the time increment first, then the choice of the
 hop: one number (``tree``), or one 64-bit word per attempted pair (``acceptance``: the walker
-from its high 32 bits, the direction from its low 32 bits, each by multiply-and-shift). The
+from its high 32 bits, the direction from its low 32 bits, each by Lemire's multiply-and-shift
+with rejection, so exactly uniform). The
 initial placement is a partial Fisher–Yates shuffle of the sites.
 
 **Batch.** ``m = len(temperature)`` conditions × ``R`` replicas are ``B = m R`` independent
@@ -272,7 +273,8 @@ def _run_acceptance(
     BKL with ``R = M Γ``, ``M`` the bonds with one end occupied (the possible hops), kept by
     counting the occupied neighbours of the two sites of each hop. The hop is drawn uniformly
     among the ``M`` by acceptance: a uniform (walker, direction) pair, one 64-bit draw (walker
-    from the high 32 bits, direction from the low 32), until the neighbour is empty (walkers
+    from the high 32 bits, direction from the low 32, each exactly uniform by Lemire's
+    multiply-and-shift with rejection), until the neighbour is empty (walkers
     the ions) or occupied (walkers the vacancies, when ``2P > N``); at most 2 draws per event
     on average. No neighbour table: the walkers' lattice coordinates are packed in a uint32
     (``bits`` per axis) and the neighbours computed, which keeps the working set (occupations
@@ -313,6 +315,11 @@ def _run_acceptance(
     zu = np.uint64(z)
     low = np.uint64(0xFFFFFFFF)
     half = np.uint64(32)
+    # Lemire's rejection thresholds 2^32 mod W and 2^32 mod z: exactly uniform walker and
+    # direction from 32-bit halves (rejected with probability < W / 2^32)
+    two32 = np.uint64(1) << half
+    reject_w = (two32 - Wu) % Wu
+    reject_k = (two32 - zu) % zu
     producing = n_eq == 0
     t = 0.0
     t_half = 0.0
@@ -335,8 +342,12 @@ def _run_acceptance(
         while True:
             x += _GOLDEN
             r = _mix(x)
-            w = np.int64(((r >> half) * Wu) >> half)
-            k = np.int64(((r & low) * zu) >> half)
+            mw = (r >> half) * Wu
+            mk = (r & low) * zu
+            if (mw & low) < reject_w or (mk & low) < reject_k:
+                continue
+            w = np.int64(mw >> half)
+            k = np.int64(mk >> half)
             packed = np.int64(walker[w])
             a = packed & mask
             b = (packed >> bits) & mask
