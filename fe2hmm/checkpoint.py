@@ -83,6 +83,17 @@ def unragged(packed: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
     return out
 
 
+def _raise_on_every_rank(comm, error: str | None, exception: type, what) -> None:
+    """Raise ``exception(what(R) + ": " + error of R)`` on every rank if any rank has one.
+
+    ``R`` is the first rank with an ``error``; collective, so no rank is left waiting.
+    """
+    errors = comm.allgather(error)
+    if any(errors):
+        rank = next(r for r, e in enumerate(errors) if e)
+        raise exception(f"{what(rank)}: {errors[rank]}")
+
+
 def _fsync_write(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -255,10 +266,9 @@ class Checkpoint:
             _fsync_write(self._file(step), lambda f: np.savez(f, **arrays))
         except Exception as err:  # noqa: BLE001  (gathered and raised on every rank below)
             error = f"{type(err).__name__}: {err}"
-        errors = self.comm.allgather(error)
-        if any(errors):
-            rank = next(r for r, e in enumerate(errors) if e)
-            raise OSError(f"checkpoint step {step} not written (rank {rank}): {errors[rank]}")
+        _raise_on_every_rank(
+            self.comm, error, OSError, lambda r: f"checkpoint step {step} not written (rank {r})"
+        )
         self.comm.barrier()  # every rank's file is complete before the commit
         error = None
         if self.comm.rank == 0:
@@ -324,13 +334,10 @@ class Checkpoint:
                 error = self._check(loaded, record.get("objects", []))
             except Exception as err:  # noqa: BLE001  (a missing or damaged file, on any rank)
                 error = f"{type(err).__name__}: {err}"
-        errors = self.comm.allgather(error)
-        if any(errors):
-            rank = next(r for r, e in enumerate(errors) if e)
-            raise ValueError(
-                f"checkpoint {str(self.directory)!r} step {step} cannot be restored "
-                f"(rank {rank}): {errors[rank]}"
-            )
+        where = f"checkpoint {str(self.directory)!r} step {step}"
+        _raise_on_every_rank(
+            self.comm, error, ValueError, lambda r: f"{where} cannot be restored (rank {r})"
+        )
         assert loaded is not None
         error = None
         try:
@@ -346,13 +353,9 @@ class Checkpoint:
                 )
         except Exception as err:  # noqa: BLE001  (raised on every rank below)
             error = f"{type(err).__name__}: {err}"
-        errors = self.comm.allgather(error)
-        if any(errors):
-            rank = next(r for r, e in enumerate(errors) if e)
-            raise ValueError(
-                f"checkpoint {str(self.directory)!r} step {step}: restoring failed on rank "
-                f"{rank}: {errors[rank]}"
-            )
+        _raise_on_every_rank(
+            self.comm, error, ValueError, lambda r: f"{where}: restoring failed on rank {r}"
+        )
         self.arrays = {k[2:]: v for k, v in loaded.items() if k.startswith("a/")}
         self.step = step
         self.data = record["data"]
