@@ -552,8 +552,8 @@ def main(args: argparse.Namespace):
                 }
             )
         say(
-            f"\n{'eps':>8} {'DNS dofs':>10} {'DNS s':>8} {'HMM s':>8} {'L2 err':>10} {'rate':>5}"
-            f" {'H1 err':>10} {'rate':>5} {'H1 no corr':>10}"
+            f"\n{'eps':>8} {'DNS dofs':>10} {'DNS time':>8} {'HMM time':>8} {'L2 err':>10}"
+            f" {'rate':>5} {'H1 err':>10} {'rate':>5} {'H1 no corr':>10}"
         )
         for i, r in enumerate(rows):
             rate = ("", "")
@@ -564,8 +564,8 @@ def main(args: argparse.Namespace):
                     f"{np.log(rows[i - 1]['h1_error'] / r['h1_error']) / q:5.2f}",
                 )
             say(
-                f"1/{round(1 / r['eps']):<6d} {r['dns_dofs']:>10d} {r['dns_seconds']:>8.2f} "
-                f"{r['hmm_seconds']:>8.2f} {r['l2_error']:>10.3e} {rate[0]:>5} "
+                f"1/{round(1 / r['eps']):<6d} {r['dns_dofs']:>10d} {r['dns_seconds']:>6.2f} s "
+                f"{r['hmm_seconds']:>6.2f} s {r['l2_error']:>10.3e} {rate[0]:>5} "
                 f"{r['h1_error']:>10.3e} {rate[1]:>5} {r['h1_error_without_corrector']:>10.3e}"
             )
         if len(rows) > 1:

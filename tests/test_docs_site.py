@@ -3,45 +3,31 @@
 ``make docs`` (part of ``make test``) builds the site with warnings as errors; the tests here are
 the checks that need no Sphinx: every page is reached from a toctree of ``docs/index.md``, every
 demo script renders as a page, and every command output a page quotes is what the command prints
-now.
+now (the quote format and the comparison: ``tests/_quoted_outputs.py``; the demos' runs are
+checked by the tests of ``tests/test_demos.py`` that run them anyway). To regenerate the quotes
+of a page from runs instead of editing them by hand::
 
-A quoted output is either a ``console`` block (``$ fe2hmm …`` lines, each followed by its
-output) or any fenced block right after an HTML comment ``<!-- output of: fe2hmm … -->``; the
-command may start with environment assignments (``$ FE2HMM_MEMORY_LIMIT=4G fe2hmm …`` pins a
-machine-dependent limit). It matches a fresh run when the lines agree with every number masked
-(whitespace runs collapsed), and the numbers agree to 1 % (absolute 1e-3); wall times (a number
-before ``s`` or ``events/s``, a JSON key with ``seconds``) are not compared. JSON lines are
-compared as JSON: the same keys everywhere. Mesh-generator versions move the last digits of cell
-results (1240 instead of 1244 dofs), hence the tolerance; the published values themselves are
-checked in ``tests/test_cli.py``.
-
-To regenerate the quotes of a page from runs instead of editing them by hand::
-
-    .venv/bin/python tests/test_docs_site.py --update docs/cli.md
+    .venv/bin/python tests/_quoted_outputs.py --update docs/cli.md
 """
 
-import json
-import math
+import ast
 import os
 import re
-import shlex
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _quoted_outputs import (
+    DOCS,
+    all_quotes,
+    covers,
+    differences,
+    pages,
+    quotes,
+    run_quoted,
+    split_command,
+)
 from conftest import REPO, serial_only
-
-DOCS = REPO / "docs"
-SKIP_DIRS = {"_build", "_generated"}
-
-
-def _pages() -> list[Path]:
-    """Every Markdown page of docs/ (not the build tree or the generated demo pages)."""
-    return sorted(
-        p for p in DOCS.rglob("*.md") if not SKIP_DIRS & set(p.relative_to(DOCS).parts[:-1])
-    )
 
 
 def _docname(path: Path) -> str:
@@ -77,17 +63,17 @@ def _toctree_entries(page: Path) -> list[str]:
 def test_every_page_is_reached_from_the_index_toctree():
     """Sphinx warns about pages outside every toctree only when it builds; this is the fast
     check (docs/index.md's toctrees reach every page, and list only pages that exist)."""
-    pages = {_docname(p): p for p in _pages()}
+    found = {_docname(p): p for p in pages()}
     reached, todo = {"index"}, ["index"]
     while todo:
         for entry in _toctree_entries(DOCS / f"{todo.pop()}.md"):
             if entry.startswith("_generated/"):
                 continue  # the demo pages, written at build time (test below)
-            assert entry in pages, f"toctree entry {entry!r} is not a page of docs/"
+            assert entry in found, f"toctree entry {entry!r} is not a page of docs/"
             if entry not in reached:
                 reached.add(entry)
                 todo.append(entry)
-    assert set(pages) - reached == set(), "pages in no toctree"
+    assert set(found) - reached == set(), "pages in no toctree"
 
 
 def test_every_demo_renders_as_a_page(tmp_path):
@@ -127,155 +113,56 @@ def test_every_public_module_is_in_the_api_reference():
     assert listed - modules <= {"fe2hmm"}, "entries of docs/api_reference.md without a module"
 
 
-# --- quoted outputs ---------------------------------------------------------------------------
+# --- quoted outputs (tests/_quoted_outputs.py) ----------------------------------------------
 
 
-@dataclass
-class Quote:
-    """One quoted output: ``page`` lines ``[start, stop)`` are what ``command`` printed."""
-
-    page: Path
-    start: int
-    stop: int
-    command: str
-    lines: list[str]
-
-    @property
-    def id(self) -> str:
-        return f"{self.page.relative_to(REPO)}:{self.start + 1}:{self.command}"
-
-
-_FENCE = re.compile(r"^(`{3,})\s*([^`\s]*)[^`]*$")  # an opening fence and its language
-_MARKER = re.compile(r"^<!--\s*output of:\s*(.+?)\s*-->\s*$")
-
-
-def quotes(page: Path) -> list[Quote]:
-    """The quoted outputs of ``fe2hmm`` commands on one page."""
-    lines = page.read_text(encoding="utf-8").splitlines()
-    found, i = [], 0
-    while i < len(lines):
-        fence = _FENCE.match(lines[i])
-        if not fence:
-            i += 1
-            continue
-        stop = next(
-            (j for j in range(i + 1, len(lines)) if lines[j].strip() == fence.group(1)), None
-        )
-        assert stop is not None, f"{page}:{i + 1}: unclosed fence"
-        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
-        marker = _MARKER.match(previous)
-        if marker and _split(marker.group(1)):
-            found.append(Quote(page, i + 1, stop, marker.group(1), lines[i + 1 : stop]))
-        elif fence.group(2) == "console":
-            starts = [j for j in range(i + 1, stop) if lines[j].startswith("$ ")]
-            for k, j in enumerate(starts):
-                end = starts[k + 1] if k + 1 < len(starts) else stop
-                command = lines[j][2:].strip()
-                if _split(command):
-                    found.append(Quote(page, j + 1, end, command, lines[j + 1 : end]))
-        i = stop + 1
-    return found
-
-
-def _all_quotes() -> list[Quote]:
-    return [q for page in _pages() for q in quotes(page)]
-
-
-def _split(command: str) -> tuple[dict[str, str], list[str]] | None:
-    """``NAME=value … fe2hmm ARGS`` as (environment, ARGS); ``None`` for other commands."""
-    words = shlex.split(command)
-    env = {}
-    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
-        name, _, value = words.pop(0).partition("=")
-        env[name] = value
-    return (env, words[1:]) if words[:1] == ["fe2hmm"] else None
-
-
-def run_quoted(command: str) -> tuple[int, list[str]]:
-    """Run a quoted ``[NAME=value …] fe2hmm …`` command (machine-dependent limits can be pinned,
-    e.g. ``FE2HMM_MEMORY_LIMIT=4G``); its standard output (standard error if it failed)."""
-    assignments, words = _split(command)
-    args = [sys.executable, "-m", "fe2hmm", *words]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", FE2HMM_PROGRESS="0")
-    env.update(assignments)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
-    text = out.stdout if out.returncode == 0 else out.stderr
-    return out.returncode, text.rstrip("\n").splitlines()
-
-
-_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-_TIME_AFTER = re.compile(r"\s*(?:s\b|events/s\b)")
-
-
-def _numbers(line: str) -> tuple[str, list[float | None]]:
-    """``line`` with every number masked (whitespace collapsed), and the numbers (``None`` for
-    wall times)."""
-    values = []
-    for match in _NUMBER.finditer(line):
-        is_time = _TIME_AFTER.match(line, match.end()) is not None
-        values.append(None if is_time else float(match.group()))
-    masked = re.sub(r"\s+", " ", _NUMBER.sub("#", line)).strip()
-    return masked, values
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-2, abs_tol=1e-3)
-
-
-def _json_differences(quoted, actual, path="") -> list[str]:
-    if "seconds" in path.rsplit(".", 1)[-1] or "per_second" in path:
-        return []
-    if isinstance(quoted, dict) and isinstance(actual, dict):
-        if set(quoted) != set(actual):
-            return [f"{path or 'top level'}: keys {sorted(quoted)} != {sorted(actual)}"]
-        return [d for k in quoted for d in _json_differences(quoted[k], actual[k], f"{path}.{k}")]
-    if isinstance(quoted, list) and isinstance(actual, list):
-        if len(quoted) != len(actual):
-            return [f"{path}: {len(quoted)} items != {len(actual)}"]
-        pairs = enumerate(zip(quoted, actual, strict=True))
-        return [d for i, (q, a) in pairs for d in _json_differences(q, a, f"{path}[{i}]")]
-    numbers = (int, float)
-    if isinstance(quoted, numbers) and isinstance(actual, numbers):
-        if isinstance(quoted, bool) != isinstance(actual, bool) or not _close(quoted, actual):
-            return [f"{path}: {quoted!r} != {actual!r}"]
-        return []
-    return [] if quoted == actual else [f"{path}: {quoted!r} != {actual!r}"]
-
-
-def differences(quoted: list[str], actual: list[str]) -> list[str]:
-    """How a quoted output differs from a fresh one (empty: it matches, see the module doc)."""
-    if len(quoted) != len(actual):
-        return [f"{len(quoted)} lines quoted, {len(actual)} printed"]
-    found = []
-    for n, (q, a) in enumerate(zip(quoted, actual, strict=True), start=1):
-        if q.startswith("{") and a.startswith("{"):
-            try:
-                found += [f"line {n}: {d}" for d in _json_differences(json.loads(q), json.loads(a))]
-                continue
-            except json.JSONDecodeError:
-                pass
-        (q_text, q_values), (a_text, a_values) = _numbers(q), _numbers(a)
-        if q_text != a_text or len(q_values) != len(a_values):
-            found.append(f"line {n}: quoted {q!r}, printed {a!r}")
-            continue
-        for x, y in zip(q_values, a_values, strict=True):
-            if x is not None and y is not None and not _close(x, y):
-                found.append(f"line {n}: {x!r} != {y!r} (quoted {q!r}, printed {a!r})")
-    return found
-
-
-def _is_quick(quote: Quote) -> bool:
+def _is_quick(quote) -> bool:
     """Argument errors, ``--list``, ``--help`` and ``--version`` return at once."""
     first = quote.lines[0] if quote.lines else ""
-    words = _split(quote.command)[1]
+    if quote.script is not None:
+        return False
+    words = split_command(quote.command)[1]
     return first.startswith("fe2hmm: error:") or bool({"--list", "--help", "--version"} & {*words})
+
+
+def _is_demo_run(quote) -> bool:
+    """A demo's run (checked by the test of tests/test_demos.py that runs it, not here)."""
+    if quote.script is not None or _is_quick(quote):
+        return False
+    return split_command(quote.command)[1][:1] == ["demo"]
 
 
 def _quote_params():
     return [
         pytest.param(q, id=q.id, marks=() if _is_quick(q) else pytest.mark.slow)
-        for q in _all_quotes()
+        for q in all_quotes()
+        if not _is_demo_run(q)
     ]
+
+
+def _demo_runs_of_the_tests() -> list[str]:
+    """The commands that tests/test_demos.py passes to ``demo_run`` (string literals)."""
+    tree = ast.parse((REPO / "tests" / "test_demos.py").read_text(encoding="utf-8"))
+    return [
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "demo_run"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
+
+
+def test_every_quoted_demo_run_is_checked_by_a_demo_test():
+    """A page's quote of a demo run is compared by the test that runs that demo: some
+    ``demo_run(COMMAND)`` of tests/test_demos.py must cover it (the same command, or with
+    ``--json``), so that no quote goes unchecked and no demo runs twice for its page."""
+    runs = _demo_runs_of_the_tests()
+    assert runs, "tests/test_demos.py calls demo_run with no literal command"
+    demo_quotes = [q for q in all_quotes() if _is_demo_run(q)]
+    assert len({q.page for q in demo_quotes}) >= 9, "every demo page quotes its demo's output"
+    unchecked = [q.id for q in demo_quotes if not any(covers(run, q.command) for run in runs)]
+    assert unchecked == [], "quoted demo runs that no test of tests/test_demos.py runs"
 
 
 def test_quotes_are_found():
@@ -292,6 +179,7 @@ def test_quote_parsing_and_comparison(tmp_path):
         "```console\n$ fe2hmm demo --list\na\nb\n$ fe2hmm demo nope\nerr\n```\n\n"
         '<!-- output of: fe2hmm demo x --json -->\n\n```text\nline 1\n{"k": 1}\n```\n'
         "```console\n$ FE2HMM_MEMORY_LIMIT=4G fe2hmm kmc hopping\nout\n$ ls\n```\n"
+        "```python\nprint(1)\n```\n<!-- output of: the Python block above -->\n```\n1\n```\n"
     )
     found = [(q.command, q.lines, q.start, q.stop) for q in quotes(page)]
     assert found == [
@@ -299,8 +187,16 @@ def test_quote_parsing_and_comparison(tmp_path):
         ("fe2hmm demo nope", ["err"], 5, 6),
         ("fe2hmm demo x --json", ["line 1", '{"k": 1}'], 11, 13),
         ("FE2HMM_MEMORY_LIMIT=4G fe2hmm kmc hopping", ["out"], 16, 17),
+        (f"python {page}:21", ["1"], 24, 25),
     ]
-    assert _split(found[-1][0]) == ({"FE2HMM_MEMORY_LIMIT": "4G"}, ["kmc", "hopping"])
+    assert quotes(page)[-1].script == "print(1)\n"
+    # a demo test's run checks the quotes of its command, with or without --json
+    assert covers("fe2hmm demo x --json", "fe2hmm demo x")
+    assert covers("fe2hmm demo x --json", "fe2hmm demo x --json")
+    assert not covers("fe2hmm demo x --json", "fe2hmm demo x --dns")
+    assert not covers("fe2hmm demo x", "fe2hmm demo x --json")
+    assert not covers("fe2hmm demo x --json", found[-1][0])  # the Python block
+    assert split_command(found[-2][0]) == ({"FE2HMM_MEMORY_LIMIT": "4G"}, ["kmc", "hopping"])
     quoted = ["cell, 1244 dofs, 0.146 s", "K* = [ 2.415088  -0.000004]", "1.19e+06 events/s"]
     assert (
         differences(quoted, ["cell, 1240 dofs, 3.5 s", "K* = [ 2.417645   0.000002]", "9 events/s"])
@@ -318,31 +214,9 @@ def test_quote_parsing_and_comparison(tmp_path):
 @pytest.mark.parametrize("quote", _quote_params())
 def test_quoted_output_matches_a_fresh_run(quote):
     """A page quotes what the command prints now (regenerate with ``--update``, see above)."""
-    _, printed = run_quoted(quote.command)
+    _, printed = run_quoted(quote)
     found = differences(quote.lines, printed)
     assert not found, (
         f"{quote.id}: the quoted output is stale ({'; '.join(found[:5])}); fresh output:\n"
         + "\n".join(printed)
     )
-
-
-def update(page: Path) -> int:
-    """Replace every quoted output of ``page`` by a fresh run's; the number of quotes changed."""
-    lines = page.read_text(encoding="utf-8").splitlines()
-    changed = 0
-    for quote in reversed(quotes(page)):
-        _, printed = run_quoted(quote.command)
-        if differences(quote.lines, printed):
-            lines[quote.start : quote.stop] = printed
-            changed += 1
-    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return changed
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="regenerate the quoted outputs of docs pages")
-    parser.add_argument("--update", nargs="+", type=Path, required=True, metavar="PAGE")
-    for page in parser.parse_args().update:
-        print(f"{page}: {update(page.resolve())} quoted output(s) regenerated")
