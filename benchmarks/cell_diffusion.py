@@ -13,9 +13,11 @@ same process on the same reduced SPD system:
 With ``--peer-python PATH`` (a Python that has ``muspectre``), the whole-process time of
 ``fe2hmm homogenize diffusion`` at the resolution that reaches 0.1 % on K* is compared with
 ``benchmarks/peer_muspectre.py`` (µSpectre's Fourier solver on a voxel image) at the pixel
-count that reaches 0.1 %: goal >= 5x faster.
+count that reaches 0.1 %: goal >= 5x faster. With ``--startup`` (implied by ``--peer-python``)
+the fe2hmm process is split into its imports, by top-level package (``python -X importtime``
+self times), and the rest (interpreter start, meshing, solve, exit).
 
-Run: ``python benchmarks/cell_diffusion.py [--quick] [--peer-python PATH] [--json]``.
+Run: ``python benchmarks/cell_diffusion.py [--quick] [--peer-python PATH] [--startup] [--json]``.
 """
 
 from __future__ import annotations
@@ -105,10 +107,9 @@ def whole_process(cmd):
     return time.perf_counter() - t0, json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def peer_comparison(peer_python, fe2hmm_resolution, pixels, repeats):
-    """Whole-process fe2hmm CLI vs µSpectre script, both at 0.1 % accuracy on K*."""
-    ref = analytic.square_array_cylinders(KM, KI, 0.5)
-    ours_cmd = [
+def cli_command(resolution, degree):
+    """The one-shot CLI run of the peer comparison (K* of the square array, JSON output)."""
+    return [
         sys.executable,
         "-m",
         "fe2hmm",
@@ -123,9 +124,48 @@ def peer_comparison(peer_python, fe2hmm_resolution, pixels, repeats):
         "--inclusion",
         str(KI),
         "--resolution",
-        str(fe2hmm_resolution),
+        str(resolution),
+        "--degree",
+        str(degree),
         "--json",
     ]
+
+
+def startup_split(cmd, repeats):
+    """Seconds of the whole process ``cmd`` (a Python command) and of its imports by top-level
+    package (self times of ``-X importtime``, from the fastest of ``repeats`` runs)."""
+    best = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
+        if best is None or seconds < best[0]:
+            best = (seconds, out.stderr)
+    packages: dict[str, float] = {}
+    for line in best[1].splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, _, name = line[len("import time:") :].split("|")
+        top = name.strip().split(".")[0]
+        packages[top] = packages.get(top, 0.0) + int(own) * 1e-6
+    return {"seconds": best[0], "imports": dict(sorted(packages.items(), key=lambda kv: -kv[1]))}
+
+
+def print_startup(split, shown=10):
+    imports = sum(split["imports"].values())
+    print(f"\nfe2hmm CLI process: {split['seconds']:.2f} s, imports {imports:.2f} s (self times):")
+    for name, seconds in list(split["imports"].items())[:shown]:
+        print(f"  {name:>20} {seconds:6.3f} s")
+    print(f"  {'other imports':>20} {sum(list(split['imports'].values())[shown:]):6.3f} s")
+    print(f"  {'rest':>20} {split['seconds'] - imports:6.3f} s (interpreter, mesh, solve, exit)")
+
+
+def peer_comparison(peer_python, fe2hmm_resolution, fe2hmm_degree, pixels, repeats):
+    """Whole-process fe2hmm CLI vs µSpectre script, both at 0.1 % accuracy on K*."""
+    ref = analytic.square_array_cylinders(KM, KI, 0.5)
+    ours_cmd = cli_command(fe2hmm_resolution, fe2hmm_degree)
     peer_cmd = [
         peer_python,
         str(HERE / "peer_muspectre.py"),
@@ -146,6 +186,7 @@ def peer_comparison(peer_python, fe2hmm_resolution, pixels, repeats):
         "reference_K": ref,
         "fe2hmm": {
             "resolution": fe2hmm_resolution,
+            "degree": fe2hmm_degree,
             "seconds": t_ours,
             "in_process_seconds": ours["seconds"],
             "K11": ours["effective_tensor"][0][0],
@@ -171,8 +212,12 @@ def main(argv=None):
     parser.add_argument(
         "--fe2hmm-resolution",
         type=int,
-        default=16,
-        help="CLI resolution for the peer comparison (0.1 %% accuracy)",
+        default=10,
+        help="CLI resolution for the peer comparison (with --fe2hmm-degree: 0.1 %% accuracy)",
+    )
+    parser.add_argument("--fe2hmm-degree", type=int, default=2, help="CLI --degree (P2)")
+    parser.add_argument(
+        "--startup", action="store_true", help="split the CLI process into its imports"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -208,6 +253,7 @@ def main(argv=None):
         peer = peer_comparison(
             args.peer_python,
             args.fe2hmm_resolution,
+            args.fe2hmm_degree,
             args.peer_pixels,
             1 if args.quick else args.repeats,
         )
@@ -215,7 +261,7 @@ def main(argv=None):
         for key in ("fe2hmm", "muspectre"):
             p = peer[key]
             size = p.get("resolution", p.get("pixels"))
-            unit = "elements/edge" if key == "fe2hmm" else "pixels/edge"
+            unit = f"elements/edge, P{p['degree']}" if key == "fe2hmm" else "pixels/edge"
             print(
                 f"  {key:>9}: {size:>5} {unit}  {p['seconds']:6.2f} s whole process "
                 f"({p['in_process_seconds']:.3f} s in-process)  K11 = {p['K11']:.6f}  "
@@ -223,6 +269,11 @@ def main(argv=None):
             )
         print(f"  speed-up of fe2hmm: {peer['speedup']:.1f}x")
         result["peer"] = peer
+    if args.startup or args.peer_python:
+        command = cli_command(args.fe2hmm_resolution, args.fe2hmm_degree)
+        split = startup_split(command, max(3, args.repeats))
+        print_startup(split)
+        result["startup"] = split
     if args.json:
         print(json.dumps(result))
 

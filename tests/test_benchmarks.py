@@ -8,13 +8,20 @@ from conftest import REPO, run_python, serial_only
 
 @serial_only
 def test_cell_diffusion_benchmark_quick_json():
-    out = run_python([REPO / "benchmarks/cell_diffusion.py", "--quick", "--json"], timeout=600)
+    out = run_python(
+        [REPO / "benchmarks/cell_diffusion.py", "--quick", "--startup", "--json"], timeout=600
+    )
     assert out.returncode == 0, out.stdout + out.stderr
-    cases = json.loads(out.stdout.strip().splitlines()[-1])["cases"]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    cases = result["cases"]
     assert {c["dim"] for c in cases} == {2, 3}
     for c in cases:
         assert {"dim", "dofs", "seconds", "bare_seconds", "splu_seconds"} <= set(c)
         assert c["dofs"] > 0 and c["seconds"] > 0
+    # the start-up split of the one-shot CLI: dolfinx is imported, numba is not (issue 16)
+    imports = result["startup"]["imports"]
+    assert "dolfinx" in imports and imports.get("numba", 0) < 0.01, imports  # a refused import
+    assert 0 < sum(imports.values()) < result["startup"]["seconds"]
 
 
 @serial_only

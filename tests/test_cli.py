@@ -224,3 +224,25 @@ def test_homogenize_json_reports_the_meshed_volume_fractions():
                 1.0, 10.0, report["volume_fractions"]["inclusion"], dim=2
             )
             assert report["hashin_shtrikman_bounds"] == pytest.approx(list(bounds), rel=1e-12)
+
+
+@serial_only
+@pytest.mark.parametrize("physics", ["diffusion", "elasticity"])
+def test_homogenize_does_not_import_numba(physics):
+    """The one-shot cell solve runs no numba, so its process skips numba's ~0.3-s import (FFCx
+    would pull it in); numba stays importable afterwards (the published values of the cells are
+    checked through the same command by the tests above)."""
+    code = (
+        "import sys\n"
+        "from fe2hmm.cli import main\n"
+        f"assert main(['homogenize', '{physics}', '--resolution', '6', '--json']) == 0\n"
+        "assert 'numba' not in sys.modules, 'numba imported'\n"
+        "import ffcx.codegeneration.utils as utils\n"
+        "assert utils.numba is None\n"
+        "import numba\n"
+        "assert numba.njit(lambda x: 2 * x)(3) == 6\n"
+    )
+    out = run_python(["-c", code])
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert np.all(np.isfinite(report["effective_tensor"]))
