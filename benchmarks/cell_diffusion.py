@@ -81,7 +81,8 @@ def measure(name, dim, f, resolution, repeats):
         return factor.solve(B)
 
     t_fs, X = best_of(repeats, lambda: factor_solve("mumps"))
-    t_splu, X_lu = best_of(repeats, lambda: spla.splu(A.tocsc()).solve(np.ascontiguousarray(B)))
+    A_csc = A.to_scipy().tocsc()
+    t_splu, X_lu = best_of(repeats, lambda: spla.splu(A_csc).solve(np.ascontiguousarray(B)))
     assert np.allclose(X, X_lu, rtol=1e-8, atol=1e-10 * np.abs(X).max())
     K = sol.effective_tensor
     ref = analytic.square_array_cylinders(KM, KI, f) if dim == 2 else None

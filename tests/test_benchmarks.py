@@ -18,9 +18,10 @@ def test_cell_diffusion_benchmark_quick_json():
     for c in cases:
         assert {"dim", "dofs", "seconds", "bare_seconds", "splu_seconds"} <= set(c)
         assert c["dofs"] > 0 and c["seconds"] > 0
-    # the start-up split of the one-shot CLI: dolfinx is imported, numba is not (issue 16)
+    # the start-up split of the one-shot CLI: dolfinx is imported, numba and SciPy are not
     imports = result["startup"]["imports"]
     assert "dolfinx" in imports and imports.get("numba", 0) < 0.01, imports  # a refused import
+    assert "scipy" not in imports, imports
     assert 0 < sum(imports.values()) < result["startup"]["seconds"]
 
 

@@ -228,15 +228,17 @@ def test_homogenize_json_reports_the_meshed_volume_fractions():
 
 @serial_only
 @pytest.mark.parametrize("physics", ["diffusion", "elasticity"])
-def test_homogenize_does_not_import_numba(physics):
-    """The one-shot cell solve runs no numba, so its process skips numba's ~0.3-s import (FFCx
-    would pull it in); numba stays importable afterwards (the published values of the cells are
-    checked through the same command by the tests above)."""
+def test_homogenize_imports_neither_numba_nor_scipy(physics):
+    """The one-shot cell solve runs no numba and its linear algebra is NumPy + PETSc, so its
+    process skips numba's and SciPy's imports (~0.3 s each; FFCx would pull numba in); numba
+    stays importable afterwards (the published values of the cells are checked through the
+    same command by the tests above)."""
     code = (
         "import sys\n"
         "from fe2hmm.cli import main\n"
         f"assert main(['homogenize', '{physics}', '--resolution', '6', '--json']) == 0\n"
         "assert 'numba' not in sys.modules, 'numba imported'\n"
+        "assert not [m for m in sys.modules if m.startswith('scipy')], 'scipy imported'\n"
         "import ffcx.codegeneration.utils as utils\n"
         "assert utils.numba is None\n"
         "import numba\n"

@@ -90,7 +90,7 @@ def test_periodic_laminate_condenses_to_the_exact_tensor(normal):
     exact = analytic.laminate_conductivity(1.0, 10.0, 0.3, 2, normal)
     np.testing.assert_allclose(result.tangent, exact, atol=1e-11)
     # and the same number as a dense solve of the reduced system
-    reference = periodic_dense(A, X, pmap.prolongation, eliminate, cell.volume)
+    reference = periodic_dense(A, X, pmap.prolongation.to_scipy(), eliminate, cell.volume)
     np.testing.assert_allclose(result.tangent, reference, rtol=1e-12, atol=1e-13)
     # the fluctuation is periodic: every copy of an identified dof holds the same value
     W = result.fluctuations
@@ -117,3 +117,18 @@ def test_reduced_matrix_at_hand_gives_the_same_result():
     reused = condense_tangent(A, X, cell.volume, eliminate, pmap, reduced=pmap.reduce_matrix(A))
     np.testing.assert_array_equal(fresh.tangent, reused.tangent)
     np.testing.assert_array_equal(fresh.fluctuations, reused.fluctuations)
+
+
+def test_reduction_reuses_its_pattern_and_follows_the_values():
+    """``Pᵀ A P`` equals the dense product; a second matrix of the same pattern (a Newton loop's
+    reassembly) reuses the sorted pattern; another pattern is reduced afresh."""
+    _, A, _, pmap = laminate_diffusion(0, 1.0, 5.0, 0.4)
+    P = pmap.prolongation.to_scipy()
+    dense = (P.T @ A @ P).toarray()
+    first = pmap.reduce_matrix(A)
+    np.testing.assert_allclose(first.toarray(), dense, rtol=1e-14, atol=1e-14)
+    twice = pmap.reduce_matrix(sp.csr_matrix((3.0 * A.data, A.indices, A.indptr), A.shape))
+    assert twice.indices is first.indices  # the cached pattern
+    np.testing.assert_allclose(twice.toarray(), 3.0 * dense, rtol=1e-14, atol=1e-14)
+    B = sp.csr_matrix(A + sp.eye(A.shape[0], k=3))  # more entries: a new pattern
+    np.testing.assert_allclose(pmap.reduce_matrix(B).toarray(), (P.T @ B @ P).toarray(), atol=1e-14)

@@ -42,8 +42,8 @@ def reduced_system(cell, props):
     X = V.tabulate_dof_coordinates()[:n, :2]
     pmap = PeriodicDofMap(V, cell.lower, cell.upper)
     return (
-        pmap.reduce_matrix(A),
-        pmap.reduce_matrix(M),
+        pmap.reduce_matrix(A).to_scipy(),
+        pmap.reduce_matrix(M).to_scipy(),
         pmap.reduce_vector(A @ X),
         X.T @ (A @ X),
         cell.volume,

@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.cells.sparse import CSRMatrix
 
 __all__ = ["CondensedTangent", "condense_tangent"]
 
@@ -39,24 +39,25 @@ class CondensedTangent(NamedTuple):
 
     tangent: np.ndarray
     fluctuations: np.ndarray
-    system: tuple[sp.csr_matrix, np.ndarray]
+    system: tuple[CSRMatrix, np.ndarray]
 
 
 def condense_tangent(
-    K: sp.spmatrix,
+    K,
     U: np.ndarray,
     volume: float,
     eliminate: np.ndarray,
     periodic: PeriodicDofMap | None = None,
     *,
-    reduced: sp.spmatrix | None = None,
+    reduced: CSRMatrix | None = None,
     backend: str = "mumps",
     seconds: dict | None = None,
 ) -> CondensedTangent:
     """Effective tangent of the cell matrix ``K`` over the affine fields ``U`` (``w`` condensed).
 
     Args:
-        K: cell matrix on the full (owned) dofs, shape ``(n, n)``; symmetric.
+        K: cell matrix on the full (owned) dofs (:class:`~fe2hmm.micro.cells.sparse.CSRMatrix` or
+            SciPy CSR), shape ``(n, n)``; symmetric.
         U: affine fields of the unit macro loads, shape ``(n, m)``.
         volume: cell volume ``|Y|`` (voids included).
         eliminate: mask of the fluctuation dofs fixed to zero (periodic: reduced dofs, shape

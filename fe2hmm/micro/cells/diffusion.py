@@ -22,13 +22,12 @@ defined up to a constant) and reported with zero mean.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as _dmesh
-from scipy.sparse.csgraph import connected_components
 
 from fe2hmm.checks import check_cell_size, check_contrast, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
@@ -36,6 +35,7 @@ from fe2hmm.micro.cells.geometry import CellGeometry
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
+from fe2hmm.micro.cells.sparse import CSRMatrix, connected_components
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -220,22 +220,15 @@ class DiffusionCellProblem:
         k, conducting = self._conductivity_field()
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         A = fem.assemble_matrix(fem.form(ufl.inner(k * ufl.grad(u), ufl.grad(v)) * ufl.dx))
-        A = A.to_scipy().tocsr()
         n_nodes = V.dofmap.index_map.size_local
-        A = A[:n_nodes, :n_nodes]
+        A = CSRMatrix.from_dolfinx(A, n_nodes)
         seconds = {"assemble": time.perf_counter() - t_start}
         X = V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
         if conducting.all():
             links = None  # the matrix sparsity is the mesh graph: every node conducts
         else:  # graph of nodes linked by conducting cells (robust to zero stiffness entries)
             n_cells = rve.mesh.topology.index_map(rve.mesh.topology.dim).size_local
-            cell_dofs = V.dofmap.list[:n_cells][conducting]
-            rows = np.repeat(np.arange(cell_dofs.shape[0]), cell_dofs.shape[1])
-            incidence = sp.csr_matrix(
-                (np.ones(cell_dofs.size), (rows, cell_dofs.ravel())),
-                shape=(cell_dofs.shape[0], n_nodes),
-            )
-            links = (incidence.T @ incidence).tocsr()
+            links = _ConductingGraph.of_cells(n_nodes, V.dofmap.list[:n_cells][conducting])
         if self.bc == "flux":
             K, W, ndofs = self._solve_flux(A, X, links, seconds)
         else:
@@ -247,19 +240,18 @@ class DiffusionCellProblem:
         return DiffusionCellSolution(K, V, W, ndofs, seconds)
 
     @staticmethod
-    def _fixed_dofs(M: sp.csr_matrix, links: sp.csr_matrix | None, fixed: np.ndarray) -> np.ndarray:
+    def _fixed_dofs(M: CSRMatrix, links: _ConductingGraph | None, fixed: np.ndarray) -> np.ndarray:
         """Mask of dofs to eliminate: Dirichlet ``fixed``, non-conducting, one pin per component.
 
         A component of the conducting graph that holds no fixed dof is pinned at its lowest dof
         (the fluctuation is defined up to a constant there).
         """
-        if links is None:
+        if links is None:  # every node conducts: the graph of the matrix
             active = np.ones(M.shape[0], dtype=bool)
-            graph = M
+            rows, cols = M.row_indices(), M.indices
         else:
-            active = np.asarray(links.diagonal() > 0)
-            graph = links
-        n_comp, label = connected_components(graph, directed=False)
+            active, rows, cols = links
+        n_comp, label = connected_components(M.shape[0], rows, cols)
         has_fixed = np.zeros(n_comp, dtype=bool)
         has_fixed[label[fixed & active]] = True
         # inactive nodes are isolated in ``links`` (own components): never pinned
@@ -279,7 +271,7 @@ class DiffusionCellProblem:
         if self.bc == "periodic":
             pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
             M = pmap.reduce_matrix(A)
-            links = None if links is None else pmap.reduce_matrix(links)
+            links = None if links is None else links.reduced(pmap)
             fixed = np.zeros(M.shape[0], dtype=bool)
         else:
             pmap, M = None, A
@@ -313,9 +305,35 @@ class DiffusionCellProblem:
         # fluctuations of the unit *gradient* load cases: u = Σ_k U_k K_ki, w = u - e_i·y
         W = U @ K - X
         if links is not None:  # nodes touched by no conducting cell carry no field
-            W[np.asarray(links.diagonal() == 0)] = 0.0
+            W[~links.active] = 0.0
         seconds["postprocess"] = time.perf_counter() - t2
         return K, W, int(n_nodes - eliminate.sum())
+
+
+class _ConductingGraph(NamedTuple):
+    """Connectivity of the conducting cells.
+
+    ``active`` marks the nodes that a conducting cell touches, shape ``(n,)``; the edges
+    ``(rows, cols)`` join the nodes of each conducting cell.
+    """
+
+    active: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+    @classmethod
+    def of_cells(cls, n_nodes: int, cell_dofs: np.ndarray) -> _ConductingGraph:
+        active = np.zeros(n_nodes, dtype=bool)
+        active[cell_dofs.ravel()] = True
+        rows = np.repeat(cell_dofs[:, 0], cell_dofs.shape[1] - 1)  # a star per cell
+        return cls(active, rows, cell_dofs[:, 1:].ravel())
+
+    def reduced(self, pmap: PeriodicDofMap) -> _ConductingGraph:
+        """The same graph on the periodic (reduced) nodes."""
+        m = pmap.full_to_reduced
+        active = np.zeros(pmap.num_reduced, dtype=bool)
+        active[m[self.active]] = True
+        return _ConductingGraph(active, m[self.rows], m[self.cols])
 
 
 def homogenize_diffusion(

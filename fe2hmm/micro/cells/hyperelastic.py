@@ -35,6 +35,7 @@ from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
 from fe2hmm.micro.cells.phases import phase_field, phase_materials
+from fe2hmm.micro.cells.sparse import CSRMatrix
 from fe2hmm.micro.interface import MicroModel, MicroResult
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -101,7 +102,7 @@ class HyperelasticCellProblem:
     def _assemble(self):
         n = self._n
         R = fem.assemble_vector(self._R).array[:n].copy()
-        K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
+        K = CSRMatrix.from_dolfinx(fem.assemble_matrix(self._K), n)
         return R, K
 
     def solve(self, F_macro: np.ndarray, w0: np.ndarray | None = None):

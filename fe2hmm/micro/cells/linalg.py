@@ -12,7 +12,8 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import numpy as np
-import scipy.sparse as sp
+
+from fe2hmm.micro.cells.sparse import CSRMatrix
 
 __all__ = ["SPDFactorization", "BACKENDS", "constrain", "solve_constrained"]
 
@@ -24,7 +25,8 @@ class SPDFactorization:
     """Factorise a sparse SPD matrix once, then solve for many right-hand sides.
 
     Args:
-        A: square sparse matrix (CSR or convertible), symmetric positive definite.
+        A: square sparse matrix (:class:`~fe2hmm.micro.cells.sparse.CSRMatrix` or SciPy CSR),
+            symmetric positive definite.
         backend: one of :data:`BACKENDS`.
 
     Raises:
@@ -32,10 +34,10 @@ class SPDFactorization:
         RuntimeError: the factorisation failed (e.g. the matrix is singular).
     """
 
-    def __init__(self, A: sp.spmatrix, backend: str = "mumps") -> None:
+    def __init__(self, A, backend: str = "mumps") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown linear solver backend {backend!r}; valid: {BACKENDS}")
-        A = sp.csr_matrix(A)
+        A = CSRMatrix.of(A)
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"matrix must be square, got shape {A.shape}")
         self.backend = backend
@@ -44,11 +46,10 @@ class SPDFactorization:
             import scipy.sparse.linalg as spla
 
             try:
-                self._lu = spla.splu(A.tocsc())
+                self._lu = spla.splu(A.to_scipy().tocsc())
             except RuntimeError as err:
                 raise RuntimeError(f"SuperLU factorisation failed: {err}") from err
             return
-        A.sort_indices()
         self._mat = PETSc.Mat().createAIJ(
             size=A.shape,
             csr=(A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType), A.data),
@@ -108,21 +109,20 @@ class SPDFactorization:
                 obj.destroy()
 
 
-def constrain(
-    M: sp.csr_matrix, B: np.ndarray, eliminate: np.ndarray
-) -> tuple[sp.csr_matrix, np.ndarray]:
+def constrain(M, B: np.ndarray, eliminate: np.ndarray) -> tuple[CSRMatrix, np.ndarray]:
     """Identity rows/columns for eliminated dofs (sparsity kept, no slicing), zero right-hand side.
 
     Args:
-        M: symmetric matrix, shape ``(n, n)``; every eliminated dof must have a stored diagonal.
+        M: symmetric matrix (:class:`~fe2hmm.micro.cells.sparse.CSRMatrix` or SciPy CSR),
+            shape ``(n, n)``; every eliminated dof must have a stored diagonal.
         B: right-hand sides, shape ``(n,)`` or ``(n, m)``.
         eliminate: boolean mask, shape ``(n,)``, of dofs fixed to zero.
 
     Returns:
         The constrained copies ``(M, B)``.
     """
-    M = sp.csr_matrix(M, copy=True)
-    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    M = CSRMatrix.of(M).copy()
+    rows = M.row_indices()
     kill = eliminate[rows] | eliminate[M.indices]
     M.data[kill] = 0.0
     M.data[kill & (rows == M.indices)] = 1.0
@@ -132,12 +132,12 @@ def constrain(
 
 
 def solve_constrained(
-    M: sp.csr_matrix,
+    M,
     B: np.ndarray,
     eliminate: np.ndarray,
     backend: str = "mumps",
     seconds: dict | None = None,
-) -> tuple[np.ndarray, tuple[sp.csr_matrix, np.ndarray]]:
+) -> tuple[np.ndarray, tuple[CSRMatrix, np.ndarray]]:
     """Solve ``M X = B`` with the dofs in ``eliminate`` fixed to zero, one factorisation.
 
     Args:

@@ -9,14 +9,12 @@ are solved as ``Pᵀ A P w_r = Pᵀ b`` and expanded back as ``w = P w_r``.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from dolfinx import fem
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from fe2hmm.errors import NonPeriodicMeshError
+from fe2hmm.micro.cells.sparse import CSRMatrix, CSRPattern, connected_components
 
-__all__ = ["PeriodicDofMap", "affine_gradient_fields"]
+__all__ = ["PeriodicDofMap", "affine_gradient_fields", "coincident_pairs"]
 
 
 class PeriodicDofMap:
@@ -60,12 +58,8 @@ class PeriodicDofMap:
         rep = np.arange(n_nodes)
         b_idx = np.flatnonzero(self.boundary)
         if b_idx.size:
-            tree = cKDTree(wrapped[b_idx])
-            pairs = tree.query_pairs(r=tolerance, output_type="ndarray")
-            graph = sp.coo_matrix(
-                (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(b_idx.size,) * 2
-            )
-            _, label = connected_components(graph, directed=False)
+            pairs = coincident_pairs(wrapped[b_idx], tolerance)
+            _, label = connected_components(b_idx.size, pairs[:, 0], pairs[:, 1])
             # a node on an upper face must share its group with a node off that face
             for axis in range(gdim):
                 up = on_up[b_idx, axis]
@@ -90,29 +84,36 @@ class PeriodicDofMap:
         self.node_to_reduced = node_reduced
         self.num_reduced = int(node_reduced.max() + 1) * bs if n_nodes else 0
         self.full_to_reduced = (node_reduced[:, None] * bs + np.arange(bs)).reshape(-1)
+        self._reduction = None  # (indptr, indices, CSRPattern) of the last reduced pattern
 
     @property
-    def prolongation(self) -> sp.csr_matrix:
+    def prolongation(self) -> CSRMatrix:
         """``P`` with ``w_full = P @ w_reduced``, shape ``(n_full, n_reduced)``."""
         n = self.full_to_reduced.size
-        return sp.csr_matrix(
-            (np.ones(n), (np.arange(n), self.full_to_reduced)), shape=(n, self.num_reduced)
+        return CSRMatrix.from_coo(
+            np.arange(n), self.full_to_reduced, np.ones(n), (n, self.num_reduced)
         )
 
-    def reduce_matrix(self, A: sp.spmatrix) -> sp.csr_matrix:
+    def reduce_matrix(self, A) -> CSRMatrix:
         """``Pᵀ A P`` (sums rows and columns of identified dofs).
 
         Args:
-            A: full matrix, shape ``(n_full, n_full)``.
+            A: full matrix (:class:`~fe2hmm.micro.cells.sparse.CSRMatrix` or SciPy CSR), shape
+                ``(n_full, n_full)``.
 
         Returns:
-            Reduced CSR matrix, shape ``(n_reduced, n_reduced)``.
+            The reduced matrix, shape ``(n_reduced, n_reduced)``.
         """
-        coo = sp.coo_matrix(A)
-        m = self.full_to_reduced
-        return sp.csr_matrix(
-            (coo.data, (m[coo.row], m[coo.col])), shape=(self.num_reduced, self.num_reduced)
-        )
+        A = CSRMatrix.of(A)
+        cached = self._reduction
+        if cached is None or not (
+            np.array_equal(cached[0], A.indptr) and np.array_equal(cached[1], A.indices)
+        ):  # a new pattern (a Newton loop reassembles the same one: sorted once)
+            m = self.full_to_reduced
+            shape = (self.num_reduced, self.num_reduced)
+            pattern = CSRPattern.of_entries(m[A.row_indices()], m[A.indices], shape)
+            cached = self._reduction = (A.indptr.copy(), A.indices.copy(), pattern)
+        return cached[2].matrix(A.data)
 
     def reduce_vector(self, b: np.ndarray) -> np.ndarray:
         """``Pᵀ b`` for ``b`` of shape ``(n_full,)`` or ``(n_full, m)``."""
@@ -129,6 +130,36 @@ class PeriodicDofMap:
     def expand(self, w: np.ndarray) -> np.ndarray:
         """``P w`` for ``w`` of shape ``(n_reduced,)`` or ``(n_reduced, m)``."""
         return np.asarray(w)[self.full_to_reduced]
+
+
+def coincident_pairs(points: np.ndarray, tolerance: float) -> np.ndarray:
+    """The pairs ``(i, j)``, ``i < j``, of points closer than ``tolerance`` (Euclidean).
+
+    Sorts the points along a direction with incommensurate components and compares each with
+    its successors while their projections stay within ``tolerance`` (projections of close
+    points are close; the sweep ends when no pair at the current offset is).
+
+    Args:
+        points: shape ``(m, d)``.
+        tolerance: distance below which two points coincide.
+
+    Returns:
+        Array ``(k, 2)`` of index pairs.
+    """
+    m, d = points.shape
+    direction = np.sqrt(np.array([1.0, 2.0, 3.0, 5.0])[:d])
+    projection = points @ (direction / np.linalg.norm(direction))
+    order = np.argsort(projection, kind="stable")
+    sorted_projection = projection[order]
+    found = []
+    for offset in range(1, m):
+        near = sorted_projection[offset:] - sorted_projection[:-offset] < tolerance
+        if not near.any():
+            break
+        i, j = order[:-offset][near], order[offset:][near]
+        close = np.linalg.norm(points[i] - points[j], axis=1) < tolerance
+        found.append(np.column_stack([np.minimum(i, j), np.maximum(i, j)])[close])
+    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
 
 def affine_gradient_fields(X: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap, affine_gradient_fields
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
+from fe2hmm.micro.cells.sparse import CSRMatrix
 from fe2hmm.micro.interface import (
     MicroModel,
     MicroResult,
@@ -288,7 +289,7 @@ class PlasticCellProblem:
             self.material.eps_p, self.material.p = np.zeros((m, 3, 3)), np.zeros(m)
             self.w.x.array[:] = 0.0
             self._update()  # zero stress: the elastic tangent everywhere
-            K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
+            K = CSRMatrix.from_dolfinx(fem.assemble_matrix(self._K), n)
             condensed = condense_tangent(
                 K, self._UE, vol, self._eliminate, pmap, backend="mumps-lu"
             )
@@ -353,7 +354,7 @@ class PlasticCellProblem:
         for iteration in range(self.max_iterations + 1):
             self._update()
             R = fem.assemble_vector(self._R).array[:n].copy()
-            K = fem.assemble_matrix(self._K).to_scipy().tocsr()[:n, :n]
+            K = CSRMatrix.from_dolfinx(fem.assemble_matrix(self._K), n)
             Rr = pmap.reduce_vector(R)
             Rr[self._eliminate] = 0.0
             sigma = (self._UE.T @ R).reshape(d, d) / vol

@@ -39,6 +39,7 @@ from dolfinx import fem
 from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
+from fe2hmm.micro.cells.sparse import CSRMatrix
 from fe2hmm.micro.interface import MicroResult, StatefulMicroModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
@@ -161,8 +162,8 @@ def cell_modes(
     n = V.dofmap.index_map.size_local
     A = fem.assemble_matrix(fem.form(k * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx))
     M = fem.assemble_matrix(fem.form(c * u * v * ufl.dx))
-    A = A.to_scipy().tocsr()[:n, :n]
-    M = M.to_scipy().tocsr()[:n, :n]
+    A = CSRMatrix.from_dolfinx(A, n)
+    M = CSRMatrix.from_dolfinx(M, n)
     X = V.tabulate_dof_coordinates()[:n, :d] - np.asarray(rve.lower)
     pmap = PeriodicDofMap(V, rve.lower, rve.upper)
     if pmap.num_reduced > max_dofs:
