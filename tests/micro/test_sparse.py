@@ -48,6 +48,11 @@ def test_from_coo_sums_duplicates_like_scipy():
     np.testing.assert_array_equal(ours.indptr, reference.indptr)
     np.testing.assert_array_equal(ours.indices, reference.indices)
     np.testing.assert_allclose(ours.data, reference.data, rtol=1e-14)
+    assert (ours @ np.zeros((20, 0))).shape == (30, 0)
+    # a SciPy matrix with duplicate entries is taken with them summed (its diagonal too)
+    twice = sp.csr_matrix((np.ones(3), np.array([0, 0, 1]), np.array([0, 2, 3])), shape=(2, 2))
+    np.testing.assert_array_equal(CSRMatrix.of(twice).diagonal(), [2.0, 1.0])
+    assert twice.nnz == 3  # the caller's matrix is left as it was
     with pytest.raises(ValueError, match="do not match"):
         ours @ np.ones(30)
     with pytest.raises(TypeError, match="expected a CSR matrix"):

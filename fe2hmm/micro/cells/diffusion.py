@@ -332,7 +332,7 @@ class _ConductingGraph(NamedTuple):
         """The same graph on the periodic (reduced) nodes."""
         m = pmap.full_to_reduced
         active = np.zeros(pmap.num_reduced, dtype=bool)
-        active[m[self.active]] = True
+        active[m[np.flatnonzero(self.active)]] = True
         return _ConductingGraph(active, m[self.rows], m[self.cols])
 
 

@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["CSRMatrix", "CSRPattern", "connected_components"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CSRPattern:
     """Where the entries of a COO list land in CSR order: build once, fill many times.
 
@@ -51,7 +51,7 @@ class CSRPattern:
         return CSRMatrix(self.indptr, self.indices, data, self.shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CSRMatrix:
     """A sparse matrix in compressed sparse row form (column indices sorted within each row).
 
@@ -76,8 +76,9 @@ class CSRMatrix:
             raise TypeError(f"expected a CSR matrix, got {type(A).__name__}")
         if getattr(A, "format", "csr") != "csr":
             A = A.tocsr()
-        if not getattr(A, "has_sorted_indices", True):
-            A = A.sorted_indices()
+        if not getattr(A, "has_canonical_format", True):  # duplicates summed, columns sorted
+            A = A.copy()
+            A.sum_duplicates()
         return cls(np.asarray(A.indptr), np.asarray(A.indices), np.asarray(A.data), tuple(A.shape))
 
     @classmethod
@@ -111,7 +112,7 @@ class CSRMatrix:
         full = size == n_rows * bs0 and (nnz == 0 or indices.max() < n_rows)
         if full and _sorted_rows(indptr, indices):  # dolfinx sorts its sparsity: no sort here
             if bs0 == bs1 == 1:
-                return cls(indptr, indices.astype(np.int32), data.copy(), (size, size))
+                return cls(indptr.copy(), indices.astype(np.int32), data.copy(), (size, size))
             # scalar row I*bs0 + a holds, for each block (I, J_k) in order, columns J_k*bs1 + b
             lengths = np.diff(indptr)
             per_row = np.repeat(lengths, bs0)  # blocks in each scalar row
@@ -167,7 +168,7 @@ class CSRMatrix:
         X = np.asarray(X)
         if X.shape[0] != self.shape[1]:
             raise ValueError(f"shapes {self.shape} and {X.shape} do not match")
-        columns = X.reshape(X.shape[0], -1)
+        columns = X.reshape(X.shape[0], int(np.prod(X.shape[1:], dtype=int)))
         out = np.zeros((self.shape[0], columns.shape[1]), dtype=np.result_type(self.data, X))
         filled = np.diff(self.indptr) > 0  # reduceat sums each row's run (empty rows excluded)
         if self.nnz:
@@ -177,10 +178,15 @@ class CSRMatrix:
         return out.reshape((self.shape[0],) + X.shape[1:])
 
     def to_scipy(self):
-        """The SciPy CSR matrix sharing these arrays (imports SciPy)."""
+        """A SciPy CSR copy (imports SciPy).
+
+        A copy, so that SciPy's in-place methods cannot alter a pattern that other matrices share
+        (a periodic map keeps the reduced pattern for reassemblies).
+        """
         import scipy.sparse as sp
 
-        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+        arrays = (self.data.copy(), self.indices.copy(), self.indptr.copy())
+        return sp.csr_matrix(arrays, shape=self.shape)
 
 
 def _sorted_rows(indptr: np.ndarray, indices: np.ndarray) -> bool:
