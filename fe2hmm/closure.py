@@ -30,7 +30,12 @@ from fe2hmm.errors import (
 )
 from fe2hmm.micro.interface import MicroModel
 from fe2hmm.quadrature import ParameterSource, QuadratureMap
-from fe2hmm.scheduler import check_scheduler, scheduled_evaluate, stop_watchdog
+from fe2hmm.scheduler import (
+    check_scheduler,
+    register_local_ranks,
+    scheduled_evaluate,
+    stop_watchdog,
+)
 
 __all__ = ["Closure", "ClosureTimings"]
 
@@ -208,6 +213,7 @@ class Closure:
             Collective on ``mesh.comm``.
         """
         comm = self.mesh.comm
+        register_local_ranks(comm)  # once per communicator: whom a stop may have to end
         t0 = time.perf_counter()
         error: BaseException | None = None
         result = None

@@ -20,6 +20,9 @@ knows tasks, never a concrete model.
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -36,6 +39,7 @@ __all__ = [
     "SCHEDULERS",
     "STOP_GRACE_SECONDS",
     "check_scheduler",
+    "register_local_ranks",
     "scheduled_evaluate",
     "stop_watchdog",
 ]
@@ -48,6 +52,25 @@ SCHEDULERS = ("owner", "pooled", "serial")
 #: job (they may be busy with long micro solves of their own).
 STOP_GRACE_SECONDS = 5.0
 
+_LOCAL_RANKS = MPI.Comm.Create_keyval()  # attribute: pids of this node's other ranks
+
+
+def register_local_ranks(comm: MPI.Comm) -> None:
+    """Remember the process ids of the other ranks of ``comm`` on this node.
+
+    Collective the first time on a communicator; cached on it (a freed communicator forgets
+    them). :func:`stop_watchdog` ends these processes when a stop is not shared in time.
+    """
+    if comm.size == 1 or comm.Get_attr(_LOCAL_RANKS) is not None:
+        return
+    host, pid = socket.gethostname(), os.getpid()
+    ranks = comm.allgather((host, pid))
+    comm.Set_attr(_LOCAL_RANKS, [p for h, p in ranks if h == host and p != pid])
+
+
+def _local_ranks(comm: MPI.Comm) -> list[int]:
+    return comm.Get_attr(_LOCAL_RANKS) or []
+
 
 @contextmanager
 def stop_watchdog(comm: MPI.Comm, error: BaseException | None):
@@ -55,7 +78,8 @@ def stop_watchdog(comm: MPI.Comm, error: BaseException | None):
 
     Wraps the collective that shares ``error``: when ``error`` is a stop (``SystemExit``,
     ``KeyboardInterrupt``, :class:`~fe2hmm.errors.MicroStop`) and the other ranks do not
-    reach it in time, this rank prints the stop's message and calls ``MPI_Abort``. Does
+    reach it in time, this rank prints the stop's message, kills the ranks on its node that
+    :func:`register_local_ranks` recorded and calls ``MPI_Abort``. Does
     nothing for no error or an ``Exception`` (the ranks agree at the collective; a failed
     solve may be retried), or on one rank.
     """
@@ -70,6 +94,14 @@ def stop_watchdog(comm: MPI.Comm, error: BaseException | None):
             file=sys.stderr,
             flush=True,
         )
+        # MPI_Abort alone is not enough: with MPICH's hydra the job sometimes went on until the
+        # busy rank finished its solve (1 run in ~10). The other ranks on this node are ended
+        # here; MPI_Abort ends those elsewhere.
+        for pid in _local_ranks(comm):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass  # already gone
         comm.Abort(1)
 
     timer = threading.Timer(STOP_GRACE_SECONDS, abort)
