@@ -182,9 +182,8 @@ class Checkpoint:
                 self.directory.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 error = f"{type(err).__name__}: {err}"
-        error = comm.bcast(error, root=0)
-        if error is not None:
-            raise ValueError(f"checkpoint directory {str(self.directory)!r}: {error}")
+        where = f"checkpoint directory {str(self.directory)!r}"
+        _raise_on_every_rank(comm, error, ValueError, lambda r: where)
 
     # ------------------------------------------------------------------ files
     @staticmethod
@@ -281,9 +280,9 @@ class Checkpoint:
                         shutil.rmtree(old, ignore_errors=True)
             except Exception as err:  # noqa: BLE001  (raised on every rank below)
                 error = f"{type(err).__name__}: {err}"
-        error = self.comm.bcast(error, root=0)
-        if error is not None:
-            raise OSError(f"checkpoint step {step} not committed (rank 0): {error}")
+        _raise_on_every_rank(
+            self.comm, error, OSError, lambda r: f"checkpoint step {step} not committed (rank {r})"
+        )
         self.step = step
 
     def restore(self) -> bool:
