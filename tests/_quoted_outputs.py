@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, run_python
+
 DOCS = REPO / "docs"
 SKIP_DIRS = {"_build", "_generated"}
 
@@ -122,10 +121,8 @@ def run_command(command: str, cwd: Path, timeout: float = 600) -> subprocess.Com
     """Run ``[NAME=value …] fe2hmm ARGS`` as ``python -m fe2hmm ARGS`` in ``cwd`` (one thread,
     no progress bars, unbuffered)."""
     assignments, words = split_command(command)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", FE2HMM_PROGRESS="0")
-    env.update(assignments)
-    args = [sys.executable, "-m", "fe2hmm", *words]
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    env = {"FE2HMM_PROGRESS": "0", **assignments}
+    return run_python(["-m", "fe2hmm", *words], timeout=timeout, cwd=cwd, env=env)
 
 
 def run_quoted(quote: Quote) -> tuple[int, list[str]]:
@@ -137,11 +134,7 @@ def run_quoted(quote: Quote) -> tuple[int, list[str]]:
         else:
             script = Path(folder) / "block.py"
             script.write_text(quote.script, encoding="utf-8")
-            env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-            out = subprocess.run(
-                [sys.executable, script], capture_output=True, text=True, timeout=600,
-                cwd=folder, env=env,
-            )  # fmt: skip
+            out = run_python([script], cwd=folder)
     text = out.stdout if out.returncode == 0 else out.stderr
     return out.returncode, text.rstrip("\n").splitlines()
 

@@ -61,12 +61,15 @@ def mpiexec() -> str:
     return str(here) if here.exists() else "mpiexec"
 
 
-def run_python(args, nprocs: int = 1, timeout: float = 600, cwd=REPO):
-    """Run ``python args`` (optionally under mpiexec) and return the CompletedProcess."""
+def run_python(args, nprocs: int = 1, timeout: float = 600, cwd=REPO, env=None):
+    """Run ``python args`` (optionally under mpiexec) and return the CompletedProcess.
+
+    One thread, unbuffered output; ``env`` adds or overrides environment variables.
+    """
     cmd = [sys.executable, *map(str, args)]
     if nprocs > 1:
         cmd = [mpiexec(), "-n", str(nprocs), *cmd]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
