@@ -67,7 +67,12 @@ class RVE:
         nominal_volume_fractions: the requested volume fraction of each phase by tag (voids
             under the key :data:`VOID` ``= 0``), summing to 1: the geometry the generator aimed
             at. The mesh approximates it; :attr:`volume_fractions` are the meshed values.
-        parameters: the generator arguments that determine the geometry (for caching/reports).
+        parameters: the generator arguments that determine the geometry (for caching/reports;
+            a morphed cell adds its ``reference_volume_fraction``).
+        node_coordinates: for cells that share their mesh with the other cells of a family
+            (:class:`fe2hmm.rve.morph.CellFamily`): this cell's node coordinates, shape
+            ``(num_nodes, 3)``, which :meth:`place_nodes` writes into the shared mesh. ``None``
+            for a cell that owns its mesh.
     """
 
     mesh: _dmesh.Mesh
@@ -77,6 +82,16 @@ class RVE:
     name: str
     nominal_volume_fractions: dict[int, float]
     parameters: dict = field(default_factory=dict)
+    node_coordinates: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def place_nodes(self) -> None:
+        """Give the (shared) mesh this cell's node coordinates; nothing for a cell owning its mesh.
+
+        Cell problems call it before they assemble, so a problem built on one cell of a family
+        solves whichever cell of the family it is handed.
+        """
+        if self.node_coordinates is not None:
+            self.mesh.geometry.x[:] = self.node_coordinates
 
     @cached_property
     def volume_fractions(self) -> dict[int, float]:
@@ -88,6 +103,7 @@ class RVE:
         unmeshed rest of the box; without voids the fractions sum to 1 to round-off (the
         phases partition the box). Keys are ordered as in :attr:`nominal_volume_fractions`.
         """
+        self.place_nodes()
         volumes = phase_volumes(self.mesh, self.cell_tags)
         fractions = {tag: volume / self.volume for tag, volume in volumes.items()}
         keys = list(self.nominal_volume_fractions) or list(fractions)

@@ -32,7 +32,8 @@ def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> tuple[_dmesh.Mesh, np.
 
     Args:
         cells: ``n`` 2D unit cells on ``(0, 1)²`` (one per column, left to right) whose meshes
-            have the same nodes on their edges.
+            have the same nodes on their edges; morphed cells (:mod:`fe2hmm.rve.morph`) of one
+            family may share a mesh.
         comm: communicator of the tiled mesh (built on rank 0 and distributed).
 
     Returns:
@@ -57,14 +58,16 @@ def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> tuple[_dmesh.Mesh, np.
                 f"box {cell.lower} .. {cell.upper}"
             )
     n = len(cells)
-    columns = [
-        {
-            "x": cell.mesh.geometry.x[:, :2].copy(),
-            "cells": geometry_dofmap(cell.mesh).copy(),
-            "tags": _cell_tag_array(cell),
-        }
-        for cell in cells
-    ]
+    columns = []
+    for cell in cells:
+        cell.place_nodes()  # a morphed cell shares its mesh with its family: its own nodes
+        columns.append(
+            {
+                "x": cell.mesh.geometry.x[:, :2].copy(),
+                "cells": geometry_dofmap(cell.mesh).copy(),
+                "tags": _cell_tag_array(cell),
+            }
+        )
     _check_conforming(columns)
     if comm.rank == 0:
         xs, cs, ts = [], [], []

@@ -18,6 +18,7 @@ from fe2hmm.micro.cells.diffusion import (
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.reuse import Dedupe
 from fe2hmm.rve.cell import INCLUSION, MATRIX
+from fe2hmm.rve.morph import CellFamily
 
 # cell problems are rank-local (COMM_SELF): under mpiexec every rank runs them independently
 KM, KI = 1.0, 10.0
@@ -195,6 +196,6 @@ def test_model_is_linear_micro_model_with_dedupe():
     g = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0], [0.0, 0.0]])
     res = model.evaluate({"gradient": g}, {"volume_fraction": phi})
     assert model.statistics.micro_solves == 2
-    K02 = K_of(rve.create("circle", volume_fraction=0.2, resolution=12))
+    K02 = K_of(CellFamily("circle", 2, 12).create(0.2))  # the model's morphed cell
     np.testing.assert_allclose(res.outputs["flux"][2], -K02 @ g[2], rtol=1e-12)
     np.testing.assert_allclose(res.tangents["flux", "gradient"][0], -K02, rtol=1e-12)

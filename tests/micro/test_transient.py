@@ -15,13 +15,15 @@ from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.transient import TransientDiffusionCellModel, cell_modes
 from fe2hmm.rve import create
 from fe2hmm.rve.cell import INCLUSION, MATRIX
+from fe2hmm.rve.morph import CellFamily
 
 PROPS = {MATRIX: (1.0, 1.0), INCLUSION: (10.0, 3.0)}
 
 
 @pytest.fixture(scope="module")
 def circle():
-    return create("circle", dim=2, volume_fraction=0.4, resolution=12)
+    """The cell TransientDiffusionCellModel("circle", resolution=12) morphs for φ = 0.4."""
+    return CellFamily("circle", 2, 12).create(0.4)
 
 
 def reduced_system(cell, props):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.linalg import SPDFactorization, solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.sparse import CSRMatrix
 
@@ -52,6 +52,7 @@ def condense_tangent(
     reduced: CSRMatrix | None = None,
     backend: str = "mumps",
     seconds: dict | None = None,
+    factorization: SPDFactorization | None = None,
 ) -> CondensedTangent:
     """Effective tangent of the cell matrix ``K`` over the affine fields ``U`` (``w`` condensed).
 
@@ -67,6 +68,8 @@ def condense_tangent(
         reduced: ``Pᵀ K P`` if already at hand (saves recomputing it).
         backend: linear solver backend (:data:`~fe2hmm.micro.cells.linalg.BACKENDS`).
         seconds: if given, ``"factorize"`` and ``"solve"`` wall times are stored in it.
+        factorization: an :class:`~fe2hmm.micro.cells.linalg.SPDFactorization` to refactorise
+            (see :func:`~fe2hmm.micro.cells.linalg.solve_constrained`).
 
     Returns:
         The tangent ``(m, m)``, the fluctuations ``W`` and the solved system.
@@ -80,7 +83,7 @@ def condense_tangent(
     else:
         G = periodic.reduce_vector(KU)
         M = periodic.reduce_matrix(K) if reduced is None else reduced
-    X, system = solve_constrained(M, G, eliminate, backend, seconds)
+    X, system = solve_constrained(M, G, eliminate, backend, seconds, factorization)
     tangent = (U.T @ KU - G.T @ X) / volume
     W = -(X if periodic is None else periodic.expand(X))
     return CondensedTangent(tangent, W, system)

@@ -21,6 +21,7 @@ defined up to a constant) and reported with zero mean.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import NamedTuple
 
@@ -31,8 +32,8 @@ from dolfinx import mesh as _dmesh
 
 from fe2hmm.checks import check_cell_size, check_contrast, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
-from fe2hmm.micro.cells.geometry import CellGeometry
-from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems
+from fe2hmm.micro.cells.linalg import SPDFactorization, solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
 from fe2hmm.micro.cells.sparse import CSRMatrix, connected_components
@@ -69,10 +70,12 @@ class DiffusionCellSolution:
         nodal_fluctuations: np.ndarray,
         dofs: int,
         seconds: dict[str, float],
+        cell: RVE | None = None,
     ) -> None:
         self.effective_tensor = effective_tensor
         self.dofs = dofs
         self.seconds = seconds
+        self._cell = cell
         self._V = V
         self._W = nodal_fluctuations
         self._fluctuations: list[fem.Function] | None = None
@@ -82,8 +85,12 @@ class DiffusionCellSolution:
         """``w_i`` for the unit gradients ``e_i`` as Lagrange functions with zero cell mean.
 
         For flux boundary conditions, the micro field of the unit-gradient load case minus
-        ``e_i·y``. Built on first access (the fields are for plotting and reconstruction).
+        ``e_i·y``. Built on first access (the fields are for plotting and reconstruction). The
+        fields live on the cell's mesh; for a morphed cell, which shares its mesh with its family
+        (:mod:`fe2hmm.rve.morph`), each access places this cell's nodes in it.
         """
+        if self._cell is not None:
+            self._cell.place_nodes()
         if self._fluctuations is None:
             V, W = self._V, self._W
             v = ufl.TestFunction(V)
@@ -107,7 +114,7 @@ class DiffusionCellSolution:
         """
         from fe2hmm.micro.cells.output import write_cell_fields
 
-        write_cell_fields(filename, self.fluctuations, cell_tags)
+        write_cell_fields(filename, self.fluctuations, cell_tags)  # nodes placed by fluctuations
 
 
 def _conductivity_parser(dim: int):
@@ -196,18 +203,58 @@ class DiffusionCellProblem:
                 rve.dim, rve.parameters["resolution"], int(degree), 1, memory=installed_memory()
             )
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree)))
+        self._shared: dict = {}  # see _structure
 
-    def _conductivity_field(self) -> tuple[fem.Function, np.ndarray]:
-        """DG0 tensor conductivity and the mask of conducting cells."""
-        mesh, d = self.rve.mesh, self.rve.dim
-        k = phase_field(self.rve, self.conductivity, (d, d))
+    def for_cell(self, cell: RVE) -> DiffusionCellProblem:
+        """The same problem on another cell of this mesh (a morphed cell of the family).
+
+        The copy shares everything built from the topology: the function space, the compiled
+        form, the conductivity field, the periodic map, the constraints, the matrix pattern and
+        the symbolic factorisation; only the node coordinates differ.
+
+        Raises:
+            ValueError: ``cell`` has another mesh.
+        """
+        if cell.mesh is not self.rve.mesh:
+            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
+        other = copy.copy(self)
+        other.rve = cell
+        return other
+
+    def _structure(self) -> dict:
+        """What the topology and the phases fix, built at the first solve and shared by copies."""
+        s = self._shared
+        if s:
+            return s
+        rve, V, d = self.rve, self.V, self.rve.dim
+        mesh = rve.mesh
+        k = phase_field(rve, self.conductivity, (d, d))
         n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
         values = k.x.array.reshape(-1, d * d)[k.function_space.dofmap.list[:n_cells, 0]]
         conducting = np.abs(values).max(axis=1) > 0
-        return k, conducting
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        s["k"] = k  # the form's coefficient: kept alive with the form
+        s["a"] = fem.form(ufl.inner(k * ufl.grad(u), ufl.grad(v)) * ufl.dx)
+        s["matrix"] = fem.create_matrix(s["a"])
+        n_nodes = V.dofmap.index_map.size_local
+        if conducting.all():
+            s["links"] = None  # the matrix sparsity is the mesh graph: every node conducts
+        else:  # graph of nodes linked by conducting cells (robust to zero stiffness entries)
+            s["links"] = _ConductingGraph.of_cells(n_nodes, V.dofmap.list[:n_cells][conducting])
+        if self.bc == "periodic":
+            s["pmap"] = PeriodicDofMap(V, rve.lower, rve.upper)
+        if self.bc == "flux":
+            ds, n_vec = rve.box_measure(), ufl.FacetNormal(mesh)
+            s["flux_forms"] = [fem.form(n_vec[j] * v * ds) for j in range(d)]
+        s["factorization"] = SPDFactorization(backend=self.backend)
+        return s
 
     def solve(self) -> DiffusionCellSolution:
         """Solve the ``d`` unit-gradient load cases and return K*.
+
+        The first solve builds the problem's structure (:meth:`for_cell` copies share it); every
+        solve places the cell's nodes (:meth:`~fe2hmm.rve.cell.RVE.place_nodes`), assembles and
+        refactorises.
 
         Returns:
             The effective tensor, zero-mean fluctuations, dof count and timings.
@@ -217,27 +264,24 @@ class DiffusionCellProblem:
         """
         t_start = time.perf_counter()
         rve, V, d = self.rve, self.V, self.rve.dim
-        k, conducting = self._conductivity_field()
-        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-        A = fem.assemble_matrix(fem.form(ufl.inner(k * ufl.grad(u), ufl.grad(v)) * ufl.dx))
+        rve.place_nodes()
+        s = self._structure()
+        A = s["matrix"]
+        A.data[:] = 0.0
+        fem.assemble_matrix(A, s["a"])
         n_nodes = V.dofmap.index_map.size_local
         A = CSRMatrix.from_dolfinx(A, n_nodes)
         seconds = {"assemble": time.perf_counter() - t_start}
         X = V.tabulate_dof_coordinates()[:n_nodes, :d] - np.asarray(rve.lower)
-        if conducting.all():
-            links = None  # the matrix sparsity is the mesh graph: every node conducts
-        else:  # graph of nodes linked by conducting cells (robust to zero stiffness entries)
-            n_cells = rve.mesh.topology.index_map(rve.mesh.topology.dim).size_local
-            links = _ConductingGraph.of_cells(n_nodes, V.dofmap.list[:n_cells][conducting])
         if self.bc == "flux":
-            K, W, ndofs = self._solve_flux(A, X, links, seconds)
+            K, W, ndofs = self._solve_flux(A, X, s, seconds)
         else:
-            K, W, ndofs = self._solve_kinematic(A, X, links, seconds)
+            K, W, ndofs = self._solve_kinematic(A, X, s, seconds)
         seconds["total"] = time.perf_counter() - t_start
         seconds["setup"] = seconds["total"] - sum(
             seconds[key] for key in ("assemble", "factorize", "solve", "postprocess")
         )
-        return DiffusionCellSolution(K, V, W, ndofs, seconds)
+        return DiffusionCellSolution(K, V, W, ndofs, seconds, rve)
 
     @staticmethod
     def _fixed_dofs(M: CSRMatrix, links: _ConductingGraph | None, fixed: np.ndarray) -> np.ndarray:
@@ -262,50 +306,54 @@ class DiffusionCellProblem:
         eliminate[pins] = True
         return eliminate
 
-    def _factor_solve(self, M, B, eliminate, seconds):
-        X, self.reduced_system = solve_constrained(M, B, eliminate, self.backend, seconds)
-        return X
-
-    def _solve_kinematic(self, A, X, links, seconds):
+    def _solve_kinematic(self, A, X, s, seconds):
         rve = self.rve
-        if self.bc == "periodic":
-            pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
-            M = pmap.reduce_matrix(A)
-            links = None if links is None else links.reduced(pmap)
-            fixed = np.zeros(M.shape[0], dtype=bool)
-        else:
-            pmap, M = None, A
-            fixed = rve.on_box((X + np.asarray(rve.lower)).T)
-        eliminate = self._fixed_dofs(M, links, fixed)
+        pmap = s.get("pmap")
+        M = A if pmap is None else pmap.reduce_matrix(A)
+        if "eliminate" not in s:  # the constraints depend on the topology only
+            links = s["links"]
+            if pmap is not None:
+                links = None if links is None else links.reduced(pmap)
+                fixed = np.zeros(M.shape[0], dtype=bool)
+            else:
+                fixed = rve.on_box((X + np.asarray(rve.lower)).T)
+            s["eliminate"] = self._fixed_dofs(M, links, fixed)
+        eliminate = s["eliminate"]
         # K_ji = |Y|^-1 y_j^T A (y_i + w_i): the fluctuation condensed
         t2 = time.perf_counter()
         condensed = condense_tangent(
-            A, X, rve.volume, eliminate, pmap, reduced=M, backend=self.backend, seconds=seconds
+            A,
+            X,
+            rve.volume,
+            eliminate,
+            pmap,
+            reduced=M,
+            backend=self.backend,
+            seconds=seconds,
+            factorization=s["factorization"],
         )
         self.reduced_system = condensed.system
         seconds["postprocess"] = time.perf_counter() - t2 - seconds["factorize"] - seconds["solve"]
         return condensed.tangent, condensed.fluctuations, int(M.shape[0] - eliminate.sum())
 
-    def _solve_flux(self, A, X, links, seconds):
-        rve, d, V = self.rve, self.rve.dim, self.V
-        mesh = rve.mesh
-        ds = rve.box_measure()
-        n_vec = ufl.FacetNormal(mesh)
-        v = ufl.TestFunction(V)
+    def _solve_flux(self, A, X, s, seconds):
+        rve = self.rve
         n_nodes = A.shape[0]
-        R = np.column_stack(
-            [fem.assemble_vector(fem.form(n_vec[j] * v * ds)).array[:n_nodes] for j in range(d)]
+        R = np.column_stack([fem.assemble_vector(f).array[:n_nodes] for f in s["flux_forms"]])
+        if "eliminate" not in s:
+            s["eliminate"] = self._fixed_dofs(A, s["links"], np.zeros(n_nodes, dtype=bool))
+        eliminate = s["eliminate"]
+        U, self.reduced_system = solve_constrained(
+            A, R, eliminate, self.backend, seconds, s["factorization"]
         )
-        eliminate = self._fixed_dofs(A, links, np.zeros(n_nodes, dtype=bool))
-        U = self._factor_solve(A, R, eliminate, seconds)
         t2 = time.perf_counter()
         S = R.T @ U / rve.volume  # S_ji = <d_j u_i> for the unit flux Q = e_i
         S = 0.5 * (S + S.T)
         K = np.linalg.inv(S)
         # fluctuations of the unit *gradient* load cases: u = Σ_k U_k K_ki, w = u - e_i·y
         W = U @ K - X
-        if links is not None:  # nodes touched by no conducting cell carry no field
-            W[~links.active] = 0.0
+        if s["links"] is not None:  # nodes touched by no conducting cell carry no field
+            W[~s["links"].active] = 0.0
         seconds["postprocess"] = time.perf_counter() - t2
         return K, W, int(n_nodes - eliminate.sum())
 
@@ -380,6 +428,8 @@ class DiffusionCellModel(LinearMicroModel):
         rve_options: extra generator options (e.g. ``aspect_ratio``).
         keep_solutions: keep each :class:`DiffusionCellSolution` (fields for plotting) keyed by
             volume fraction in :attr:`solutions`.
+        morph: make the cells by morphing a few reference meshes (:mod:`fe2hmm.rve.morph`; one
+            cell problem per reference mesh serves all its cells); ``False`` meshes every cell.
     """
 
     def __init__(
@@ -393,9 +443,10 @@ class DiffusionCellModel(LinearMicroModel):
         degree: int = 1,
         rve_options: dict | None = None,
         keep_solutions: bool = False,
+        morph: bool = True,
     ) -> None:
         super().__init__()
-        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {}, morph)
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
         tensors = phase_materials(
@@ -416,6 +467,10 @@ class DiffusionCellModel(LinearMicroModel):
         self.degree = int(degree)
         self.keep_solutions = keep_solutions
         self.solutions: dict[float, DiffusionCellSolution] = {}
+        materials = {MATRIX: matrix, INCLUSION: inclusion}
+        self._problems = MeshProblems(
+            lambda cell: DiffusionCellProblem(cell, materials, bc=bc, degree=self.degree)
+        )
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -435,8 +490,9 @@ class DiffusionCellModel(LinearMicroModel):
     def cache_identity(self) -> dict:
         """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
         return {
-            # /2: cells mesh the nominal volume fractions (earlier entries hold other K*)
-            "model": "DiffusionCellModel/2",
+            # /2: cells mesh the nominal volume fractions; /3: morphed cells (other K*)
+            "model": "DiffusionCellModel/3",
+            "morph": self.geometry.morph,
             "rve": self.geometry.name,
             "rve_options": self.geometry.options,
             "dim": self.dim,
@@ -448,15 +504,12 @@ class DiffusionCellModel(LinearMicroModel):
         }
 
     def cell(self, volume_fraction: float) -> RVE:
-        """Generate the RVE for one volume fraction."""
+        """The RVE of one volume fraction (morphed: it shares its family's mesh)."""
         return self.geometry.create(volume_fraction)
 
     def conductivity_tensor(self, volume_fraction: float) -> np.ndarray:
         """K* for one volume fraction, shape ``(d, d)``."""
-        cell = self.cell(volume_fraction)
-        solution = homogenize_diffusion(
-            cell, {MATRIX: self.matrix, INCLUSION: self.inclusion}, bc=self.bc, degree=self.degree
-        )
+        solution = self._problems(self.cell(volume_fraction)).solve()
         if self.keep_solutions:
             self.solutions[float(volume_fraction)] = solution
         return solution.effective_tensor

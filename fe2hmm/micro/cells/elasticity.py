@@ -23,6 +23,7 @@ Voigt order: 2D ``(11, 22, 12)``, 3D ``(11, 22, 33, 23, 13, 12)``; shear strains
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -32,8 +33,8 @@ from dolfinx import fem
 from fe2hmm.analytic import voigt_pairs
 from fe2hmm.checks import check_cell_size, check_contrast, check_isotropic, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
-from fe2hmm.micro.cells.geometry import CellGeometry
-from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems
+from fe2hmm.micro.cells.linalg import SPDFactorization, solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
 from fe2hmm.micro.cells.sparse import CSRMatrix
@@ -104,17 +105,24 @@ class ElasticityCellSolution:
             ``postprocess``, ``total``).
     """
 
-    def __init__(self, C, V, W, dofs, hill_mandel_error, seconds):
+    def __init__(self, C, V, W, dofs, hill_mandel_error, seconds, cell: RVE | None = None):
         self.effective_tensor = C
         self.dofs = dofs
         self.hill_mandel_error = hill_mandel_error
         self.seconds = seconds
         self._V, self._W = V, W
+        self._cell = cell
         self._fluctuations = None
 
     @property
     def fluctuations(self) -> list[fem.Function]:
-        """Fluctuation displacements ``w_I`` of the unit-strain load cases (built on access)."""
+        """Fluctuation displacements ``w_I`` of the unit-strain load cases (built on access).
+
+        For a morphed cell, which shares its mesh with its family (:mod:`fe2hmm.rve.morph`),
+        each access places this cell's nodes in the mesh.
+        """
+        if self._cell is not None:
+            self._cell.place_nodes()
         if self._fluctuations is None:
             self._fluctuations = []
             n = self._W.shape[0]
@@ -176,8 +184,28 @@ class ElasticityCellProblem:
         self.rve, self.bc, self.backend = rve, bc, backend
         d = rve.dim
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree), (d,)))
+        self._shared: dict = {}  # see _structure
 
-    def _stiffness(self):
+    def for_cell(self, cell: RVE) -> ElasticityCellProblem:
+        """The same problem on another cell of this mesh (a morphed cell of the family).
+
+        The copy shares the function space, the compiled form, the phase fields, the periodic
+        map, the constraints, the matrix pattern and the symbolic factorisation.
+
+        Raises:
+            ValueError: ``cell`` has another mesh.
+        """
+        if cell.mesh is not self.rve.mesh:
+            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
+        other = copy.copy(self)
+        other.rve = cell
+        return other
+
+    def _structure(self) -> dict:
+        """What the topology and the phases fix, built at the first solve and shared by copies."""
+        s = self._shared
+        if s:
+            return s
         d = self.rve.dim
         lam = phase_field(self.rve, {p: la for p, (la, _) in self.lame.items()})
         mu = phase_field(self.rve, {p: m for p, (_, m) in self.lame.items()})
@@ -187,17 +215,33 @@ class ElasticityCellProblem:
             return ufl.sym(ufl.grad(w))
 
         sigma = 2 * mu * eps(u) + lam * ufl.tr(eps(u)) * ufl.Identity(d)
-        form = fem.form(ufl.inner(sigma, eps(v)) * ufl.dx)
-        return CSRMatrix.from_dolfinx(fem.assemble_matrix(form))
+        s["coefficients"] = (lam, mu)  # kept alive with the form
+        s["a"] = fem.form(ufl.inner(sigma, eps(v)) * ufl.dx)
+        s["matrix"] = fem.create_matrix(s["a"])
+        if self.bc == "periodic":
+            s["pmap"] = PeriodicDofMap(self.V, self.rve.lower, self.rve.upper)
+        s["factorization"] = SPDFactorization(backend=self.backend)
+        return s
+
+    def _stiffness(self) -> CSRMatrix:
+        s = self._structure()
+        A = s["matrix"]
+        A.data[:] = 0.0
+        fem.assemble_matrix(A, s["a"])
+        return CSRMatrix.from_dolfinx(A)
 
     def solve(self) -> ElasticityCellSolution:
         """Solve the unit-strain (or unit-stress) load cases and return C*.
+
+        The first solve builds the problem's structure (:meth:`for_cell` copies share it); every
+        solve places the cell's nodes, assembles and refactorises.
 
         Returns:
             C* (Voigt, engineering shear), fluctuations, dofs, Hill–Mandel error, timings.
         """
         t0 = time.perf_counter()
         rve, d, V = self.rve, self.rve.dim, self.V
+        rve.place_nodes()
         A = self._stiffness()
         n_nodes = V.dofmap.index_map.size_local
         n = n_nodes * d
@@ -222,21 +266,28 @@ class ElasticityCellProblem:
         seconds["setup"] = seconds["total"] - sum(
             seconds[k] for k in ("assemble", "factorize", "solve", "postprocess")
         )
-        return ElasticityCellSolution(C, V, W, ndofs, hm, seconds)
+        return ElasticityCellSolution(C, V, W, ndofs, hm, seconds, rve)
 
     def _solve_kinematic(self, A, X, UE, seconds):
         rve, d = self.rve, self.rve.dim
-        if self.bc == "periodic":
-            pmap = PeriodicDofMap(self.V, rve.lower, rve.upper)
+        s = self._structure()
+        pmap = s.get("pmap")
+        if pmap is not None:
             eliminate = np.zeros(pmap.num_reduced, dtype=bool)
             eliminate[:d] = True  # translations: fix one (reduced) node
         else:
-            pmap = None
             eliminate = np.repeat(rve.on_box((X + np.asarray(rve.lower)).T), d)
         t2 = time.perf_counter()
         # C_JI = |Y|^-1 a(u_I, E_J y), the fluctuation condensed
         condensed = condense_tangent(
-            A, UE, rve.volume, eliminate, pmap, backend=self.backend, seconds=seconds
+            A,
+            UE,
+            rve.volume,
+            eliminate,
+            pmap,
+            backend=self.backend,
+            seconds=seconds,
+            factorization=s["factorization"],
         )
         C, W = condensed.tangent, condensed.fluctuations
         U = UE + W
@@ -267,7 +318,9 @@ class ElasticityCellProblem:
         eliminate = np.zeros(n, dtype=bool)
         for node, comps in zip(nodes, fixed_components, strict=True):
             eliminate[[node * d + c for c in comps]] = True
-        U, _ = solve_constrained(A, R, eliminate, self.backend, seconds)
+        U, _ = solve_constrained(
+            A, R, eliminate, self.backend, seconds, self._structure()["factorization"]
+        )
         t2 = time.perf_counter()
         S = R.T @ U / rve.volume  # <eps_I> (engineering) for unit stress J
         energy = U.T @ (A @ U) / rve.volume  # <sigma : eps> = Σ_J : <eps_I> by Hill-Mandel
@@ -333,6 +386,8 @@ class ElasticityCellModel(LinearMicroModel):
         resolution: RVE mesh resolution; generator default if None.
         degree: Lagrange degree of the cell problem.
         rve_options: extra generator options.
+        morph: make the cells by morphing a few reference meshes (:mod:`fe2hmm.rve.morph`; one
+            cell problem per reference mesh serves all its cells); ``False`` meshes every cell.
     """
 
     def __init__(
@@ -345,9 +400,10 @@ class ElasticityCellModel(LinearMicroModel):
         resolution: int | None = None,
         degree: int = 1,
         rve_options: dict | None = None,
+        morph: bool = True,
     ) -> None:
         super().__init__()
-        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {}, morph)
         if bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"unknown boundary condition {bc!r}; valid: {BOUNDARY_CONDITIONS}")
         materials = {MATRIX: matrix, INCLUSION: inclusion}
@@ -364,6 +420,10 @@ class ElasticityCellModel(LinearMicroModel):
         self.dim, self.bc = self.geometry.dim, bc
         self.matrix, self.inclusion = tuple(matrix), tuple(inclusion)
         self.degree = int(degree)
+        materials = {MATRIX: self.matrix, INCLUSION: self.inclusion}
+        self._problems = MeshProblems(
+            lambda cell: ElasticityCellProblem(cell, materials, bc=bc, degree=self.degree)
+        )
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -383,8 +443,9 @@ class ElasticityCellModel(LinearMicroModel):
     def cache_identity(self) -> dict:
         """Geometry, materials, discretisation and BC of the cell problem (for the cache)."""
         return {
-            # /2: cells mesh the nominal volume fractions (earlier entries hold other K*)
-            "model": "ElasticityCellModel/2",
+            # /2: cells mesh the nominal volume fractions; /3: morphed cells (other C*)
+            "model": "ElasticityCellModel/3",
+            "morph": self.geometry.morph,
             "rve": self.geometry.name,
             "rve_options": self.geometry.options,
             "dim": self.dim,
@@ -397,11 +458,7 @@ class ElasticityCellModel(LinearMicroModel):
 
     def stiffness(self, volume_fraction: float) -> np.ndarray:
         """C* (Voigt, engineering shear) for one volume fraction."""
-        cell = self.geometry.create(volume_fraction)
-        materials = {MATRIX: self.matrix, INCLUSION: self.inclusion}
-        return homogenize_elasticity(
-            cell, materials, bc=self.bc, degree=self.degree
-        ).effective_tensor
+        return self._problems(self.geometry.create(volume_fraction)).solve().effective_tensor
 
     def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict:
         """``{("stress", "strain"): C*_ijkl}`` for one volume fraction."""

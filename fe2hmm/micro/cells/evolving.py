@@ -106,7 +106,7 @@ class StateDependentDiffusionCellModel(LinearMicroModel):
     def cell(self) -> RVE:
         """The (fixed) cell geometry, generated on first use."""
         if self._cell is None:
-            self._cell = self.geometry.create(self.volume_fraction)
+            self._cell = self.geometry.create(self.volume_fraction, shared=False)  # one cell
         return self._cell
 
     def cache_identity(self) -> dict:

@@ -3,7 +3,11 @@
 Cell micro-models take the RVE by generator name (:func:`fe2hmm.rve.create`) and build one
 cell — and on it one cell problem — per distinct volume fraction φ. :class:`CellGeometry`
 checks the generator arguments when the model is constructed (one-line ``ValueError``, before
-any meshing); :class:`CellProblems` is the per-φ cache of the problems built on its cells.
+any meshing) and, for the generators of :data:`fe2hmm.rve.morph.MORPHABLE`, makes the cells by
+morphing a few reference meshes (:class:`fe2hmm.rve.morph.CellFamily`: gmsh runs once per
+ladder rung, not per φ). :class:`CellProblems` is the per-φ cache of the problems built on its
+cells; :class:`MeshProblems` keeps one stateless problem per mesh, which serves every morphed
+cell of that mesh.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
-__all__ = ["DIMENSIONS", "CellGeometry", "CellProblems"]
+__all__ = ["DIMENSIONS", "CellGeometry", "CellProblems", "MeshProblems"]
 
 #: Spatial dimensions of cell micro-models.
 DIMENSIONS = (2, 3)
@@ -36,6 +40,9 @@ class CellGeometry:
         dim: spatial dimension, one of :data:`DIMENSIONS`, supported by the generator.
         resolution: elements per unit length; ``None`` for the generator default.
         options: further generator options (e.g. ``aspect_ratio``), copied.
+        morph: make the cells of morphable generators by morphing reference meshes (one gmsh
+            run per rung of :class:`fe2hmm.rve.morph.CellFamily`'s ladder; the cells share a
+            mesh and carry their own node coordinates); ``False`` meshes every cell with gmsh.
 
     Raises:
         ValueError: unsupported dimension, unknown generator (for this dimension) or a
@@ -46,6 +53,8 @@ class CellGeometry:
     dim: int = 2
     resolution: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    morph: bool = True
+    _family: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from fe2hmm import rve as rve_module
@@ -62,6 +71,17 @@ class CellGeometry:
         ):
             raise ValueError(f"resolution must be None or an integer >= 2, got {res!r}")
         object.__setattr__(self, "options", dict(self.options or {}))
+        object.__setattr__(self, "morph", bool(self.morph))
+
+    @property
+    def family(self):
+        """The :class:`fe2hmm.rve.morph.CellFamily` that morphs the cells, or ``None``."""
+        from fe2hmm.rve.morph import MORPHABLE, CellFamily
+
+        if self._family is None and self.morph and self.name in MORPHABLE:
+            family = CellFamily(self.name, self.dim, self.resolution, self.options)
+            object.__setattr__(self, "_family", family)
+        return self._family
 
     @property
     def phases(self) -> tuple[int, ...]:
@@ -99,14 +119,22 @@ class CellGeometry:
             )
         return f
 
-    def create(self, volume_fraction: float) -> RVE:
-        """Mesh the cell of one volume fraction (:func:`fe2hmm.rve.create`, rank-local).
+    def create(self, volume_fraction: float, *, shared: bool = True) -> RVE:
+        """The cell of one volume fraction (rank-local).
+
+        Args:
+            volume_fraction: the inclusion (void) fraction φ.
+            shared: allow a morphed cell that shares its mesh with the family (:attr:`family`);
+                ``False`` meshes an independent cell with :func:`fe2hmm.rve.create`.
 
         Raises:
             ValueError: invalid volume fraction or generator options (before meshing).
         """
         from fe2hmm import rve as rve_module
 
+        if shared and self.family is not None:
+            self.check_volume_fraction(volume_fraction)
+            return self.family.create(float(volume_fraction))
         return rve_module.create(
             self.name,
             dim=self.dim,
@@ -125,18 +153,28 @@ class CellProblems(Generic[ProblemT]):
     Args:
         geometry: the cells.
         build: ``build(rve) -> problem``, called once per volume fraction with its fresh cell.
+        shares_mesh: ``build`` takes what it needs from the cell before it returns (e.g. modes),
+            so its cell may be a morphed one sharing the family's mesh; ``False`` (problems that
+            assemble on their cell later) gives each volume fraction its own mesh.
     """
 
-    def __init__(self, geometry: CellGeometry, build: Callable[[RVE], ProblemT]) -> None:
+    def __init__(
+        self,
+        geometry: CellGeometry,
+        build: Callable[[RVE], ProblemT],
+        *,
+        shares_mesh: bool = False,
+    ) -> None:
         self.geometry = geometry
         self._build = build
+        self._shared = bool(shares_mesh)
         self._problems: dict[float, ProblemT] = {}
 
     def __call__(self, volume_fraction: float) -> ProblemT:
         """The problem of one volume fraction (meshes its cell and builds it the first time)."""
         key = float(volume_fraction)
         if key not in self._problems:
-            self._problems[key] = self._build(self.geometry.create(key))
+            self._problems[key] = self._build(self.geometry.create(key, shared=self._shared))
         return self._problems[key]
 
     def __contains__(self, volume_fraction: object) -> bool:
@@ -157,3 +195,35 @@ class CellProblems(Generic[ProblemT]):
     def clear(self) -> None:
         """Forget every problem (the next request rebuilds it)."""
         self._problems.clear()
+
+
+class MeshProblems(Generic[ProblemT]):
+    """One stateless cell problem per cell mesh, handed each cell of that mesh in turn.
+
+    The morphed cells of a family share a mesh (:mod:`fe2hmm.rve.morph`): the problem built on
+    the first of them serves the others through ``problem.for_cell(cell)``, which reuses what
+    the topology fixes (function space, forms, periodic map, pattern, symbolic factorisation).
+    A cell with a mesh of its own gets a problem of its own (not kept).
+
+    Args:
+        build: ``build(rve) -> problem``; the problem has ``for_cell(rve)``.
+    """
+
+    def __init__(self, build: Callable[[RVE], ProblemT]) -> None:
+        self._build = build
+        self._problems: dict[int, tuple[Any, ProblemT]] = {}  # id(mesh) -> (mesh, problem)
+
+    def __call__(self, cell: RVE) -> ProblemT:
+        """The problem on ``cell``."""
+        if cell.node_coordinates is None:
+            return self._build(cell)
+        entry = self._problems.get(id(cell.mesh))
+        if entry is None:
+            problem = self._build(cell)
+            self._problems[id(cell.mesh)] = (cell.mesh, problem)
+            return problem
+        return entry[1].for_cell(cell)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        """Number of meshes with a problem."""
+        return len(self._problems)

@@ -24,9 +24,15 @@ BACKENDS = ("mumps", "mumps-lu", "superlu")
 class SPDFactorization:
     """Factorise a sparse SPD matrix once, then solve for many right-hand sides.
 
+    :meth:`factor` refactorises for a new matrix: one with the pattern of the last keeps the
+    PETSc matrix, the solver and MUMPS's symbolic analysis (ordering and elimination tree), and
+    redoes only the numeric factorisation — the cells of a morphed family
+    (:mod:`fe2hmm.rve.morph`) and every Newton iteration of a cell have the same pattern.
+
     Args:
         A: square sparse matrix (:class:`~fe2hmm.micro.cells.sparse.CSRMatrix` or SciPy CSR),
-            symmetric positive definite.
+            symmetric positive definite; ``None`` for a factorisation to be made by
+            :meth:`factor`.
         backend: one of :data:`BACKENDS`.
 
     Raises:
@@ -34,43 +40,71 @@ class SPDFactorization:
         RuntimeError: the factorisation failed (e.g. the matrix is singular).
     """
 
-    def __init__(self, A, backend: str = "mumps") -> None:
+    def __init__(self, A=None, backend: str = "mumps") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown linear solver backend {backend!r}; valid: {BACKENDS}")
+        self.backend = backend
+        self.size = 0
+        #: numeric factorisations that reused the symbolic analysis of an earlier one
+        self.numeric_only = 0
+        self._pattern: tuple[np.ndarray, np.ndarray] | None = None
+        self._mat = self._ksp = self._x = self._b = None
+        if A is not None:
+            self.factor(A)
+
+    def factor(self, A) -> None:
+        """(Re)factorise for ``A``: numerically only if ``A`` has the last matrix's pattern.
+
+        Raises:
+            ValueError: non-square matrix.
+            RuntimeError: the factorisation failed.
+        """
         A = CSRMatrix.of(A)
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"matrix must be square, got shape {A.shape}")
-        self.backend = backend
-        self.size = A.shape[0]
-        if backend == "superlu":
+        if self.backend == "superlu":
             import scipy.sparse.linalg as spla
 
+            self.size = A.shape[0]
             try:
                 self._lu = spla.splu(A.to_scipy().tocsc())
             except RuntimeError as err:
                 raise RuntimeError(f"SuperLU factorisation failed: {err}") from err
             return
-        self._mat = PETSc.Mat().createAIJ(
-            size=A.shape,
-            csr=(A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType), A.data),
-            comm=MPI.COMM_SELF,
+        same = (
+            self._pattern is not None
+            and np.array_equal(self._pattern[0], A.indptr)
+            and np.array_equal(self._pattern[1], A.indices)
         )
-        self._mat.assemble()
-        ksp = PETSc.KSP().create(MPI.COMM_SELF)
-        ksp.setOperators(self._mat)
-        ksp.setType("preonly")
-        pc = ksp.getPC()
-        if backend == "mumps":
-            self._mat.setOption(PETSc.Mat.Option.SPD, True)
-            pc.setType("cholesky")
+        if same:  # every stored entry is overwritten (INSERT_VALUES): no zeroing needed
+            self._mat.setValuesCSR(*self._pattern, A.data)
+            self._mat.assemble()
+            self._ksp.setOperators(self._mat)  # a new matrix stage: the set-up refactorises
+            self.numeric_only += 1
         else:
-            pc.setType("lu")
-        pc.setFactorSolverType("mumps")
-        ksp.setUp()
-        if pc.getFailedReason() != 0:  # pragma: no cover - depends on PETSc build
-            raise RuntimeError(f"MUMPS factorisation failed (PETSc reason {pc.getFailedReason()})")
-        self._ksp = ksp
-        self._x, self._b = self._mat.createVecs()
+            self._destroy()
+            self.size = A.shape[0]
+            self._pattern = (A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType))
+            self._mat = PETSc.Mat().createAIJ(
+                size=A.shape, csr=(*self._pattern, A.data), comm=MPI.COMM_SELF
+            )
+            self._mat.assemble()
+            ksp = PETSc.KSP().create(MPI.COMM_SELF)
+            ksp.setOperators(self._mat)
+            ksp.setType("preonly")
+            pc = ksp.getPC()
+            if self.backend == "mumps":
+                self._mat.setOption(PETSc.Mat.Option.SPD, True)
+                pc.setType("cholesky")
+            else:
+                pc.setType("lu")
+            pc.setFactorSolverType("mumps")
+            self._ksp = ksp
+            self._x, self._b = self._mat.createVecs()
+        self._ksp.setUp()  # symbolic + numeric, or numeric only after a change of values
+        if self._ksp.getPC().getFailedReason() != 0:  # pragma: no cover - PETSc build
+            reason = self._ksp.getPC().getFailedReason()
+            raise RuntimeError(f"MUMPS factorisation failed (PETSc reason {reason})")
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         """Solve ``A X = B``.
@@ -102,11 +136,15 @@ class SPDFactorization:
             raise RuntimeError("linear solve produced non-finite values (singular cell matrix?)")
         return X.reshape(-1) if flat else X
 
-    def __del__(self) -> None:
+    def _destroy(self) -> None:
         for name in ("_ksp", "_mat", "_x", "_b"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.destroy()
+            setattr(self, name, None)
+
+    def __del__(self) -> None:
+        self._destroy()
 
 
 def constrain(M, B: np.ndarray, eliminate: np.ndarray) -> tuple[CSRMatrix, np.ndarray]:
@@ -137,6 +175,7 @@ def solve_constrained(
     eliminate: np.ndarray,
     backend: str = "mumps",
     seconds: dict | None = None,
+    factorization: SPDFactorization | None = None,
 ) -> tuple[np.ndarray, tuple[CSRMatrix, np.ndarray]]:
     """Solve ``M X = B`` with the dofs in ``eliminate`` fixed to zero, one factorisation.
 
@@ -146,13 +185,19 @@ def solve_constrained(
         eliminate: boolean mask of dofs fixed to zero.
         backend: see :data:`BACKENDS`.
         seconds: if given, ``"factorize"`` and ``"solve"`` wall times are stored in it.
+        factorization: refactorise this one (:meth:`SPDFactorization.factor`: numeric only for
+            the pattern it last factorised) instead of making a new one; its backend is used.
 
     Returns:
         ``X`` and the constrained system ``(M, B)`` that was solved.
     """
     Mc, Bc = constrain(M, B, eliminate)
     t0 = time.perf_counter()
-    factor = SPDFactorization(Mc, backend=backend)
+    if factorization is None:
+        factor = SPDFactorization(Mc, backend=backend)
+    else:
+        factor = factorization
+        factor.factor(Mc)
     t1 = time.perf_counter()
     X = factor.solve(Bc)
     X[eliminate] = 0.0

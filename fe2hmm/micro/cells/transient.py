@@ -28,6 +28,7 @@ e.g. by symmetry) are dropped.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -36,14 +37,14 @@ import scipy.linalg
 import ufl
 from dolfinx import fem
 
-from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
+from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems, MeshProblems
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
 from fe2hmm.micro.cells.sparse import CSRMatrix
 from fe2hmm.micro.interface import MicroResult, StatefulMicroModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
-__all__ = ["SCHEMES", "CellModes", "TransientDiffusionCellModel", "cell_modes"]
+__all__ = ["SCHEMES", "CellModes", "CellModesProblem", "TransientDiffusionCellModel", "cell_modes"]
 
 #: Macro time schemes: the macro gradient over a step is constant (its end value) or linear.
 SCHEMES = ("backward_euler", "crank_nicolson")
@@ -131,6 +132,112 @@ def _check_phase(value, phase: int) -> tuple[float, float]:
     return k, c
 
 
+class CellModesProblem:
+    """The modal decomposition of a periodic transient diffusion cell (see :func:`cell_modes`).
+
+    Built once per cell mesh: :meth:`for_cell` gives the problem on another (morphed) cell of
+    the same mesh, sharing the function space, the phase fields, the compiled forms, the matrix
+    patterns and the periodic map (:class:`fe2hmm.micro.cells.geometry.MeshProblems`).
+
+    Args:
+        rve: the unit cell; every phase must be given.
+        properties: phase tag -> ``(conductivity k > 0, storage c > 0)`` (isotropic phases).
+        degree: Lagrange degree.
+        max_dofs: refuse cells with more periodic unknowns (the dense eigen-decomposition costs
+            ``O(n³)``; 6000 takes ~1 min on one core).
+
+    Raises:
+        ValueError: missing/invalid phase properties.
+    """
+
+    def __init__(
+        self,
+        rve: RVE,
+        properties: dict[int, tuple[float, float]],
+        degree: int = 1,
+        max_dofs: int = 6000,
+    ) -> None:
+        self.properties = phase_materials(rve, properties, _check_phase, "(conductivity, storage)")
+        self.rve, self.degree, self.max_dofs = rve, int(degree), int(max_dofs)
+        self._shared: dict = {}
+
+    def for_cell(self, cell: RVE) -> CellModesProblem:
+        """The same problem on another cell of this mesh.
+
+        Raises:
+            ValueError: ``cell`` has another mesh.
+        """
+        if cell.mesh is not self.rve.mesh:
+            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
+        other = copy.copy(self)
+        other.rve = cell
+        return other
+
+    def _structure(self) -> dict:
+        s = self._shared
+        if s:
+            return s
+        rve, props = self.rve, self.properties
+        k = phase_field(rve, {p: kp for p, (kp, _) in props.items()})
+        c = phase_field(rve, {p: cp for p, (_, cp) in props.items()})
+        V = fem.functionspace(rve.mesh, ("Lagrange", self.degree))
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        s["V"], s["coefficients"] = V, (k, c)
+        s["forms"] = (
+            fem.form(k * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx),
+            fem.form(c * u * v * ufl.dx),
+        )
+        s["matrices"] = tuple(fem.create_matrix(f) for f in s["forms"])
+        s["pmap"] = PeriodicDofMap(V, rve.lower, rve.upper)
+        return s
+
+    def solve(self) -> CellModes:
+        """Assemble on the cell's nodes and decompose.
+
+        Returns:
+            The kept modes, ``K̄``, ``K*`` and ``⟨c⟩``.
+
+        Raises:
+            ValueError: more periodic unknowns than ``max_dofs``.
+        """
+        t0 = time.perf_counter()
+        rve = self.rve
+        rve.place_nodes()  # a morphed cell: its nodes in the family's mesh
+        s = self._structure()
+        V, pmap, d = s["V"], s["pmap"], rve.dim
+        if pmap.num_reduced > self.max_dofs:
+            raise ValueError(
+                f"the transient cell has {pmap.num_reduced} periodic unknowns, more than "
+                f"max_dofs={self.max_dofs} (dense eigen-decomposition); lower the RVE resolution"
+            )
+        n = V.dofmap.index_map.size_local
+        assembled = []
+        for form, matrix in zip(s["forms"], s["matrices"], strict=True):
+            matrix.data[:] = 0.0
+            fem.assemble_matrix(matrix, form)
+            assembled.append(CSRMatrix.from_dolfinx(matrix, n))
+        A, M = assembled
+        X = V.tabulate_dof_coordinates()[:n, :d] - np.asarray(rve.lower)
+        Ar = pmap.reduce_matrix(A).toarray()
+        Mr = pmap.reduce_matrix(M).toarray()
+        B = pmap.reduce_vector(A @ X)  # (n_r, d): ∫ k G·∇v for unit G
+        volume = rve.volume
+        K_bar = X.T @ (A @ X) / volume
+        lam, phi = scipy.linalg.eigh(Ar, Mr)
+        keep = lam > 1e-9 * lam.max()  # the constant mode has λ = 0 and no coupling
+        lam, phi = lam[keep], phi[:, keep]
+        b = (phi.T @ B) / np.sqrt(lam * volume)[:, None]
+        weight = (b**2).sum(axis=1)
+        total = weight.sum()
+        kept = weight > MODE_WEIGHT_TOLERANCE * max(total, np.finfo(float).tiny)
+        dropped = weight[~kept].sum() / total if total > 0 else 0.0
+        ones = np.ones(n)
+        mean_c = ones @ (M @ ones) / volume
+        return CellModes(
+            lam[kept], b[kept], K_bar, mean_c, Ar.shape[0], dropped, time.perf_counter() - t0
+        )
+
+
 def cell_modes(
     rve: RVE,
     properties: dict[int, tuple[float, float]],
@@ -152,43 +259,7 @@ def cell_modes(
     Raises:
         ValueError: missing/invalid phase properties, too many dofs.
     """
-    t0 = time.perf_counter()
-    props = phase_materials(rve, properties, _check_phase, "(conductivity, storage)")
-    mesh, d = rve.mesh, rve.dim
-    k = phase_field(rve, {p: kp for p, (kp, _) in props.items()})
-    c = phase_field(rve, {p: cp for p, (_, cp) in props.items()})
-    V = fem.functionspace(mesh, ("Lagrange", int(degree)))
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    n = V.dofmap.index_map.size_local
-    A = fem.assemble_matrix(fem.form(k * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx))
-    M = fem.assemble_matrix(fem.form(c * u * v * ufl.dx))
-    A = CSRMatrix.from_dolfinx(A, n)
-    M = CSRMatrix.from_dolfinx(M, n)
-    X = V.tabulate_dof_coordinates()[:n, :d] - np.asarray(rve.lower)
-    pmap = PeriodicDofMap(V, rve.lower, rve.upper)
-    if pmap.num_reduced > max_dofs:
-        raise ValueError(
-            f"the transient cell has {pmap.num_reduced} periodic unknowns, more than "
-            f"max_dofs={max_dofs} (dense eigen-decomposition); lower the RVE resolution"
-        )
-    Ar = pmap.reduce_matrix(A).toarray()
-    Mr = pmap.reduce_matrix(M).toarray()
-    B = pmap.reduce_vector(A @ X)  # (n_r, d): ∫ k G·∇v for unit G
-    volume = rve.volume
-    K_bar = X.T @ (A @ X) / volume
-    lam, phi = scipy.linalg.eigh(Ar, Mr)
-    keep = lam > 1e-9 * lam.max()  # the constant mode has λ = 0 and no coupling
-    lam, phi = lam[keep], phi[:, keep]
-    b = (phi.T @ B) / np.sqrt(lam * volume)[:, None]
-    weight = (b**2).sum(axis=1)
-    total = weight.sum()
-    kept = weight > MODE_WEIGHT_TOLERANCE * max(total, np.finfo(float).tiny)
-    dropped = weight[~kept].sum() / total if total > 0 else 0.0
-    ones = np.ones(n)
-    mean_c = ones @ (M @ ones) / volume
-    return CellModes(
-        lam[kept], b[kept], K_bar, mean_c, Ar.shape[0], dropped, time.perf_counter() - t0
-    )
+    return CellModesProblem(rve, properties, degree, max_dofs).solve()
 
 
 def _coefficients(x: np.ndarray, kind: str, theta: float) -> tuple:
@@ -248,6 +319,8 @@ class TransientDiffusionCellModel(StatefulMicroModel):
         degree: Lagrange degree of the cell.
         rve_options: extra generator options.
         max_dofs: see :func:`cell_modes`.
+        morph: make the cells by morphing a few reference meshes (:mod:`fe2hmm.rve.morph`);
+            ``False`` meshes every cell.
 
     Raises:
         ValueError: invalid phases, window, scheme or cell size.
@@ -266,9 +339,10 @@ class TransientDiffusionCellModel(StatefulMicroModel):
         degree: int = 1,
         rve_options: dict | None = None,
         max_dofs: int = 6000,
+        morph: bool = True,
     ) -> None:
         super().__init__()
-        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {})
+        self.geometry = CellGeometry(rve, dim, resolution, rve_options or {}, morph)
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}; valid: {SCHEMES}")
         if not (cell_size > 0 and math.isfinite(cell_size)):
@@ -286,12 +360,13 @@ class TransientDiffusionCellModel(StatefulMicroModel):
         self.degree = int(degree)
         self.max_dofs = int(max_dofs)
         self.time_step: float | None = None
+        self._mode_problems = MeshProblems(
+            lambda cell: CellModesProblem(cell, self.phases, self.degree, self.max_dofs)
+        )
         self._modes: CellProblems[tuple[CellModes, float]] = CellProblems(  # modes, RVE period
             self.geometry,
-            lambda cell: (
-                cell_modes(cell, self.phases, self.degree, self.max_dofs),
-                float(cell.period.max()),
-            ),
+            lambda cell: (self._mode_problems(cell).solve(), float(cell.period.max())),
+            shares_mesh=True,  # the modes are arrays: the cell's mesh is not used afterwards
         )
         self._state: np.ndarray | None = None  # committed modal states (n, m_max)
         self._state_key: np.ndarray | None = None  # volume fraction the state belongs to
