@@ -29,8 +29,11 @@ def graded_fraction(x):
     return 0.1 + 0.4 * x[0]
 
 
-def graded_conduction(model, mesh, scheduler: str = "owner", fraction=graded_fraction):
-    """The graded composite closed by ``model``; returns ``(problem, NewtonResult)``."""
+def graded_conduction(model, mesh, scheduler: str = "owner", fraction=graded_fraction, **options):
+    """The graded composite closed by ``model``; returns ``(problem, NewtonResult)``.
+
+    ``options`` go to :class:`~fe2hmm.macro.SteadyDiffusion` (``degree``, ``quadrature_degree``).
+    """
     problem = SteadyDiffusion(
         mesh,
         model,
@@ -38,6 +41,7 @@ def graded_conduction(model, mesh, scheduler: str = "owner", fraction=graded_fra
         source=SOURCE,
         bcs=[Dirichlet(0.0)],
         scheduler=scheduler,
+        **options,
     )
     return problem, problem.solve()
 

@@ -85,7 +85,8 @@ def _boundary_bc(V):
 def dns(eps_inv: int, resolution: int, steps: int, t_end: float, comm) -> dict:
     """Fully resolved backward-Euler run; returns the final field, dofs and seconds."""
     t0 = time.perf_counter()
-    mesh, tags = tile_mesh(eps_inv, resolution, comm)
+    tiled = tile_mesh(eps_inv, resolution, comm)
+    mesh, tags = tiled.mesh, tiled.tags
     Q = fem.functionspace(mesh, ("DG", 0))
     k = fem.Function(Q)
     k.x.array[: tags.size] = np.where(tags == INCLUSION, K_FIBRE, K_MATRIX)

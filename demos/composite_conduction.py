@@ -86,9 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--eps",
         type=integer_list(1),
-        default=[8, 16, 32],
+        default=[8, 16, 32, 64],
         help="1/epsilon values for --dns: increasing integers >= 1, comma separated "
-        "(default 8,16,32)",
+        "(default 8,16,32,64)",
     )
     add_output_dir(parser, DEMO)
     parser.add_argument("--no-plot", action="store_true", help="write no PNG figures")
@@ -116,18 +116,17 @@ if __name__ == "__main__":
 import ufl
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
-from dolfinx.fem.petsc import LinearProblem
 
 import fe2hmm  # noqa: F401  (imports dolfinx_solver first where that wheel is used)
 from fe2hmm import analytic
-from fe2hmm._compat import geometry_dofmap
 from fe2hmm.macro import Dirichlet, SteadyDiffusion
 from fe2hmm.micro.cells.diffusion import DiffusionCellModel, homogenize_diffusion
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.reuse import Dedupe
-from fe2hmm.rve import create as create_rve
 from fe2hmm.rve.cell import INCLUSION, MATRIX
-from fe2hmm.rve.tiling import tile_columns
+from fe2hmm.rve.morph import CellFamily
+from fe2hmm.rve.resolved import homogenisation_errors, solve_resolved
+from fe2hmm.rve.tiling import first_order_corrector, tile_columns
 from fe2hmm.timing import format_time_report, time_report
 
 PHI0, PHI1 = 0.1, 0.5  # fibre area fraction at x1 = 0 and x1 = 1
@@ -255,119 +254,40 @@ def write_output(outdir: Path, mesh, T, closure, plot: bool):
 
 # %% [markdown]
 # ## Fully resolved reference (DNS)
-# The DNS mesh tiles the plate with $1/\varepsilon^2$ unit cells, each generated for the fibre
-# fraction at its centre and scaled by $\varepsilon$. Cells of one column share one mesh;
-# neighbouring columns conform because every cell mesh has the same uniform node distribution
-# on its edges (`fe2hmm.rve.tiling.tile_columns` checks it). The same cell meshes give the
-# correctors $w_i$ for the reconstruction.
+# The DNS mesh tiles the plate with $1/\varepsilon^2$ unit cells, each made for the fibre
+# fraction at its centre (morphed from a few reference meshes, `fe2hmm.rve.morph`) and scaled
+# by $\varepsilon$. Cells of one column share one mesh; neighbouring columns conform because
+# every cell mesh has the same uniform node distribution on its edges
+# (`fe2hmm.rve.tiling.tile_columns` checks it). The DNS is P1, solved by CG with algebraic
+# multigrid (`fe2hmm.rve.resolved.solve_resolved`). The same cells give the correctors $w_i$
+# for the reconstruction (`fe2hmm.rve.tiling.first_order_corrector`).
 
 
 # %%
 def tile_mesh(eps_inv: int, resolution: int, comm):
-    """Conforming DNS mesh of 1/eps x 1/eps cells; returns mesh, tags, per-column corrector data."""
-    cells, columns = [], []
+    """Conforming DNS mesh of 1/eps x 1/eps cells and each column's cell solution."""
+    family = CellFamily("circle", 2, resolution)  # cells morphed from a few reference meshes
+    cells, solutions = [], []
     for j in range(eps_inv):
-        phi = float(volume_fraction(np.array([(j + 0.5) / eps_inv])))
-        cell = create_rve("circle", volume_fraction=phi, resolution=resolution)
-        sol = homogenize_diffusion(cell, {MATRIX: K_MATRIX, INCLUSION: K_FIBRE})
-        V = sol.fluctuations[0].function_space
-        nloc = V.dofmap.index_map.size_local
+        cell = family.create(float(volume_fraction(np.array([(j + 0.5) / eps_inv]))))
         cells.append(cell)
-        columns.append(
-            {
-                "w_x": V.tabulate_dof_coordinates()[:nloc, :2].copy(),
-                "w": np.column_stack([w.x.array[:nloc] for w in sol.fluctuations]),
-            }
-        )
-    mesh, tags = tile_columns(cells, comm)  # checks that the column meshes conform
-    return mesh, tags, columns
+        solutions.append(homogenize_diffusion(cell, {MATRIX: K_MATRIX, INCLUSION: K_FIBRE}))
+    return tile_columns(cells, comm), solutions  # checks that the column meshes conform
 
 
 def solve_dns(eps_inv: int, resolution: int, comm):
-    """Fully resolved solve; returns the solution, its mesh data and timings."""
+    """Fully resolved solve (P1, CG + GAMG); returns the tiling, the cells, the solution."""
     t0 = time.perf_counter()
-    mesh, tags, columns = tile_mesh(eps_inv, resolution, comm)
-    Q = fem.functionspace(mesh, ("DG", 0))
-    k = fem.Function(Q)
-    k.x.array[: tags.size] = np.where(tags == INCLUSION, K_FIBRE, K_MATRIX)
-    k.x.scatter_forward()
-    V = fem.functionspace(mesh, ("Lagrange", 1))
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    facets = dmesh.locate_entities_boundary(mesh, 1, lambda p: np.full(p.shape[1], True))
-    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
-    problem = LinearProblem(
-        k * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx,
-        SOURCE * v * ufl.dx,
-        bcs=[bc],
-        petsc_options_prefix=f"dns{eps_inv}_",
-        petsc_options={
-            "ksp_type": "preonly",
-            "pc_type": "lu",
-            "pc_factor_mat_solver_type": "mumps",
-        },
-    )
-    T_eps = problem.solve()
-    if isinstance(T_eps, tuple):  # dolfinx >= 0.10 may return (solution, ...) in some builds
-        T_eps = T_eps[0]
+    tiled, solutions = tile_mesh(eps_inv, resolution, comm)
+    resolved = solve_resolved(tiled, {MATRIX: K_MATRIX, INCLUSION: K_FIBRE}, SOURCE)
     seconds = time.perf_counter() - t0
-    dofs = V.dofmap.index_map.size_global
-    return mesh, T_eps, columns, dofs, seconds
+    return tiled, solutions, resolved, seconds
 
 
-def errors_against_dns(eps_inv, mesh_dns, T_eps, columns, T0):
-    """Relative L2 error of T0 and relative H1-seminorm error of T0 + eps w·∇T0."""
-    eps = 1.0 / eps_inv
-    V = T_eps.function_space
-    T0_on_dns = fem.Function(V)
-    ncells = mesh_dns.topology.index_map(2).size_local
-    cells = np.arange(ncells, dtype=np.int32)
-    data = fem.create_interpolation_data(V, T0.function_space, cells, padding=1e-10)
-    T0_on_dns.interpolate_nonmatching(T0, cells, data)
-    # macro gradient (DG0 on the macro mesh) onto DNS cells
-    macro = T0.function_space.mesh
-    k = T0.function_space.element.basix_element.degree
-    G_macro = fem.functionspace(macro, ("DG", k - 1, (2,)))
-    g_macro = fem.Function(G_macro)
-    g_macro.interpolate(fem.Expression(ufl.grad(T0), G_macro.element.interpolation_points))
-    G = fem.functionspace(mesh_dns, ("DG", 0, (2,)))
-    g = fem.Function(G)
-    g.interpolate_nonmatching(
-        g_macro, cells, fem.create_interpolation_data(G, G_macro, cells, 1e-10)
-    )
-    # corrector eps * w(x/eps) as a broken P1 field on the DNS mesh
-    C = fem.functionspace(mesh_dns, ("DG", 1, (2,)))
-    chi = fem.Function(C)
-    xc = C.tabulate_dof_coordinates()[: C.dofmap.index_map.size_local, :2]
-    centre = mesh_dns.geometry.x[geometry_dofmap(mesh_dns)[:ncells]].mean(axis=1)[:, :2]
-    col_of_cell = np.clip(np.floor(centre[:, 0] * eps_inv).astype(int), 0, eps_inv - 1)
-    row_of_cell = np.clip(np.floor(centre[:, 1] * eps_inv).astype(int), 0, eps_inv - 1)
-    dofs = C.dofmap.list[:ncells]  # (ncells, 3), block size 2
-    from scipy.spatial import cKDTree
-
-    values = chi.x.array.reshape(-1, 2)
-    for j, col in enumerate(columns):
-        sel = np.flatnonzero(col_of_cell == j)
-        if sel.size == 0:
-            continue
-        d = dofs[sel].reshape(-1)
-        origin = np.column_stack([np.full(sel.size, j), row_of_cell[sel]]).repeat(3, axis=0)
-        y = xc[d] * eps_inv - origin
-        dist, nearest = cKDTree(col["w_x"]).query(y)
-        if dist.max() > 1e-8:
-            raise RuntimeError("corrector lookup failed: DNS node not on a cell node")
-        values[d] = eps * col["w"][nearest]
-    chi.x.scatter_forward()
-    corrected = T0_on_dns + ufl.dot(chi, g)
-
-    def norm(expr, grad=False):
-        integrand = ufl.inner(ufl.grad(expr), ufl.grad(expr)) if grad else expr * expr
-        local = fem.assemble_scalar(fem.form(integrand * ufl.dx))
-        return np.sqrt(mesh_dns.comm.allreduce(local, op=MPI.SUM))
-
-    l2 = norm(T_eps - T0_on_dns) / norm(T_eps)
-    h1 = norm(T_eps - corrected, grad=True) / norm(T_eps, grad=True)
-    h1_plain = norm(T_eps - T0_on_dns, grad=True) / norm(T_eps, grad=True)
-    return l2, h1, h1_plain
+def errors_against_dns(tiled, solutions, T_eps, T0):
+    """Relative L2 error of T0 and relative H1-seminorm errors of T0 + eps w·∇T0 and of T0."""
+    errors = homogenisation_errors(T_eps, T0, first_order_corrector(tiled, solutions))
+    return errors["l2_error"], errors["h1_error"], errors["h1_error_without_corrector"]
 
 
 # %% [markdown]
@@ -536,10 +456,11 @@ def main(args: argparse.Namespace):
     if args.dns:
         rows, profiles = [], {}
         for eps_inv in args.eps:
-            mesh_dns, T_eps, columns, dofs, dns_seconds = solve_dns(eps_inv, args.resolution, comm)
+            tiled, solutions, resolved, dns_seconds = solve_dns(eps_inv, args.resolution, comm)
+            T_eps, dofs = resolved.temperature, resolved.dofs
             profiles[eps_inv] = sample_profile(T_eps, profile_x2(eps_inv))
             dns_seconds = comm.allreduce(dns_seconds, op=MPI.MAX)
-            l2, h1, h1_plain = errors_against_dns(eps_inv, mesh_dns, T_eps, columns, T0)
+            l2, h1, h1_plain = errors_against_dns(tiled, solutions, T_eps, T0)
             rows.append(
                 {
                     "eps": 1.0 / eps_inv,

@@ -124,3 +124,16 @@ def test_kmc_benchmark_quick_json():
         rates = summary[case]
         for key in ("fe2hmm_uniform", "fe2hmm_disorder", "plain_uniform", "plain_disorder"):
             assert rates[key] > 0, (case, key)
+
+
+@serial_only
+def test_hmm_vs_dns_benchmark_quick_json():
+    out = run_python([REPO / "benchmarks/hmm_vs_dns.py", "--quick", "--json"], timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    cases = json.loads(out.stdout.strip().splitlines()[-1])["cases"]
+    keys = {"dim", "eps", "dns_dofs", "dns_seconds", "hmm_seconds", "l2_error", "h1_error"}
+    assert {c["dim"] for c in cases} == {2, 3} and all(keys <= set(c) for c in cases)
+    two = [c for c in cases if c["dim"] == 2]
+    # homogenisation error first order in eps (2D, 1/4 -> 1/8: 1.03e-1 -> 5.1e-2)
+    assert 0.4 < two[1]["l2_error"] / two[0]["l2_error"] < 0.6
+    assert all(0 < c["l2_error"] < 0.3 and c["dns_dofs"] > 1000 for c in cases)

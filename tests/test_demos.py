@@ -69,7 +69,7 @@ def test_composite_conduction_dns_rates(tmp_path):
     # homogenisation theory: L2 error O(eps); H1 error of the corrected field at least O(eps^1/2)
     assert summary["l2_rate"] > 0.8
     assert summary["h1_rate"] > 0.4
-    assert summary["rows"][-1]["l2_error"] < 0.02
+    assert summary["rows"][-1]["l2_error"] < 0.01  # the default finest eps is within 1 %
 
 
 @pytest.mark.slow

@@ -98,6 +98,10 @@ class CellFamily:
         options: further generator options (``aspect_ratio``, ``angle``, ``normal``).
         max_stretch: ``S`` of the ladder (> 1): no morph stretches or compresses the inclusion
             or the gap by more than it.
+        reference_fraction: instead of the ladder, one reference mesh at this volume fraction
+            for every cell (no bound on the stretch; inverted or crushed elements are still
+            refused). For meshes tiled from many cells in 3D, whose faces must conform
+            (:func:`fe2hmm.rve.tiling.tile_columns`).
 
     Attributes:
         references: the reference cells meshed so far, by ladder rung.
@@ -115,9 +119,20 @@ class CellFamily:
         resolution: int | None = None,
         options: dict[str, Any] | None = None,
         max_stretch: float = MAX_STRETCH,
+        reference_fraction: float | None = None,
     ) -> None:
         if not (max_stretch > 1.0 and math.isfinite(max_stretch)):
             raise ValueError(f"max_stretch must be a finite number > 1, got {max_stretch!r}")
+        if reference_fraction is not None:
+            from fe2hmm.rve.limits import _check_fraction, max_volume_fraction
+
+            reference_fraction = _check_fraction(
+                name,
+                reference_fraction,
+                max_volume_fraction(name, int(dim), **(options or {})),
+                open_max=name == "laminate",
+            )
+        self.reference_fraction = reference_fraction
         self.name, self.dim, self.resolution = name, int(dim), resolution
         self.options = dict(options or {})
         self.max_stretch = float(max_stretch)
@@ -133,13 +148,17 @@ class CellFamily:
         return (volume_fraction / self._shape.unit) ** (1.0 / len(self._shape.axes))
 
     def rung(self, volume_fraction: float) -> int:
-        """Ladder rung of the reference that serves ``volume_fraction``."""
+        """Ladder rung of the reference that serves ``volume_fraction`` (0 for a fixed one)."""
+        if self.reference_fraction is not None:
+            return 0
         e = self._extent(volume_fraction)
         u = math.log(e / (0.5 - e))
         return round(u / (2.0 * math.log(self.max_stretch)))
 
     def reference_volume_fraction(self, rung: int) -> float:
         """Volume fraction of the reference cell of a rung (clipped to the generator's limit)."""
+        if self.reference_fraction is not None:
+            return float(self.reference_fraction)
         u = 2.0 * math.log(self.max_stretch) * rung
         e = min(0.5 / (1.0 + math.exp(-u)), self._shape.max_extent)
         return self._shape.unit * e ** len(self._shape.axes)
@@ -221,6 +240,12 @@ class CellFamily:
         moved[on_box] = x[on_box]  # box faces exactly as in the reference (periodic pairs)
         after = _cell_volumes(moved, geometry_dofmap(ref.mesh), self.dim)
         if np.any(after * volumes <= 0.0) or np.any(np.abs(after) < _CRUSHED * np.abs(volumes)):
+            if self.reference_fraction is not None:
+                raise ValueError(
+                    f"{self.name}: the cell of volume_fraction={f!r} morphed from the reference "
+                    f"at {self.reference_fraction!r} inverts or crushes elements; use a closer "
+                    "reference_fraction"
+                )
             return self._mesh(f)  # pragma: no cover - not reached within the ladder's stretch
         phase = INCLUSION if INCLUSION in ref.nominal_volume_fractions else VOID
         parameters = dict(ref.parameters, volume_fraction=f)

@@ -1,49 +1,79 @@
 """Fully resolved meshes tiled from unit cells: the reference (DNS) of a homogenised problem.
 
-:func:`tile_columns` tiles the unit square with ``n × n`` copies of 2D periodic cells scaled by
-``ε = 1/n``, one cell mesh per column (so that a microstructure graded along ``x₁`` — e.g. a
-fibre fraction ``φ(x₁)`` — is resolved column by column). Neighbouring columns conform when
-every cell mesh has the same node distribution on its edges, which the gmsh generators give
-for equal resolutions; this is checked.
+:func:`tile_columns` tiles the unit square (cube) with ``n^d`` copies of periodic cells scaled
+by ``ε = 1/n``, one cell mesh per column along ``x₁`` (so that a microstructure graded along
+``x₁`` — e.g. a fibre fraction ``φ(x₁)`` — is resolved column by column). Neighbouring tiles
+conform when every cell mesh has the same nodes on its faces, which the gmsh generators give
+for equal resolutions (and morphed cells, :mod:`fe2hmm.rve.morph`, keep); this is checked.
+:func:`first_order_corrector` builds ``ε w(x/ε)`` on the tiled mesh from the cells' own
+fluctuations, for the corrected energy error of a homogenised solution.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from mpi4py import MPI
 
 import basix.ufl
 import numpy as np
 import ufl
+from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
 from fe2hmm._compat import geometry_dofmap
 from fe2hmm.rve.cell import RVE
 
-__all__ = ["tile_columns"]
+__all__ = ["TiledMesh", "first_order_corrector", "tile_columns"]
 
 #: Nodes of neighbouring cells closer than this (relative to the tiled square) are merged.
 MERGE_TOLERANCE = 1e-9
 
+_CELL_TYPES = {2: "triangle", 3: "tetrahedron"}
 
-def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> tuple[_dmesh.Mesh, np.ndarray]:
-    """The unit square tiled by ``n × n`` cells, column ``j`` made of ``cells[j]``.
+
+class TiledMesh(NamedTuple):
+    """A mesh tiled from unit cells (see :func:`tile_columns`).
+
+    Attributes:
+        mesh: the conforming P1 simplex mesh of the unit square (cube), distributed.
+        tags: phase tag of each rank-local cell, shape ``(num_local_cells,)``.
+        column: column (index into the tiled ``cells``) of each rank-local cell.
+        source_cell: index of each rank-local cell in its column's cell mesh.
+        tile: integer position ``(j, i₂[, i₃])`` of each rank-local cell's tile, shape
+            ``(num_local_cells, d)``.
+        eps: tile size ``1/n``.
+    """
+
+    mesh: _dmesh.Mesh
+    tags: np.ndarray
+    column: np.ndarray
+    source_cell: np.ndarray
+    tile: np.ndarray
+    eps: float
+
+
+def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> TiledMesh:
+    """The unit square (cube) tiled by ``n^d`` cells, column ``j`` (along ``x₁``) of ``cells[j]``.
 
     Args:
-        cells: ``n`` 2D unit cells on ``(0, 1)²`` (one per column, left to right) whose meshes
-            have the same nodes on their edges; morphed cells (:mod:`fe2hmm.rve.morph`) of one
-            family may share a mesh.
+        cells: ``n`` unit cells on ``(0, 1)^d`` of one dimension ``d`` (2 or 3), one per column
+            from left to right, whose meshes have the same nodes on their faces; morphed cells
+            (:mod:`fe2hmm.rve.morph`) of one family may share a mesh. 2D gmsh cells of one
+            resolution conform; in 3D gmsh triangulates the box faces of different geometries
+            differently, so take the columns from one reference mesh (a
+            :class:`~fe2hmm.rve.morph.CellFamily` whose ``max_stretch`` puts every fraction on
+            one rung).
         comm: communicator of the tiled mesh (built on rank 0 and distributed).
 
     Returns:
-        ``(mesh, tags)``: the conforming P1 triangle mesh and the phase tag of each rank-local
-        cell, shape ``(num_local_cells,)`` (:data:`~fe2hmm.rve.cell.MATRIX`,
-        :data:`~fe2hmm.rve.cell.INCLUSION`).
+        The tiled mesh with the phase tag and origin (column, cell, tile) of each rank-local
+        cell.
 
     Raises:
-        ValueError: no cells, or cells that are not 2D unit cells.
-        RuntimeError: the cell meshes do not conform along their edges.
+        ValueError: no cells, cells of mixed dimensions, or cells that are not unit cells.
+        RuntimeError: the cell meshes do not conform on their faces.
 
     Note:
         Collective on ``comm``.
@@ -51,11 +81,16 @@ def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> tuple[_dmesh.Mesh, np.
     cells = list(cells)
     if not cells:
         raise ValueError("tile_columns needs at least one cell")
+    d = cells[0].dim
     for j, cell in enumerate(cells):
-        if cell.dim != 2 or not (np.allclose(cell.lower, 0.0) and np.allclose(cell.upper, 1.0)):
+        if (
+            cell.dim != d
+            or d not in _CELL_TYPES
+            or not (np.allclose(cell.lower, 0.0) and np.allclose(cell.upper, 1.0))
+        ):
             raise ValueError(
-                f"cells[{j}] must be a 2D unit cell on (0, 1)^2, got dim {cell.dim}, "
-                f"box {cell.lower} .. {cell.upper}"
+                f"cells[{j}] must be a {d}D unit cell on (0, 1)^{d} like cells[0] (2D or 3D), "
+                f"got dim {cell.dim}, box {cell.lower} .. {cell.upper}"
             )
     n = len(cells)
     columns = []
@@ -63,21 +98,27 @@ def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> tuple[_dmesh.Mesh, np.
         cell.place_nodes()  # a morphed cell shares its mesh with its family: its own nodes
         columns.append(
             {
-                "x": cell.mesh.geometry.x[:, :2].copy(),
+                "x": cell.mesh.geometry.x[:, :d].copy(),
                 "cells": geometry_dofmap(cell.mesh).copy(),
                 "tags": _cell_tag_array(cell),
             }
         )
-    _check_conforming(columns)
+    _check_conforming(columns, d)
+    # tiles in the order of np.ndindex over (i_d, ..., i_2, j): column j varies fastest
+    tiles = np.array([t[::-1] for t in np.ndindex(*([n] * d))], dtype=np.int64)
+    sizes = np.array([col["cells"].shape[0] for col in columns])
+    tile_cells = sizes[tiles[:, 0]]
+    origin_tile = np.repeat(np.arange(len(tiles)), tile_cells)
+    origin_source = np.concatenate([np.arange(sizes[t[0]]) for t in tiles])
     if comm.rank == 0:
         xs, cs, ts = [], [], []
         offset = 0
-        for i in range(n):
-            for j, col in enumerate(columns):
-                xs.append((col["x"] + [j, i]) / n)
-                cs.append(col["cells"] + offset)
-                ts.append(col["tags"])
-                offset += col["x"].shape[0]
+        for tile in tiles:
+            col = columns[tile[0]]
+            xs.append((col["x"] + tile) / n)
+            cs.append(col["cells"] + offset)
+            ts.append(col["tags"])
+            offset += col["x"].shape[0]
         x = np.concatenate(xs)
         topology = np.concatenate(cs)
         tags = np.concatenate(ts)
@@ -86,32 +127,91 @@ def tile_columns(cells: Sequence[RVE], comm: MPI.Comm) -> tuple[_dmesh.Mesh, np.
         x = x[first]
         topology = inverse.reshape(-1)[topology]
     else:
-        x = np.zeros((0, 2))
-        topology = np.zeros((0, 3), dtype=np.int64)
+        x = np.zeros((0, d))
+        topology = np.zeros((0, d + 1), dtype=np.int64)
         tags = np.zeros(0, dtype=np.int32)
-    domain = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", _CELL_TYPES[d], 1, shape=(d,)))
     mesh = _dmesh.create_mesh(comm, topology.astype(np.int64), domain, x)
-    original = mesh.topology.original_cell_index
+    original = np.asarray(mesh.topology.original_cell_index)
     all_tags = comm.bcast(tags if comm.rank == 0 else None, root=0)
-    return mesh, all_tags[original]
+    tile = tiles[origin_tile[original]]
+    return TiledMesh(
+        mesh, all_tags[original], tile[:, 0].copy(), origin_source[original], tile, 1.0 / n
+    )
+
+
+def first_order_corrector(tiled: TiledMesh, fluctuations: Sequence) -> fem.Function:
+    """``χ(x) = ε w_j(x/ε)`` on the tiled mesh: each column's cell fluctuations, scaled.
+
+    The first-order two-scale approximation of the resolved field is then ``T₀ + χ·∇T₀``
+    (``χ`` has one component per unit macro gradient). ``χ`` is broken (discontinuous
+    Lagrange, degree 1) because neighbouring columns have different cells.
+
+    Args:
+        tiled: the mesh :func:`tile_columns` made.
+        fluctuations: per column, the solution of its cell's diffusion problem
+            (:class:`~fe2hmm.micro.cells.diffusion.DiffusionCellSolution`, degree 1), solved on
+            the tiled cell.
+
+    Returns:
+        The DG1 vector function ``χ``, shape ``(d,)`` per point.
+
+    Raises:
+        ValueError: not one degree-1 solution per column.
+    """
+    mesh, d = tiled.mesh, tiled.mesh.topology.dim
+    n_columns = int(round(1.0 / tiled.eps))
+    if len(fluctuations) != n_columns:
+        raise ValueError(
+            f"need one cell solution per column ({n_columns}), got {len(fluctuations)}"
+        )
+    C = fem.functionspace(mesh, ("DG", 1, (d,)))
+    chi = fem.Function(C)
+    n_cells = mesh.topology.index_map(d).size_local
+    dofs = C.dofmap.list[:n_cells]  # (n_cells, d + 1), block size d
+    x = C.tabulate_dof_coordinates()[:, :d]
+    values = chi.x.array.reshape(-1, d)
+    for j, solution in enumerate(fluctuations):
+        sel = np.flatnonzero(tiled.column == j)
+        if sel.size == 0:
+            continue
+        fields = solution.fluctuations  # places the cell's nodes (a morphed cell)
+        V = fields[0].function_space
+        if V.element.basix_element.degree != 1:
+            raise ValueError(f"the cell solution of column {j} must be of degree 1")
+        W = np.column_stack([w.x.array for w in fields])  # (n_nodes, d)
+        source = tiled.source_cell[sel]
+        y = x[dofs[sel]] / tiled.eps - tiled.tile[sel][:, None, :]  # (k, d + 1, d)
+        cell_dofs = V.dofmap.list[source]  # (k, d + 1)
+        cell_x = V.tabulate_dof_coordinates()[:, :d][cell_dofs]  # (k, d + 1, d)
+        # the vertex order within a cell may differ: match each DG dof to its cell node
+        distance = np.linalg.norm(y[:, :, None, :] - cell_x[:, None, :, :], axis=-1)
+        nearest = distance.argmin(axis=2)
+        if distance.min(axis=2).max() > 1e-8:
+            raise RuntimeError("corrector: a tiled node is not a node of its column's cell")
+        picked = np.take_along_axis(cell_dofs, nearest, axis=1)  # (k, d + 1)
+        values[dofs[sel].reshape(-1)] = tiled.eps * W[picked.reshape(-1)]
+    chi.x.scatter_forward()
+    return chi
 
 
 def _cell_tag_array(cell: RVE) -> np.ndarray:
-    n = cell.mesh.topology.index_map(2).size_local
+    n = cell.mesh.topology.index_map(cell.dim).size_local
     tags = np.zeros(n, dtype=np.int32)
     tags[cell.cell_tags.indices] = cell.cell_tags.values
     return tags
 
 
-def _check_conforming(columns: list[dict]) -> None:
-    def edge(col, axis, value):
-        pts = col["x"][np.isclose(col["x"][:, axis], value, atol=1e-12)][:, 1 - axis]
-        return np.sort(pts)
+def _check_conforming(columns: list[dict], d: int) -> None:
+    def face(col, axis, value):
+        x = col["x"]
+        pts = x[np.isclose(x[:, axis], value, atol=1e-12)][:, [a for a in range(d) if a != axis]]
+        return pts[np.lexsort(pts.T[::-1])] if pts.size else pts
 
-    ref = edge(columns[0], 0, 0.0)
-    for col in columns:
-        for axis in (0, 1):
+    for axis in range(d):
+        ref = face(columns[0], axis, 0.0)
+        for col in columns:
             for value in (0.0, 1.0):
-                e = edge(col, axis, value)
-                if e.shape != ref.shape or not np.allclose(e, ref, atol=1e-10):
-                    raise RuntimeError("cell meshes of the columns do not conform on their edges")
+                f = face(col, axis, value)
+                if f.shape != ref.shape or not np.allclose(f, ref, atol=1e-10):
+                    raise RuntimeError("cell meshes of the columns do not conform on their faces")

@@ -146,6 +146,13 @@ def test_geometry_morphs_only_the_morphable_generators_and_on_request():
         CellFamily("circle", 2, 8, max_stretch=1.0)
     with pytest.raises(ValueError, match="volume_fraction=0.9"):
         CellFamily("circle", 2, 8).create(0.9)
+    with pytest.raises(ValueError, match="volume_fraction=0.8"):
+        CellFamily("circle", 2, 8, reference_fraction=0.8)
+    # a fixed reference serves every fraction it can, and refuses a morph that crushes the gap
+    fixed = CellFamily("circle", 2, 8, reference_fraction=0.2)
+    assert fixed.create(0.1).mesh is fixed.create(0.45).mesh
+    with pytest.raises(ValueError, match="crushes elements"):
+        CellFamily("circle", 2, 8, reference_fraction=0.01).create(0.72)
 
 
 def test_refactorisation_reuses_the_pattern_and_matches_a_fresh_factorisation():
