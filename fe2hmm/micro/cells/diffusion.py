@@ -21,7 +21,6 @@ defined up to a constant) and reported with zero mean.
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import NamedTuple
 
@@ -32,7 +31,7 @@ from dolfinx import mesh as _dmesh
 
 from fe2hmm.checks import check_cell_size, check_contrast, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
-from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems
+from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems, SharedMeshProblem
 from fe2hmm.micro.cells.linalg import SPDFactorization, solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
@@ -159,7 +158,7 @@ def _check_conductivity_contrast(tensors: dict[int, np.ndarray]) -> None:
     check_contrast(largest, matrix, "inclusion")
 
 
-class DiffusionCellProblem:
+class DiffusionCellProblem(SharedMeshProblem):
     """The diffusion cell problem on one RVE.
 
     Args:
@@ -204,22 +203,6 @@ class DiffusionCellProblem:
             )
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree)))
         self._shared: dict = {}  # see _structure
-
-    def for_cell(self, cell: RVE) -> DiffusionCellProblem:
-        """The same problem on another cell of this mesh (a morphed cell of the family).
-
-        The copy shares everything built from the topology: the function space, the compiled
-        form, the conductivity field, the periodic map, the constraints, the matrix pattern and
-        the symbolic factorisation; only the node coordinates differ.
-
-        Raises:
-            ValueError: ``cell`` has another mesh.
-        """
-        if cell.mesh is not self.rve.mesh:
-            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
-        other = copy.copy(self)
-        other.rve = cell
-        return other
 
     def _structure(self) -> dict:
         """What the topology and the phases fix, built at the first solve and shared by copies."""

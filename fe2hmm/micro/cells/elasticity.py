@@ -23,7 +23,6 @@ Voigt order: 2D ``(11, 22, 12)``, 3D ``(11, 22, 33, 23, 13, 12)``; shear strains
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -33,7 +32,7 @@ from dolfinx import fem
 from fe2hmm.analytic import voigt_pairs
 from fe2hmm.checks import check_cell_size, check_contrast, check_isotropic, installed_memory
 from fe2hmm.micro.cells.condensation import condense_tangent
-from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems
+from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems, SharedMeshProblem
 from fe2hmm.micro.cells.linalg import SPDFactorization, solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
@@ -145,7 +144,7 @@ class ElasticityCellSolution:
         write_cell_fields(filename, self.fluctuations, cell_tags)
 
 
-class ElasticityCellProblem:
+class ElasticityCellProblem(SharedMeshProblem):
     """The linear elastic cell problem on one RVE.
 
     Args:
@@ -185,21 +184,6 @@ class ElasticityCellProblem:
         d = rve.dim
         self.V = fem.functionspace(rve.mesh, ("Lagrange", int(degree), (d,)))
         self._shared: dict = {}  # see _structure
-
-    def for_cell(self, cell: RVE) -> ElasticityCellProblem:
-        """The same problem on another cell of this mesh (a morphed cell of the family).
-
-        The copy shares the function space, the compiled form, the phase fields, the periodic
-        map, the constraints, the matrix pattern and the symbolic factorisation.
-
-        Raises:
-            ValueError: ``cell`` has another mesh.
-        """
-        if cell.mesh is not self.rve.mesh:
-            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
-        other = copy.copy(self)
-        other.rve = cell
-        return other
 
     def _structure(self) -> dict:
         """What the topology and the phases fix, built at the first solve and shared by copies."""

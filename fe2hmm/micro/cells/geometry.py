@@ -12,6 +12,7 @@ cell of that mesh.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from fe2hmm.rve.cell import INCLUSION, MATRIX, RVE
 
-__all__ = ["DIMENSIONS", "CellGeometry", "CellProblems", "MeshProblems"]
+__all__ = ["DIMENSIONS", "CellGeometry", "CellProblems", "MeshProblems", "SharedMeshProblem"]
 
 #: Spatial dimensions of cell micro-models.
 DIMENSIONS = (2, 3)
@@ -227,3 +228,28 @@ class MeshProblems(Generic[ProblemT]):
     def __len__(self) -> int:
         """Number of meshes with a problem."""
         return len(self._problems)
+
+
+class SharedMeshProblem:
+    """Base of cell problems that serve every cell of their mesh (:class:`MeshProblems`).
+
+    A subclass keeps its cell in ``self.rve`` and builds what the topology and the phases fix
+    (function space, forms, periodic map, patterns, factorisation) once, in objects that a
+    shallow copy shares; its ``solve`` places the cell's nodes before it assembles.
+    """
+
+    rve: RVE
+
+    def for_cell(self, cell: RVE):
+        """The same problem on another cell of this mesh (a morphed cell of the family).
+
+        The copy shares everything built from the topology; only the node coordinates differ.
+
+        Raises:
+            ValueError: ``cell`` has another mesh.
+        """
+        if cell.mesh is not self.rve.mesh:
+            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
+        other = copy.copy(self)
+        other.rve = cell
+        return other

@@ -28,7 +28,6 @@ e.g. by symmetry) are dropped.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
@@ -37,7 +36,7 @@ import scipy.linalg
 import ufl
 from dolfinx import fem
 
-from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems, MeshProblems
+from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems, MeshProblems, SharedMeshProblem
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.phases import phase_field, phase_materials, phase_name
 from fe2hmm.micro.cells.sparse import CSRMatrix
@@ -132,7 +131,7 @@ def _check_phase(value, phase: int) -> tuple[float, float]:
     return k, c
 
 
-class CellModesProblem:
+class CellModesProblem(SharedMeshProblem):
     """The modal decomposition of a periodic transient diffusion cell (see :func:`cell_modes`).
 
     Built once per cell mesh: :meth:`for_cell` gives the problem on another (morphed) cell of
@@ -160,18 +159,6 @@ class CellModesProblem:
         self.properties = phase_materials(rve, properties, _check_phase, "(conductivity, storage)")
         self.rve, self.degree, self.max_dofs = rve, int(degree), int(max_dofs)
         self._shared: dict = {}
-
-    def for_cell(self, cell: RVE) -> CellModesProblem:
-        """The same problem on another cell of this mesh.
-
-        Raises:
-            ValueError: ``cell`` has another mesh.
-        """
-        if cell.mesh is not self.rve.mesh:
-            raise ValueError("for_cell needs a cell of the same mesh (a cell of the same family)")
-        other = copy.copy(self)
-        other.rve = cell
-        return other
 
     def _structure(self) -> dict:
         s = self._shared
@@ -246,12 +233,7 @@ def cell_modes(
 ) -> CellModes:
     """Modes of the periodic transient diffusion cell (dense generalised eigenproblem).
 
-    Args:
-        rve: the unit cell; every phase must be given.
-        properties: phase tag -> ``(conductivity k > 0, storage c > 0)`` (isotropic phases).
-        degree: Lagrange degree.
-        max_dofs: refuse cells with more periodic unknowns (the dense eigen-decomposition costs
-            ``O(n³)``; 6000 takes ~1 min on one core).
+    Args: those of :class:`CellModesProblem`.
 
     Returns:
         The kept modes, ``K̄``, ``K*`` and ``⟨c⟩``.
