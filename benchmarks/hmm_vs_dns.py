@@ -32,11 +32,13 @@ import time
 
 from mpi4py import MPI
 
+import numpy as np
 from _cases import K_FIBRE, K_MATRIX, SOURCE, graded_conduction
 from dolfinx import mesh as dmesh
 
 from fe2hmm.checks import integer_list
-from fe2hmm.micro.cells.diffusion import DiffusionCellModel, homogenize_diffusion
+from fe2hmm.micro.cells.diffusion import DiffusionCellModel, DiffusionCellProblem
+from fe2hmm.micro.cells.geometry import MeshProblems
 from fe2hmm.reuse import ParameterSurrogateModel
 from fe2hmm.rve.cell import INCLUSION, MATRIX
 from fe2hmm.rve.morph import CellFamily
@@ -115,9 +117,10 @@ def dns_run(dim: int, setup: dict, eps_inv: int, resolution: int, comm) -> dict:
 
 
 def errors(run: dict, T0) -> dict:
-    solutions = [
-        homogenize_diffusion(cell, {MATRIX: K_MATRIX, INCLUSION: K_FIBRE}) for cell in run["cells"]
-    ]
+    here = set(np.unique(run["tiled"].column).tolist())  # the columns with rank-local cells
+    materials = {MATRIX: K_MATRIX, INCLUSION: K_FIBRE}
+    problems = MeshProblems(lambda cell: DiffusionCellProblem(cell, materials))
+    solutions = [problems(c).solve() if j in here else None for j, c in enumerate(run["cells"])]
     chi = first_order_corrector(run["tiled"], solutions)
     return homogenisation_errors(run["resolved"].temperature, T0, chi)
 

@@ -159,9 +159,12 @@ class CellFamily:
         """Volume fraction of the reference cell of a rung (clipped to the generator's limit)."""
         if self.reference_fraction is not None:
             return float(self.reference_fraction)
+        from fe2hmm.rve.limits import max_volume_fraction
+
         u = 2.0 * math.log(self.max_stretch) * rung
         e = min(0.5 / (1.0 + math.exp(-u)), self._shape.max_extent)
-        return self._shape.unit * e ** len(self._shape.axes)
+        fmax = max_volume_fraction(self.name, self.dim, **self.options)  # round-off at the clip
+        return min(self._shape.unit * e ** len(self._shape.axes), fmax)
 
     # -- cells --------------------------------------------------------------------------------
 

@@ -151,13 +151,17 @@ def first_order_corrector(tiled: TiledMesh, fluctuations: Sequence) -> fem.Funct
         tiled: the mesh :func:`tile_columns` made.
         fluctuations: per column, the solution of its cell's diffusion problem
             (:class:`~fe2hmm.micro.cells.diffusion.DiffusionCellSolution`, degree 1), solved on
-            the tiled cell.
+            the tiled cell; ``None`` for a column with no cell on this rank.
 
     Returns:
         The DG1 vector function ``χ``, shape ``(d,)`` per point.
 
     Raises:
-        ValueError: not one degree-1 solution per column.
+        ValueError: not one degree-1 solution per column, or a cell that is not the column's
+            (on every rank).
+
+    Note:
+        Collective.
     """
     mesh, d = tiled.mesh, tiled.mesh.topology.dim
     n_columns = int(round(1.0 / tiled.eps))
@@ -171,14 +175,19 @@ def first_order_corrector(tiled: TiledMesh, fluctuations: Sequence) -> fem.Funct
     dofs = C.dofmap.list[:n_cells]  # (n_cells, d + 1), block size d
     x = C.tabulate_dof_coordinates()[:, :d]
     values = chi.x.array.reshape(-1, d)
+    error = None
     for j, solution in enumerate(fluctuations):
         sel = np.flatnonzero(tiled.column == j)
         if sel.size == 0:
             continue
+        if solution is None:
+            error = f"column {j} has cells on this rank but no cell solution"
+            break
         fields = solution.fluctuations  # places the cell's nodes (a morphed cell)
         V = fields[0].function_space
         if V.element.basix_element.degree != 1:
-            raise ValueError(f"the cell solution of column {j} must be of degree 1")
+            error = f"the cell solution of column {j} must be of degree 1"
+            break
         W = np.column_stack([w.x.array for w in fields])  # (n_nodes, d)
         source = tiled.source_cell[sel]
         y = x[dofs[sel]] / tiled.eps - tiled.tile[sel][:, None, :]  # (k, d + 1, d)
@@ -188,9 +197,14 @@ def first_order_corrector(tiled: TiledMesh, fluctuations: Sequence) -> fem.Funct
         distance = np.linalg.norm(y[:, :, None, :] - cell_x[:, None, :, :], axis=-1)
         nearest = distance.argmin(axis=2)
         if distance.min(axis=2).max() > 1e-8:
-            raise RuntimeError("corrector: a tiled node is not a node of its column's cell")
+            error = f"a tiled node of column {j} is not a node of its cell's mesh"
+            break
         picked = np.take_along_axis(cell_dofs, nearest, axis=1)  # (k, d + 1)
         values[dofs[sel].reshape(-1)] = tiled.eps * W[picked.reshape(-1)]
+    errors = mesh.comm.allgather(error)  # every rank raises, none is left in scatter_forward
+    if any(errors):
+        rank = next(r for r, e in enumerate(errors) if e)
+        raise ValueError(f"first_order_corrector (rank {rank}): {errors[rank]}")
     chi.x.scatter_forward()
     return chi
 

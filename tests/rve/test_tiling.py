@@ -133,3 +133,19 @@ def test_first_order_corrector_makes_the_affine_field_a_discrete_solution(dim):
     assert comm.allreduce(np.abs(r).max(), op=MPI.MAX) < 1e-10 * scale
     # the corrector is not trivially zero
     assert comm.allreduce(np.abs(chi.x.array).max(), op=MPI.MAX) > 1e-3 / n
+
+
+def test_corrector_refuses_missing_or_foreign_cell_solutions_on_every_rank():
+    comm = MPI.COMM_WORLD
+    family = CellFamily("circle", 2, 6)
+    cells = [family.create(f) for f in (0.2, 0.21)]
+    tiled = tile_columns(cells, comm)
+    solution = homogenize_diffusion(cells[0], {MATRIX: 1.0, INCLUSION: 2.0})
+    with pytest.raises(ValueError, match="need one cell solution per column"):
+        first_order_corrector(tiled, [solution])
+    with pytest.raises(ValueError, match="column 1 has cells on this rank but no cell solution"):
+        first_order_corrector(tiled, [solution, None])  # every rank owns cells of both columns
+    other = create("circle", volume_fraction=0.2, resolution=8)  # not the tiled cell's mesh
+    foreign = homogenize_diffusion(other, {MATRIX: 1.0, INCLUSION: 2.0})
+    with pytest.raises(ValueError, match="not a node of its cell's mesh"):
+        first_order_corrector(tiled, [solution, foreign])

@@ -206,9 +206,9 @@ class DiffusionCellProblem(SharedMeshProblem):
 
     def _structure(self) -> dict:
         """What the topology and the phases fix, built at the first solve and shared by copies."""
-        s = self._shared
-        if s:
-            return s
+        if self._shared:
+            return self._shared
+        s: dict = {}  # filled completely, then shared (a failure leaves nothing half-built)
         rve, V, d = self.rve, self.V, self.rve.dim
         mesh = rve.mesh
         k = phase_field(rve, self.conductivity, (d, d))
@@ -230,7 +230,8 @@ class DiffusionCellProblem(SharedMeshProblem):
             ds, n_vec = rve.box_measure(), ufl.FacetNormal(mesh)
             s["flux_forms"] = [fem.form(n_vec[j] * v * ds) for j in range(d)]
         s["factorization"] = SPDFactorization(backend=self.backend)
-        return s
+        self._shared.update(s)
+        return self._shared
 
     def solve(self) -> DiffusionCellSolution:
         """Solve the ``d`` unit-gradient load cases and return K*.

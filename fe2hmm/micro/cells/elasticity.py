@@ -187,9 +187,9 @@ class ElasticityCellProblem(SharedMeshProblem):
 
     def _structure(self) -> dict:
         """What the topology and the phases fix, built at the first solve and shared by copies."""
-        s = self._shared
-        if s:
-            return s
+        if self._shared:
+            return self._shared
+        s: dict = {}  # filled completely, then shared (a failure leaves nothing half-built)
         d = self.rve.dim
         lam = phase_field(self.rve, {p: la for p, (la, _) in self.lame.items()})
         mu = phase_field(self.rve, {p: m for p, (_, m) in self.lame.items()})
@@ -205,7 +205,8 @@ class ElasticityCellProblem(SharedMeshProblem):
         if self.bc == "periodic":
             s["pmap"] = PeriodicDofMap(self.V, self.rve.lower, self.rve.upper)
         s["factorization"] = SPDFactorization(backend=self.backend)
-        return s
+        self._shared.update(s)
+        return self._shared
 
     def _stiffness(self) -> CSRMatrix:
         s = self._structure()

@@ -102,8 +102,11 @@ class SPDFactorization:
             self._ksp = ksp
             self._x, self._b = self._mat.createVecs()
         self._ksp.setUp()  # symbolic + numeric, or numeric only after a change of values
-        if self._ksp.getPC().getFailedReason() != 0:  # pragma: no cover - PETSc build
-            reason = self._ksp.getPC().getFailedReason()
+        reason = self._ksp.getPC().getFailedReason()
+        if reason != 0:  # pragma: no cover - PETSc build
+            # MUMPS keeps its failure state: the next matrix starts afresh (analysis included)
+            self._destroy()
+            self._pattern = None
             raise RuntimeError(f"MUMPS factorisation failed (PETSc reason {reason})")
 
     def solve(self, B: np.ndarray) -> np.ndarray:

@@ -161,9 +161,9 @@ class CellModesProblem(SharedMeshProblem):
         self._shared: dict = {}
 
     def _structure(self) -> dict:
-        s = self._shared
-        if s:
-            return s
+        if self._shared:
+            return self._shared
+        s: dict = {}  # filled completely, then shared (a failure leaves nothing half-built)
         rve, props = self.rve, self.properties
         k = phase_field(rve, {p: kp for p, (kp, _) in props.items()})
         c = phase_field(rve, {p: cp for p, (_, cp) in props.items()})
@@ -176,7 +176,8 @@ class CellModesProblem(SharedMeshProblem):
         )
         s["matrices"] = tuple(fem.create_matrix(f) for f in s["forms"])
         s["pmap"] = PeriodicDofMap(V, rve.lower, rve.upper)
-        return s
+        self._shared.update(s)
+        return self._shared
 
     def solve(self) -> CellModes:
         """Assemble on the cell's nodes and decompose.
