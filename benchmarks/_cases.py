@@ -46,12 +46,19 @@ def graded_conduction(model, mesh, scheduler: str = "owner", fraction=graded_fra
     return problem, problem.solve()
 
 
-def porous_plate(comm, nx: int, resolution: int, reuse: bool = True, scheduler: str = "owner"):
+def porous_plate(
+    comm,
+    nx: int,
+    resolution: int,
+    reuse: bool = True,
+    scheduler: str = "owner",
+    tolerance: float | None = None,
+):
     """The porous plate; returns ``(problem, model, apply_load, reaction)`` (reaction: x-force
-    on the pulled edge)."""
+    on the pulled edge). ``tolerance``: the cells' linearised predictor (None: off)."""
     mesh = dmesh.create_rectangle(comm, [[0, 0], [2, 1]], [2 * nx, nx])
     pull = fem.Constant(mesh, np.zeros(2))
-    model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution)
+    model = PlasticCellModel(rve="voids", matrix=MATRIX, resolution=resolution, tolerance=tolerance)
     model.exact_shortcuts = reuse  # the exact elastic predictor
     problem = SmallStrainElasticity(
         mesh,

@@ -220,3 +220,30 @@ def test_quoted_output_matches_a_fresh_run(quote):
         f"{quote.id}: the quoted output is stale ({'; '.join(found[:5])}); fresh output:\n"
         + "\n".join(printed)
     )
+
+
+_TEST_REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
+
+
+def test_every_test_the_docs_name_exists():
+    """``tests/x.py::test_name`` in a page (the feature table's evidence column, the pages'
+    reproduction notes) names a test function or class that exists."""
+    defined: dict[str, set[str]] = {}
+    missing = []
+    for page in pages():
+        for path, name in _TEST_REFERENCE.findall(page.read_text(encoding="utf-8")):
+            if path not in defined:
+                source = REPO / path
+                tree = ast.parse(source.read_text(encoding="utf-8")) if source.exists() else None
+                defined[path] = (
+                    set()
+                    if tree is None
+                    else {
+                        n.name
+                        for n in ast.walk(tree)
+                        if isinstance(n, ast.FunctionDef | ast.ClassDef)
+                    }
+                )
+            if name not in defined[path]:
+                missing.append(f"{page.relative_to(REPO)}: {path}::{name}")
+    assert not missing, "tests named in the docs that do not exist:\n" + "\n".join(missing)
