@@ -29,12 +29,13 @@
 # $\rho_{k+1}/\rho_k^2$ grow without bound).
 #
 # **Fewer cell solves.** `--tolerance 1e-3` switches on the cells' linearised predictor
-# (`PlasticCellModel(tolerance=...)`, [reuse](../reuse.md)): a plastic request is answered from
-# the point's last equilibrated micro state and the sensitivities of its last solve, with a
-# first-order error estimate deciding when a real cell solve must run. It cuts the cell solves
-# 6× (1188 → 196) at 1.0·10⁻⁴ added error (`benchmarks/adaptive_reuse.py`). The macro Newton
-# then converges linearly (the served tangent is that of an earlier solve), so the quadratic
-# check is replaced by a check that the predictor served requests.
+# (`PlasticCellModel(tolerance=...)`, [reuse](../reuse.md)): a plastic request is answered
+# from the point's last solved (or committed) micro state and the sensitivities of its last
+# solve, with a first-order error estimate deciding when a real cell solve must run. It cuts
+# the cell solves
+# 6× (1188 → 196) at 1.0·10⁻⁴ added error (`benchmarks/adaptive_reuse.py`). The macro
+# Newton then converges linearly (the served tangent is that of an earlier solve), so the
+# quadratic check is replaced by a check that the predictor served requests.
 #
 # Run: `python demos/porous_plasticity.py [--json] [--tolerance 1e-3]`, `fe2hmm demo
 # porous_plasticity`, also under `mpiexec -n 2`.

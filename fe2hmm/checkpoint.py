@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from fe2hmm.checks import check_writable
+from fe2hmm.errors import raise_on_every_rank
 
 __all__ = ["Checkpoint", "ragged", "unragged"]
 
@@ -81,17 +82,6 @@ def unragged(packed: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
         out[int(i)] = packed["values"][start : start + size].reshape(tuple(shape)).copy()
         start += size
     return out
-
-
-def _raise_on_every_rank(comm, error: str | None, exception: type, what) -> None:
-    """Raise ``exception(what(R) + ": " + error of R)`` on every rank if any rank has one.
-
-    ``R`` is the first rank with an ``error``; collective, so no rank is left waiting.
-    """
-    errors = comm.allgather(error)
-    if any(errors):
-        rank = next(r for r, e in enumerate(errors) if e)
-        raise exception(f"{what(rank)}: {errors[rank]}")
 
 
 def _fsync_write(path: Path, write) -> None:
@@ -183,7 +173,7 @@ class Checkpoint:
             except OSError as err:
                 error = f"{type(err).__name__}: {err}"
         where = f"checkpoint directory {str(self.directory)!r}"
-        _raise_on_every_rank(comm, error, ValueError, lambda r: where)
+        raise_on_every_rank(comm, error, ValueError, lambda r: where)
 
     # ------------------------------------------------------------------ files
     @staticmethod
@@ -265,7 +255,7 @@ class Checkpoint:
             _fsync_write(self._file(step), lambda f: np.savez(f, **arrays))
         except Exception as err:  # noqa: BLE001  (gathered and raised on every rank below)
             error = f"{type(err).__name__}: {err}"
-        _raise_on_every_rank(
+        raise_on_every_rank(
             self.comm, error, OSError, lambda r: f"checkpoint step {step} not written (rank {r})"
         )
         self.comm.barrier()  # every rank's file is complete before the commit
@@ -280,7 +270,7 @@ class Checkpoint:
                         shutil.rmtree(old, ignore_errors=True)
             except Exception as err:  # noqa: BLE001  (raised on every rank below)
                 error = f"{type(err).__name__}: {err}"
-        _raise_on_every_rank(
+        raise_on_every_rank(
             self.comm, error, OSError, lambda r: f"checkpoint step {step} not committed (rank {r})"
         )
         self.step = step
@@ -334,7 +324,7 @@ class Checkpoint:
             except Exception as err:  # noqa: BLE001  (a missing or damaged file, on any rank)
                 error = f"{type(err).__name__}: {err}"
         where = f"checkpoint {str(self.directory)!r} step {step}"
-        _raise_on_every_rank(
+        raise_on_every_rank(
             self.comm, error, ValueError, lambda r: f"{where} cannot be restored (rank {r})"
         )
         assert loaded is not None
@@ -352,7 +342,7 @@ class Checkpoint:
                 )
         except Exception as err:  # noqa: BLE001  (raised on every rank below)
             error = f"{type(err).__name__}: {err}"
-        _raise_on_every_rank(
+        raise_on_every_rank(
             self.comm, error, ValueError, lambda r: f"{where}: restoring failed on rank {r}"
         )
         self.arrays = {k[2:]: v for k, v in loaded.items() if k.startswith("a/")}

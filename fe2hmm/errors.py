@@ -33,6 +33,7 @@ __all__ = [
     "describe",
     "located_class",
     "keep_alive",
+    "raise_on_every_rank",
     "stop_everywhere",
     "stopping",
 ]
@@ -220,6 +221,19 @@ def stop_everywhere(stop: MicroStop, ranks: int = 1) -> BaseException:
 
 _stop_status: int | None = None
 _kept_alive: list = []  # objects whose collective clean-up was skipped while stopping
+
+
+def raise_on_every_rank(comm, error: str | None, exception: type, what) -> None:
+    """Raise ``exception(what(R) + ": " + error of R)`` on every rank if any rank has an error.
+
+    ``error``: this rank's message, or ``None``; ``what``: rank -> the message's prefix. ``R`` is
+    the first rank with an error. Collective on ``comm``: call it where every rank arrives (before
+    the next collective operation), so that no rank is left waiting in one.
+    """
+    errors = comm.allgather(error)
+    if any(errors):
+        rank = next(r for r, e in enumerate(errors) if e)
+        raise exception(f"{what(rank)}: {errors[rank]}")
 
 
 def stopping() -> bool:

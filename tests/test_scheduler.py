@@ -124,8 +124,10 @@ class Cubic(MicroModel):
         return MicroResult({"flux": -(1 + np.einsum("ni,ni->n", g, g))[:, None] * g})
 
 
-def test_plastic_cells_pooled_and_serial_match_owner():
-    """Tasks carry the committed history to whichever rank solves them; the load path ends in
+@pytest.mark.parametrize("tolerance", [None, 1e-3])
+def test_plastic_cells_pooled_and_serial_match_owner(tolerance):
+    """Tasks carry the committed history to whichever rank solves them, and bring back the
+    sensitivities the linearised predictor (``tolerance``) serves from; the load path ends in
     the same forces and plastic strains (to round-off) under every scheduler."""
     from fe2hmm.micro.cells.plasticity import PlasticCellModel
 
@@ -134,7 +136,9 @@ def test_plastic_cells_pooled_and_serial_match_owner():
         # the porous plate of demos/porous_plasticity.py, 2 x 1 macro cells
         mesh = dmesh.create_rectangle(MPI.COMM_WORLD, [[0, 0], [2, 1]], [2, 1])
         pull = fem.Constant(mesh, np.zeros(2))
-        model = PlasticCellModel(rve="voids", matrix=(1.0, 0.3, 0.01, 0.1), resolution=6)
+        model = PlasticCellModel(
+            rve="voids", matrix=(1.0, 0.3, 0.01, 0.1), resolution=6, tolerance=tolerance
+        )
         problem = SmallStrainElasticity(
             mesh,
             model,
@@ -159,5 +163,7 @@ def test_plastic_cells_pooled_and_serial_match_owner():
         forces[scheduler] = np.array(path)
         if scheduler == "serial" and MPI.COMM_WORLD.rank != 0:
             assert model.statistics.micro_solves == 0
+        if tolerance is not None:
+            assert MPI.COMM_WORLD.allreduce(model.statistics.surrogate_hits) > 0
     for scheduler in ("pooled", "serial"):
         np.testing.assert_allclose(forces[scheduler], forces["owner"], rtol=1e-9)

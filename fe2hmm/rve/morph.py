@@ -202,7 +202,14 @@ class CellFamily:
                 inclusion = VOID
             fraction = ref.volume_fractions[inclusion]
             volumes = _cell_volumes(x, dofmap, self.dim)
-            self._reference_data[rung] = (ref, x, delta, rho, to_box, rho_c, fraction, volumes)
+            # the box along each node's ray, the matrix nodes and the box faces: per reference
+            inside = np.where(to_box > 0.0, to_box, 1.0)
+            rho_box = np.where(to_box > 0.0, rho * 0.5 / inside, np.inf)
+            outside = rho > rho_c
+            on_box = np.isclose(to_box, 0.5, rtol=0.0, atol=1e-12)
+            self._reference_data[rung] = (
+                ref, x, delta, rho, rho_box, outside, on_box, rho_c, fraction, volumes, dofmap
+            )  # fmt: skip
         return self._reference_data[rung]
 
     def create(self, volume_fraction: float) -> RVE:
@@ -226,11 +233,10 @@ class CellFamily:
             max_volume_fraction(self.name, self.dim, **self.options),
             open_max=self.name == "laminate",
         )
-        ref, x, delta, rho, to_box, rho_c, f_ref, volumes = self._reference(self.rung(f))
+        reference = self._reference(self.rung(f))
+        ref, x, delta, rho, rho_box, outside, on_box, rho_c, f_ref, volumes, dofmap = reference
         axes = list(self._shape.axes)
         sigma = (f / f_ref) ** (1.0 / len(axes))
-        rho_box = np.where(to_box > 0.0, rho * 0.5 / np.where(to_box > 0.0, to_box, 1.0), np.inf)
-        outside = rho > rho_c
         new_rho = sigma * rho
         r_out, b_out = rho[outside], rho_box[outside]
         new_rho[outside] = sigma * rho_c + (r_out - rho_c) * (b_out - sigma * rho_c) / (
@@ -239,9 +245,8 @@ class CellFamily:
         scale = np.divide(new_rho, rho, out=np.ones_like(rho), where=rho > 0.0)
         moved = x.copy()
         moved[:, axes] = 0.5 + delta * scale[:, None]
-        on_box = np.isclose(to_box, 0.5, rtol=0.0, atol=1e-12)
         moved[on_box] = x[on_box]  # box faces exactly as in the reference (periodic pairs)
-        after = _cell_volumes(moved, geometry_dofmap(ref.mesh), self.dim)
+        after = _cell_volumes(moved, dofmap, self.dim)
         if np.any(after * volumes <= 0.0) or np.any(np.abs(after) < _CRUSHED * np.abs(volumes)):
             if self.reference_fraction is not None:
                 raise ValueError(

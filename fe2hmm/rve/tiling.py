@@ -23,6 +23,7 @@ from dolfinx import fem
 from dolfinx import mesh as _dmesh
 
 from fe2hmm._compat import geometry_dofmap
+from fe2hmm.errors import raise_on_every_rank
 from fe2hmm.rve.cell import RVE
 
 __all__ = ["TiledMesh", "first_order_corrector", "tile_columns"]
@@ -201,10 +202,8 @@ def first_order_corrector(tiled: TiledMesh, fluctuations: Sequence) -> fem.Funct
             break
         picked = np.take_along_axis(cell_dofs, nearest, axis=1)  # (k, d + 1)
         values[dofs[sel].reshape(-1)] = tiled.eps * W[picked.reshape(-1)]
-    errors = mesh.comm.allgather(error)  # every rank raises, none is left in scatter_forward
-    if any(errors):
-        rank = next(r for r, e in enumerate(errors) if e)
-        raise ValueError(f"first_order_corrector (rank {rank}): {errors[rank]}")
+    # every rank raises, none is left in scatter_forward
+    raise_on_every_rank(mesh.comm, error, ValueError, lambda r: f"first_order_corrector (rank {r})")
     chi.x.scatter_forward()
     return chi
 

@@ -256,9 +256,9 @@ def test_failed_step_is_rolled_back_and_cut():
 def test_linearised_prediction_error_and_its_estimate(porous):
     """``predict`` at ``w_a + W ΔĒ``: its estimate ``|Wᵀ R|/|Y|`` is the first-order error of the
     uncorrected mean stress, so the served (corrected) stress is closer to the solve than the
-    estimate says — while the plastic zone spreads (25 → 79 of 144 micro points yielding at
-    half ``E_BAR``) and in a fully plastic state — and much closer for small steps; at the solved
-    state both are at the micro Newton tolerance."""
+    estimate says — while the plastic zone spreads (25 → 62 of 133 micro points yielding from
+    half ``E_BAR``) and from ``E_BAR`` (92 yielding) — and much closer for small steps; at the
+    solved state both are at the micro Newton tolerance."""
     m = porous.num_points
     zero = (np.zeros((m, 3, 3)), np.zeros(m))
     dE = np.array([[0.004, -0.001], [-0.001, 0.002]])
@@ -274,7 +274,7 @@ def test_linearised_prediction_error_and_its_estimate(porous):
             estimate = np.abs(correction).max() / scale
             assert served <= estimate + 1e-8, (t, served, estimate)  # measured margin >= 1.3
             if t == 0.03125 and E_a is E_BAR:
-                assert served < 0.1 * estimate  # first order exact: measured 0.009
+                assert served < 0.1 * estimate  # first-order exact: measured 0.009
             if t == 0.0:
                 assert estimate < 1e-8 and served < 1e-8
 
@@ -285,24 +285,28 @@ def test_linearised_predictor_saves_solves_and_keeps_the_path():
     tolerance of the exact path (measured 6e-7 relative), and a state
     restored from a checkpoint continues exactly as the uninterrupted one."""
     path = (0.05, 0.4, 0.7, 1.0, 0.7, 1.2)
-    forces, solves = {}, {}
+    forces, solves, plastic = {}, {}, {}
     for tolerance in (None, 1e-4):
         model = PlasticCellModel(rve="voids", matrix=MAT, resolution=6, tolerance=tolerance)
         newton, apply, reaction = _plate(MPI.COMM_SELF, model)
         solve_incrementally(newton, apply, path[:-1], histories=[model])
         if tolerance is not None:
-            assert model.statistics.surrogate_hits > 0
-            assert 0 < model.largest_estimate <= tolerance
+            assert model.statistics.surrogate_hits > 0 and model.largest_estimate > 0
             saved = model.checkpoint_state()
             u_saved = newton.u.x.array.copy()
         forces[tolerance] = [reaction()]
         solve_incrementally(newton, apply, path[-1:], histories=[model], start=path[-2])
         forces[tolerance].append(reaction())
         solves[tolerance] = model.statistics.micro_solves
+        plastic[tolerance] = model.equivalent_plastic_strain()
         newton.destroy()
     assert solves[1e-4] < 0.5 * solves[None], solves
     scale = max(abs(f) for f in forces[None])
     np.testing.assert_allclose(forces[1e-4], forces[None], atol=1e-5 * scale)
+    # the committed (served) micro states carry their error along the path: the plastic
+    # histories drift from the exact ones by less than the tolerance (measured 6e-6 relative)
+    p_scale = plastic[None].max()
+    np.testing.assert_allclose(plastic[1e-4], plastic[None], atol=1e-4 * p_scale)
 
     restored = PlasticCellModel(rve="voids", matrix=MAT, resolution=6, tolerance=1e-4)
     restored.restore_state(saved)
@@ -322,6 +326,8 @@ class _CheckedPredictions(PlasticCellModel):
 
     def _predict(self, i, problem, E, committed, eps_p, p):
         answer = super()._predict(i, problem, E, committed, eps_p, p)
+        if answer is None:  # before the point's first plastic solve
+            return None
         sigma, _, estimate, _, state = answer
         if estimate <= self.tolerance:
             exact = PlasticCellProblem(problem.rve, self.materials).solve(E, eps_p, p, state[3])
@@ -343,7 +349,28 @@ def test_served_predictions_are_within_the_tolerance():
     assert errors[:, 1].max() <= 1e-3, errors[:, 1].max()
 
 
-@pytest.mark.parametrize("tolerance", [0.0, -1e-3, np.nan, np.inf])
+@pytest.mark.parametrize("tolerance", [0.0, -1e-3, np.nan, np.inf, "1e-3", True])
 def test_bad_predictor_tolerance_is_refused(tolerance):
-    with pytest.raises(ValueError, match=f"tolerance must be a finite number > 0.*{tolerance}"):
+    with pytest.raises(ValueError, match=f"tolerance must be a finite number > 0.*{tolerance!r}"):
         PlasticCellModel(rve="voids", matrix=MAT, resolution=4, tolerance=tolerance)
+
+
+def test_failed_step_with_the_predictor_is_rolled_back_and_cut():
+    """A step that fails with the predictor on leaves no prediction base or sensitivity behind:
+    the cut run ends where the same sub-steps taken deliberately end."""
+    cut = PlasticCellModel(rve="voids", matrix=MAT, resolution=6, tolerance=1e-4)
+    newton, apply, reaction = _plate(MPI.COMM_SELF, cut, max_iterations=4)
+    steps = solve_incrementally(newton, apply, [0.4, 1.0], histories=[cut], min_increment=1e-3)
+    assert sum(s.cuts for s in steps) >= 1 and cut.statistics.surrogate_hits > 0
+    force = reaction()
+    newton.destroy()
+    ref = PlasticCellModel(rve="voids", matrix=MAT, resolution=6, tolerance=1e-4)
+    newton, apply, reaction = _plate(MPI.COMM_SELF, ref, max_iterations=25)
+    solve_incrementally(newton, apply, [s.load for s in steps], histories=[ref])
+    # the same states up to the micro Newton tolerance and the warm starts (the failed
+    # attempts' last warm starts are dropped by the rollback, so the runs start alike)
+    assert reaction() == pytest.approx(force, rel=1e-7)
+    np.testing.assert_allclose(
+        cut.equivalent_plastic_strain(), ref.equivalent_plastic_strain(), rtol=1e-6
+    )
+    newton.destroy()

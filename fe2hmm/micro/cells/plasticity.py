@@ -22,6 +22,8 @@ Internal variables live per macro point × micro quadrature point; they are upda
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -395,8 +397,9 @@ class PlasticCellProblem:
         of the cell (full dofs) is assembled once. With ``U`` the affine fields, ``Uᵀ R/|Y|`` is
         the mean stress of that micro state and, to first order in ``R``, the mean stress of
         the equilibrated cell is ``(U + W)ᵀ R/|Y|``: one Newton step, ``W = ∂w/∂Ē`` standing in
-        for the solve (with ``W`` from the consistent tangent, ``Wᵀ R = -Xᵀ Pᵀ R`` is exactly
-        the Newton correction of the mean stress). The correction ``Wᵀ R/|Y|`` is returned as
+        for the solve (with ``W`` from the consistent tangent at ``w``, ``Wᵀ R = -Xᵀ Pᵀ R`` is
+        exactly the Newton correction of the mean stress; with that of an earlier state, an
+        approximation of it). The correction ``Wᵀ R/|Y|`` is returned as
         the error estimate of the prediction; it is 0 at an equilibrated state.
 
         Args:
@@ -452,16 +455,20 @@ class PlasticCellModel(StatefulMicroModel):
     the previous yield stress cost no cell solves. Counted in ``statistics.exact_reuse_hits``.
 
     Linearised predictor (inexact reuse with error control, off unless ``tolerance`` is
-    given): a plastic request is first answered without a solve from a base state
-    ``(Ē_a, w_a)`` — the point's last real solve in this load step, else its committed state —
-    and the sensitivities ``W = ∂w/∂Ē`` and consistent tangent of its last real solve (the
-    elastic ones before any): the fluctuation ``w = w_a + W (Ē − Ē_a)``, the return mapping
+    given): once a point has had a real plastic solve, a plastic request is first answered
+    without a solve from a base state ``(Ē_a, w_a)`` — the point's last real solve in this load
+    step, else its committed state — and the sensitivities ``W = ∂w/∂Ē`` and consistent tangent
+    of its last real solve: the fluctuation ``w = w_a + W (Ē − Ē_a)``, the return mapping
     evaluated exactly there from the committed history, and the cell's residual ``R`` assembled
-    once give ``σ̄ = (U + W)ᵀ R/|Y|`` (:meth:`PlasticCellProblem.predict`) with the error
-    estimate ``2 |Wᵀ R|/|Y|`` (:data:`ESTIMATE_SAFETY`). If that is at most ``tolerance`` times
-    ``max(|σ̄|, |σ̄_n|)`` (max-norms, ``σ̄_n`` the committed stress) the prediction is served
-    with the last solve's tangent (counted in ``statistics.surrogate_hits``) and, once
-    committed, its micro state becomes the point's history; otherwise the cell is solved,
+    once give ``σ̄ = (U + W)ᵀ R/|Y|`` (:meth:`PlasticCellProblem.predict`: one Newton step with
+    the last solve's tangent standing in for the one at ``w``) with the error estimate
+    ``2 |Wᵀ R|/|Y|`` (:data:`ESTIMATE_SAFETY`; a heuristic, first-order exact when the tangent
+    has not changed since the last solve, the factor calibrated on the porous plate). If that is
+    at most ``tolerance`` times ``max(|σ̄|, |σ̄_n|)`` (max-norms, ``σ̄_n`` the committed stress)
+    the prediction is served with the last solve's tangent (counted in
+    ``statistics.surrogate_hits``) and, once committed, its micro state — not exactly in
+    equilibrium — becomes the point's history, so its error is carried along the path (the
+    elastic predictor is then exact relative to that state); otherwise the cell is solved,
     warm-started from the prediction. Macro Newton iterates after a step's first solve, and
     steps along a nearly linear stretch of the path, then cost no solves; the macro Newton
     converges linearly (served tangents are those of earlier solves). Tolerances of 10⁻² and
@@ -493,7 +500,12 @@ class PlasticCellModel(StatefulMicroModel):
         super().__init__()
         if dim != 2:
             raise NotImplementedError("plastic cells are implemented in 2D (plane strain) only")
-        if tolerance is not None and not (np.isfinite(tolerance) and tolerance > 0):
+        if tolerance is not None and not (
+            isinstance(tolerance, numbers.Real)
+            and not isinstance(tolerance, bool)
+            and math.isfinite(tolerance)
+            and tolerance > 0
+        ):
             raise ValueError(
                 f"tolerance must be a finite number > 0 (or None: no predictor), got {tolerance!r}"
             )
@@ -546,13 +558,16 @@ class PlasticCellModel(StatefulMicroModel):
         """The linearised prediction of point ``i`` (see the class docstring).
 
         Returns:
-            ``(σ̄, tangent, relative estimate, trial history, trial state)``.
+            ``(σ̄, tangent, relative estimate, trial history, trial state)``, or ``None`` before
+            the point's first real solve.
         """
         E_n, sigma_n, _, w_n = committed
-        C, W = self._sensitivities.get(i) or problem.elastic_operators()[:2]
-        E_a, w_a = E_n, w_n
         if i in self._solved:
             E_a, w_a, C, W = self._solved[i]
+        elif i in self._sensitivities:
+            (E_a, w_a), (C, W) = (E_n, w_n), self._sensitivities[i]
+        else:  # no plastic solve yet: elastic sensitivities would miss the softening
+            return None
         w = w_a + W @ (E - E_a).reshape(-1)
         sigma, correction, tep, tp, micro = problem.predict(E, eps_p, p, w, W)
         scale = max(np.abs(sigma).max(), np.abs(sigma_n).max())
@@ -601,10 +616,13 @@ class PlasticCellModel(StatefulMicroModel):
                     self.statistics.reuse_seconds += time.perf_counter() - t0
                     continue
             w0 = self._w.get(i)
+            prediction = None
             if self.tolerance is not None:
-                sig, C, estimate, trial, state = self._predict(i, problem, E, committed, eps_p, p)
-                w0 = state[3]
+                prediction = self._predict(i, problem, E, committed, eps_p, p)
                 self.statistics.reuse_seconds += time.perf_counter() - t0
+            if prediction is not None:
+                sig, C, estimate, trial, state = prediction
+                w0 = state[3]
                 if estimate <= self.tolerance:
                     sigma[i], tangent[i] = sig, C
                     self._trial[i], self._trial_state[i], self._w[i] = trial, state, w0
@@ -629,7 +647,11 @@ class PlasticCellModel(StatefulMicroModel):
         return TaskBatch(tasks, finish)
 
     def solve_task(self, task: PlasticTask):
-        """One cell solve: ``(σ̄, tangent, w, trial eps_p, trial p, micro stress, W)``."""
+        """One cell solve: ``(σ̄, tangent, w, trial eps_p, trial p, micro stress, W)``.
+
+        ``W`` (the sensitivities) only with the linearised predictor, else ``None``: results
+        travel between ranks under pooled scheduling.
+        """
         t0 = time.perf_counter()
         problem = self.problem(task.volume_fraction)
         try:
@@ -641,6 +663,7 @@ class PlasticCellModel(StatefulMicroModel):
         self.statistics.micro_solves += 1
         self.statistics.seconds += time.perf_counter() - t0
         micro = problem.material.trial_sigma.copy()
+        W = None if self.tolerance is None else W
         return sigma, tangent, w, tep.copy(), tp.copy(), micro, W
 
     def commit(self) -> None:
