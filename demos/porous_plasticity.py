@@ -29,7 +29,7 @@
 # $\rho_{k+1}/\rho_k^2$ grow without bound).
 #
 # **Fewer cell solves.** `--tolerance 1e-3` switches on the cells' linearised predictor
-# (`PlasticCellModel(tolerance=...)`, [reuse](../reuse.md)): a plastic request is answered
+# (`PlasticCellModel(tolerance=...)`, [reuse](../docs/reuse.md)): a plastic request is answered
 # from the point's last solved (or committed) micro state and the sensitivities of its last
 # solve, with a first-order error estimate deciding when a real cell solve must run. It cuts
 # the cell solves
