@@ -1,0 +1,270 @@
+r"""Periodic Stokes cell problem: the permeability tensor of a porous cell.
+
+The fluid fills the meshed part of the cell (the matrix of a ``"voids"`` cell: the holes are the
+solid grains); with viscosity :math:`\mu` and a unit mean pressure gradient :math:`-e_j` as the
+load, the periodic velocity :math:`u^{(j)}` and pressure fluctuation :math:`p^{(j)}` solve
+
+.. math:: -\mu\Delta u^{(j)} + \nabla p^{(j)} = e_j, \qquad \nabla\cdot u^{(j)} = 0 \ \text{in the
+   fluid}, \qquad u^{(j)} = 0 \ \text{on the grains},
+
+periodic on the box, and the permeability is the mean (superficial) velocity over the whole cell,
+:math:`K_{ij} = |Y|^{-1}\int_{Y_f} u^{(j)}_i\,dy` (Darcy: :math:`\bar u = -K\nabla\bar p/\mu`;
+with :math:`\mu = 1` and a unit cell, :math:`K` is the permeability divided by the cell size
+squared). Discretisation: Taylor–Hood (P2 velocity, P1 pressure) on the cell mesh; periodicity by
+dof reduction of both fields (:class:`~fe2hmm.micro.cells.periodic.PeriodicDofMap`), no-slip by
+elimination, the pressure fixed at one node (its mean is free), one MUMPS LU factorisation for
+the ``d`` load cases. :math:`K` is symmetric positive definite: :math:`K_{ij} = |Y|^{-1}
+L_i^\top X_j` with :math:`L_i` the load vector of :math:`e_i`, the same vectors as the
+right-hand sides.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+
+from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
+from fe2hmm.micro.cells.linalg import solve_constrained
+from fe2hmm.micro.cells.periodic import PeriodicDofMap
+from fe2hmm.micro.cells.sparse import CSRMatrix
+from fe2hmm.micro.interface import LinearMicroModel
+from fe2hmm.rve.cell import MATRIX, RVE
+
+__all__ = ["PermeabilityCellModel", "PermeabilityResult", "StokesCellProblem"]
+
+
+class PermeabilityResult:
+    """Result of :meth:`StokesCellProblem.solve`.
+
+    Attributes:
+        permeability: ``K`` (permeability / cell size², viscosity 1 → ``K/μ`` otherwise),
+            shape ``(d, d)``.
+        velocity: the velocity fields of the unit loads ``e_j`` on the owned velocity dofs,
+            shape ``(n_dofs, d)``.
+        dofs: unknowns of the reduced, constrained system.
+        seconds: wall-time split ``{"assemble", "factorize", "solve"}``.
+    """
+
+    def __init__(self, permeability, velocity, dofs, seconds) -> None:
+        self.permeability = permeability
+        self.velocity = velocity
+        self.dofs = dofs
+        self.seconds = seconds
+
+
+class StokesCellProblem:
+    """Periodic Stokes flow in the pore space of a cell (Taylor–Hood), giving ``K``.
+
+    Args:
+        rve: the cell; its meshed part is the fluid and every boundary facet inside the box
+            (not on its faces) is a no-slip wall, e.g. ``rve.create("voids", volume_fraction=φ_s)``
+            for a periodic array of grains of solid fraction ``φ_s``.
+        viscosity: dynamic viscosity μ > 0 (``K`` scales as 1/μ).
+        degree: velocity degree ``k >= 2`` (pressure ``k − 1``).
+
+    Raises:
+        ValueError: bad viscosity or degree; a cell with more than the fluid phase, or without
+            walls (the flow would be unbounded).
+    """
+
+    def __init__(self, rve: RVE, viscosity: float = 1.0, degree: int = 2) -> None:
+        if not (isinstance(viscosity, int | float) and np.isfinite(viscosity) and viscosity > 0):
+            raise ValueError(f"viscosity must be a finite number > 0, got {viscosity!r}")
+        if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
+            raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
+        phases = sorted(int(t) for t in np.unique(rve.cell_tags.values))
+        if phases != [MATRIX]:
+            raise ValueError(
+                f"StokesCellProblem needs a cell whose meshed part is the fluid (the one phase "
+                f"{MATRIX}, e.g. rve.create('voids', ...)), got phases {phases}"
+            )
+        mesh, d = rve.mesh, rve.dim
+        self.rve, self.viscosity, self.degree = rve, float(viscosity), int(degree)
+        t0 = time.perf_counter()
+        V = fem.functionspace(mesh, ("Lagrange", degree, (d,)))
+        Q = fem.functionspace(mesh, ("Lagrange", degree - 1))
+        self.V, self.Q = V, Q
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        p = ufl.TrialFunction(Q)
+        mu = fem.Constant(mesh, self.viscosity)
+        a = fem.form(mu * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
+        b = fem.form(-p * ufl.div(v) * ufl.dx)
+        loads = [fem.form(v[j] * ufl.dx) for j in range(d)]
+        self._map_v = PeriodicDofMap(V, rve.lower, rve.upper)
+        self._map_q = PeriodicDofMap(Q, rve.lower, rve.upper)
+        nv, nq = self._map_v.num_reduced, self._map_q.num_reduced
+        self._nv_full = V.dofmap.index_map.size_local * d
+        rv = self._map_v.full_to_reduced[: self._nv_full]
+        rq = self._map_q.full_to_reduced[: Q.dofmap.index_map.size_local]
+        A = CSRMatrix.from_dolfinx(fem.assemble_matrix(a), self._nv_full)
+        B = _rectangular(b, self._nv_full, len(rq))
+        rows_a, cols_a = _coo(A)
+        rows_b, cols_b = _coo(B)
+        diagonal = nv + np.arange(nq)  # stored zeros: the pressure node fixed by elimination
+        rows = np.concatenate([rv[rows_a], rv[rows_b], nv + rq[cols_b], diagonal])
+        cols = np.concatenate([rv[cols_a], nv + rq[cols_b], rv[rows_b], diagonal])
+        values = np.concatenate([A.data, B.data, B.data, np.zeros(nq)])
+        self._M = CSRMatrix.from_coo(rows, cols, values, (nv + nq, nv + nq))
+        L = np.stack([fem.assemble_vector(form).array[: self._nv_full] for form in loads], axis=1)
+        self._L = np.zeros((nv + nq, d))
+        np.add.at(self._L, rv, L)
+        walls = _wall_facets(rve)
+        if walls.size == 0:
+            raise ValueError(
+                "the cell has no walls inside the box (no grains): the periodic Stokes flow is "
+                "unbounded; use a porous cell such as rve.create('voids', ...)"
+            )
+        nodes = fem.locate_dofs_topological(V, d - 1, walls)
+        wall_dofs = (nodes[:, None] * d + np.arange(d)).reshape(-1)
+        wall_dofs = wall_dofs[wall_dofs < self._nv_full]
+        self._eliminate = np.zeros(nv + nq, dtype=bool)
+        self._eliminate[rv[wall_dofs]] = True
+        self._eliminate[nv] = True  # one pressure node: the pressure's constant
+        self._rv = rv
+        self._setup_seconds = time.perf_counter() - t0
+
+    @property
+    def num_dofs(self) -> int:
+        """Unknowns of the reduced, constrained system."""
+        return int((~self._eliminate).sum())
+
+    def solve(self) -> PermeabilityResult:
+        """Solve the ``d`` unit-gradient cell problems (one LU factorisation).
+
+        Returns:
+            The permeability tensor, the velocity fields, the unknowns and the time split.
+        """
+        seconds: dict = {}
+        X, _ = solve_constrained(self._M, self._L, self._eliminate, "mumps-lu", seconds)
+        K = self._L.T @ X / self.rve.volume
+        velocity = X[self._rv]
+        seconds["assemble"] = self._setup_seconds
+        return PermeabilityResult(0.5 * (K + K.T), velocity, self.num_dofs, seconds)
+
+
+def _coo(A: CSRMatrix) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    return rows, np.asarray(A.indices)
+
+
+def _rectangular(form: fem.Form, n_rows: int, n_cols: int) -> CSRMatrix:
+    """The owned ``(n_rows, n_cols)`` block of a rectangular form, assembled by PETSc.
+
+    dolfinx's Python CSR assembler takes square block sizes only (here ``(d, 1)``).
+    """
+    from dolfinx.fem import petsc as fem_petsc
+
+    A = fem_petsc.assemble_matrix(form)
+    A.assemble()
+    try:
+        indptr, indices, data = A.getValuesCSR()
+    finally:
+        A.destroy()
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    keep = (rows < n_rows) & (indices < n_cols)
+    return CSRMatrix.from_coo(rows[keep], indices[keep], data[keep], (n_rows, n_cols))
+
+
+def _wall_facets(rve: RVE) -> np.ndarray:
+    """Boundary facets of the cell mesh that do not lie on a face of the box."""
+    mesh = rve.mesh
+    fdim = mesh.topology.dim - 1
+    mesh.topology.create_connectivity(fdim, mesh.topology.dim)
+    boundary = dmesh.exterior_facet_indices(mesh.topology)
+    lower, upper = np.asarray(rve.lower), np.asarray(rve.upper)
+    tol = 1e-10 * float(np.max(upper - lower))
+
+    def on_a_face(x):
+        gd = len(lower)
+        return np.any((np.abs(x[:gd].T - lower) < tol) | (np.abs(x[:gd].T - upper) < tol), axis=1)
+
+    box = dmesh.locate_entities_boundary(mesh, fdim, on_a_face)
+    return np.setdiff1d(boundary, box)
+
+
+class PermeabilityCellModel(LinearMicroModel):
+    """Micro-model: Darcy flux ``q = -(K(φ)/μ) ∇p`` from a periodic Stokes cell.
+
+    ``K(φ)`` is that of the cell at the point's solid fraction φ. Input
+    ``{"pressure_gradient": (d,)}``, output ``{"velocity": (d,)}`` (the superficial velocity),
+    parameter ``{"volume_fraction": ()}`` (the solid fraction of a ``"voids"`` cell: its holes
+    are the grains); the tangent is ``-K/μ``. One cell solve per point and evaluation; wrap it
+    in :class:`fe2hmm.reuse.Dedupe` for one per distinct φ.
+
+    Args:
+        dim: 2 (cylinders) or 3 (spheres).
+        viscosity: dynamic viscosity μ > 0.
+        cell_size: period ``L`` of the microstructure (> 0): ``K = K*(φ) L²`` with ``K*`` the
+            unit cell's tensor (:class:`StokesCellProblem`).
+        resolution: cell mesh resolution (generator default if None).
+        degree: velocity degree (>= 2, Taylor–Hood).
+        morph: make the cells by morphing reference meshes (:mod:`fe2hmm.rve.morph`).
+
+    Raises:
+        ValueError: bad viscosity, cell size, degree, dimension or resolution (on construction).
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        viscosity: float = 1.0,
+        cell_size: float = 1.0,
+        resolution: int | None = None,
+        degree: int = 2,
+        morph: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("viscosity", viscosity), ("cell_size", cell_size)):
+            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
+            raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
+        self.geometry = CellGeometry("voids", dim, resolution, {}, morph)
+        self.dim, self.degree = self.geometry.dim, int(degree)
+        self.viscosity, self.cell_size = float(viscosity), float(cell_size)
+        self._problems = CellProblems(
+            self.geometry,
+            lambda cell: StokesCellProblem(cell, degree=self.degree),
+            shares_mesh=True,  # assembled on construction: a morphed cell's nodes suffice
+        )
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"pressure_gradient": (d,)}``."""
+        return {"pressure_gradient": (self.dim,)}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"velocity": (d,)}``."""
+        return {"velocity": (self.dim,)}
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"volume_fraction": ()}`` (solid fraction)."""
+        return {"volume_fraction": ()}
+
+    def cache_identity(self) -> dict:
+        """Geometry and discretisation of the cell, viscosity and cell size (for the cache)."""
+        return {
+            "model": "PermeabilityCellModel/1",
+            "morph": self.geometry.morph,
+            "dim": self.dim,
+            "resolution": self.geometry.resolution,
+            "degree": self.degree,
+            "viscosity": self.viscosity,
+            "cell_size": self.cell_size,
+        }
+
+    def permeability(self, volume_fraction: float) -> np.ndarray:
+        """The permeability tensor ``K*(φ) L²`` (viscosity not included), shape ``(d, d)``."""
+        K = self._problems(float(volume_fraction)).solve().permeability
+        return K * self.cell_size**2
+
+    def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict:
+        """``{("velocity", "pressure_gradient"): -K/μ}`` for one solid fraction."""
+        K = self.permeability(float(parameters["volume_fraction"]))
+        return {("velocity", "pressure_gradient"): -K / self.viscosity}
