@@ -1,8 +1,10 @@
 r"""Periodic Stokes cell problem: the permeability tensor of a porous cell.
 
-The fluid fills the meshed part of the cell (the matrix of a ``"voids"`` cell: the holes are the
-solid grains); with viscosity :math:`\mu` and a unit mean pressure gradient :math:`-e_j` as the
-load, the periodic velocity :math:`u^{(j)}` and pressure fluctuation :math:`p^{(j)}` solve
+The fluid fills the matrix phase of the cell (of a ``"voids"`` cell: the holes are the solid
+grains; of a cell with inclusions, e.g. a random packing: the inclusions are, and the fluid mesh
+is the matrix part, a DOLFINx submesh); with viscosity :math:`\mu` and a unit mean pressure
+gradient :math:`-e_j` as the load, the periodic velocity :math:`u^{(j)}` and pressure
+fluctuation :math:`p^{(j)}` solve
 
 .. math:: -\mu\Delta u^{(j)} + \nabla p^{(j)} = e_j, \qquad \nabla\cdot u^{(j)} = 0 \ \text{in the
    fluid}, \qquad u^{(j)} = 0 \ \text{on the grains},
@@ -60,14 +62,16 @@ class StokesCellProblem:
     """Periodic Stokes flow in the pore space of a cell (Taylor–Hood), giving ``K``.
 
     Args:
-        rve: the cell; its meshed part is the fluid and every boundary facet inside the box
-            (not on its faces) is a no-slip wall, e.g. ``rve.create("voids", volume_fraction=φ_s)``
-            for a periodic array of grains of solid fraction ``φ_s``.
+        rve: the cell; its matrix phase is the fluid, every other phase (and every unmeshed
+            hole) is solid, and every boundary facet of the fluid inside the box (not on its
+            faces) is a no-slip wall — e.g. ``rve.create("voids", volume_fraction=φ_s)`` for a
+            periodic array of grains of solid fraction ``φ_s``, or ``rve.create("random", ...)``
+            for a random packing (its inclusions are the grains).
         viscosity: dynamic viscosity μ > 0 (``K`` scales as 1/μ).
         degree: velocity degree ``k >= 2`` (pressure ``k − 1``).
 
     Raises:
-        ValueError: bad viscosity or degree; a cell with more than the fluid phase, or without
+        ValueError: bad viscosity or degree; a cell without matrix (fluid) cells, or without
             walls (the flow would be unbounded).
     """
 
@@ -76,13 +80,17 @@ class StokesCellProblem:
             raise ValueError(f"viscosity must be a finite number > 0, got {viscosity!r}")
         if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
             raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
-        phases = sorted(int(t) for t in np.unique(rve.cell_tags.values))
-        if phases != [MATRIX]:
+        tags = rve.cell_tags
+        fluid = np.asarray(tags.indices)[np.asarray(tags.values) == MATRIX]
+        if fluid.size == 0:
             raise ValueError(
-                f"StokesCellProblem needs a cell whose meshed part is the fluid (the one phase "
-                f"{MATRIX}, e.g. rve.create('voids', ...)), got phases {phases}"
+                f"StokesCellProblem: the cell has no matrix (phase {MATRIX}) cells to hold the "
+                "fluid"
             )
-        mesh, d = rve.mesh, rve.dim
+        d = rve.dim
+        mesh = rve.mesh
+        if fluid.size < mesh.topology.index_map(d).size_local:  # solid inclusions: fluid part
+            mesh = dmesh.create_submesh(mesh, d, fluid.astype(np.int32))[0]
         self.rve, self.viscosity, self.degree = rve, float(viscosity), int(degree)
         t0 = time.perf_counter()
         V = fem.functionspace(mesh, ("Lagrange", degree, (d,)))
@@ -112,7 +120,7 @@ class StokesCellProblem:
         L = np.stack([fem.assemble_vector(form).array[: self._nv_full] for form in loads], axis=1)
         self._L = np.zeros((nv + nq, d))
         np.add.at(self._L, rv, L)
-        walls = _wall_facets(rve)
+        walls = _wall_facets(mesh, rve.lower, rve.upper)
         if walls.size == 0:
             raise ValueError(
                 "the cell has no walls inside the box (no grains): the periodic Stokes flow is "
@@ -169,13 +177,12 @@ def _rectangular(form: fem.Form, n_rows: int, n_cols: int) -> CSRMatrix:
     return CSRMatrix.from_coo(rows[keep], indices[keep], data[keep], (n_rows, n_cols))
 
 
-def _wall_facets(rve: RVE) -> np.ndarray:
-    """Boundary facets of the cell mesh that do not lie on a face of the box."""
-    mesh = rve.mesh
+def _wall_facets(mesh: dmesh.Mesh, lower, upper) -> np.ndarray:
+    """Boundary facets of the fluid mesh that do not lie on a face of the box."""
     fdim = mesh.topology.dim - 1
     mesh.topology.create_connectivity(fdim, mesh.topology.dim)
     boundary = dmesh.exterior_facet_indices(mesh.topology)
-    lower, upper = np.asarray(rve.lower), np.asarray(rve.upper)
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
     tol = 1e-10 * float(np.max(upper - lower))
 
     def on_a_face(x):
