@@ -110,6 +110,37 @@ def _build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--json", action="store_true", help="print a JSON object last")
 
+    st = hom_sub.add_parser(
+        "stokes",
+        help="permeability K/L² of a periodic porous cell (Stokes flow, viscosity 1)",
+    )
+    st.add_argument(
+        "--rve",
+        default="circle",
+        help="unit cell generator; its inclusions (holes of 'voids') are the solid grains "
+        "(default: circle)",
+    )
+    st.add_argument("--dim", type=integer(2, 3), default=2, help="2 or 3 (default: 2)")
+    st.add_argument(
+        "--volume-fraction",
+        type=real(),
+        default=0.3,
+        help="solid volume fraction (default: 0.3)",
+    )
+    st.add_argument(
+        "--resolution",
+        type=integer(2, _MAX_COUNT),
+        default=None,
+        help="elements per cell edge (default: generator's)",
+    )
+    st.add_argument(
+        "--degree",
+        type=integer(2, _MAX_COUNT),
+        default=2,
+        help="velocity degree >= 2 (Taylor-Hood; pressure one less; default: 2)",
+    )
+    st.add_argument("--json", action="store_true", help="print a JSON object last")
+
     md = sub.add_parser("md", help="Lennard-Jones molecular dynamics micro-model on its own")
     md_sub = md.add_subparsers(dest="md_command", parser_class=_Parser)
     el = md_sub.add_parser(
@@ -389,12 +420,47 @@ def _homogenize_diffusion(args) -> dict:
     return report
 
 
+def _homogenize_stokes(args) -> dict:
+    """``homogenize stokes``: the permeability of the cell's pore space (the matrix phase)."""
+    args.output = None
+    if args.resolution is not None:
+        _check_homogenize(args, components=args.dim + 1)
+    import_jit_without_numba()  # a one-shot cell solve runs no numba: 0.3 s less start-up
+    t0 = time.perf_counter()
+    cell = _create_cell(args, components=args.dim + 1)  # the request checked before meshing
+    import numpy as np
+
+    from fe2hmm.micro.cells.stokes import StokesCellProblem
+
+    result = StokesCellProblem(cell, degree=args.degree).solve()
+    seconds = time.perf_counter() - t0
+    K = result.permeability
+    return {
+        "physics": "stokes",
+        "rve": args.rve,
+        "dim": args.dim,
+        "volume_fraction": args.volume_fraction,
+        "volume_fractions": cell.named_volume_fractions,
+        "viscosity": 1.0,
+        "resolution": cell.parameters.get("resolution", args.resolution),
+        "degree": args.degree,
+        "effective_tensor": K.tolist(),
+        "eigenvalues": sorted(float(x) for x in np.linalg.eigvalsh(K)),
+        "dofs": int(result.dofs),
+        "seconds": seconds,
+        "seconds_split": result.seconds,
+    }
+
+
 def _print_report(report: dict) -> None:
     K = report["effective_tensor"]
-    name = "K*" if report["physics"] == "diffusion" else "C* (" + report["notation"] + ")"
+    name = {"diffusion": "K*", "stokes": "K/L² (permeability / cell size², viscosity 1)"}.get(
+        report["physics"]
+    ) or ("C* (" + report["notation"] + ")")
+    where = f"bc={report['bc']}" if "bc" in report else "solid fraction"
     print(
         f"{report['rve']} cell, d={report['dim']}, volume fraction {report['volume_fraction']:g}, "
-        f"bc={report['bc']}, {report['dofs']} dofs, {report['seconds']:.3f} s"
+        f"{where}, {report['dofs']} dofs, {report['seconds']:.3f} s"
     )
     print(f"{name} =")
     for row in K:
@@ -852,9 +918,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "homogenize":
             if args.physics is None:
-                raise _UsageError("argument physics: choose diffusion or elasticity")
+                raise _UsageError("argument physics: choose diffusion, elasticity or stokes")
             if args.physics == "elasticity":
                 report = _homogenize_elasticity(args)
+            elif args.physics == "stokes":
+                report = _homogenize_stokes(args)
             else:
                 report = _homogenize_diffusion(args)
             if args.json:

@@ -46,6 +46,21 @@ def test_homogenize_diffusion_json_matches_published_square_array():
     assert report["dofs"] > 100
 
 
+def test_homogenize_stokes_json_matches_the_published_square_array():
+    """``homogenize stokes``: K/L² of a square array of cylinders at solid fraction 0.4 within
+    0.1 % of Sangani & Acrivos's table (μU/F = 1/217.89; measured 1.2e-4), the circle's
+    inclusion the solid grain; the human output names the tensor."""
+    out = fe2hmm("homogenize", "stokes", "--volume-fraction", "0.4", "--resolution", "32", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["physics"] == "stokes" and report["dofs"] > 1000 and report["seconds"] > 0
+    K = np.array(report["effective_tensor"])
+    assert abs(K[0, 0] * 217.89 - 1) < 1e-3 and abs(K[1, 1] * 217.89 - 1) < 1e-3
+    assert all(x > 0 for x in report["eigenvalues"])
+    human = fe2hmm("homogenize", "stokes", "--rve", "voids", "--resolution", "8")
+    assert human.returncode == 0 and "permeability / cell size²" in human.stdout
+
+
 def test_homogenize_3d_and_bcs_human_output():
     out = fe2hmm(
         "homogenize",
@@ -227,7 +242,7 @@ def test_homogenize_json_reports_the_meshed_volume_fractions():
 
 
 @serial_only
-@pytest.mark.parametrize("physics", ["diffusion", "elasticity"])
+@pytest.mark.parametrize("physics", ["diffusion", "elasticity", "stokes"])
 def test_homogenize_imports_neither_numba_nor_scipy(physics):
     """The one-shot cell solve runs no numba and its linear algebra is NumPy + PETSc, so its
     process skips numba's and SciPy's imports (~0.3 s each; FFCx would pull numba in); numba

@@ -90,6 +90,12 @@ DIFFUSION = CELL + [
     (["--inclusion", "1e16"], "--inclusion"),  # contrast: the solve would lose every digit
 ]
 
+# `homogenize stokes`: the cell options without --bc and --output, degree >= 2
+STOKES = [row for row in CELL if not {"--bc", "--output"} & set(row[0])] + [
+    (["--degree", "1"], "--degree"),
+    (["--matrix", "1"], "--matrix"),  # no materials: the fluid has viscosity 1
+]
+
 ELASTICITY = CELL + [
     (["--matrix", "1,0.5"], "--matrix"),
     (["--matrix", "1,-1"], "--matrix"),
@@ -182,6 +188,7 @@ TABLE = (
     COMMANDS
     + [(["homogenize", "diffusion", *args], arg) for args, arg in DIFFUSION]
     + [(["homogenize", "elasticity", *args], arg) for args, arg in ELASTICITY]
+    + [(["homogenize", "stokes", *args], arg) for args, arg in STOKES]
     + [(["md", "elastic", *args], arg) for args, arg in MD]
     + [(["kmc", "hopping", *args], arg) for args, arg in KMC]
     + DEMO
