@@ -260,7 +260,7 @@ def _check_output(path: str | None, argument: str = "--output") -> None:
 
 def _check_homogenize(args, components: int) -> None:
     """The checks of ``homogenize`` that need no mesh (and no dolfinx import): sizes, output."""
-    _check_output(args.output)
+    _check_output(getattr(args, "output", None))  # `homogenize stokes` writes no fields
     if args.resolution is not None:
         try:
             check_cell_size(args.dim, args.resolution, args.degree, components)
@@ -422,9 +422,7 @@ def _homogenize_diffusion(args) -> dict:
 
 def _homogenize_stokes(args) -> dict:
     """``homogenize stokes``: the permeability of the cell's pore space (the matrix phase)."""
-    args.output = None
-    if args.resolution is not None:
-        _check_homogenize(args, components=args.dim + 1)
+    _check_homogenize(args, components=args.dim + 1)  # velocity components and the pressure
     import_jit_without_numba()  # a one-shot cell solve runs no numba: 0.3 s less start-up
     t0 = time.perf_counter()
     cell = _create_cell(args, components=args.dim + 1)  # the request checked before meshing
@@ -457,9 +455,10 @@ def _print_report(report: dict) -> None:
     name = {"diffusion": "K*", "stokes": "K/L² (permeability / cell size², viscosity 1)"}.get(
         report["physics"]
     ) or ("C* (" + report["notation"] + ")")
-    where = f"bc={report['bc']}" if "bc" in report else "solid fraction"
+    fraction = "solid fraction" if report["physics"] == "stokes" else "volume fraction"
+    where = f", bc={report['bc']}" if "bc" in report else ""
     print(
-        f"{report['rve']} cell, d={report['dim']}, volume fraction {report['volume_fraction']:g}, "
+        f"{report['rve']} cell, d={report['dim']}, {fraction} {report['volume_fraction']:g}"
         f"{where}, {report['dofs']} dofs, {report['seconds']:.3f} s"
     )
     print(f"{name} =")

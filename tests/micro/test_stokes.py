@@ -38,13 +38,13 @@ def dilute_square_array(c: float) -> float:
                         (0.7, -4.5e-4)]
 )  # fmt: skip
 def test_square_array_permeability_matches_the_published_table(c, measured):
-    """Resolution 32, P2/P1: within 0.1 % of the table (``measured``: the relative error; the
+    """Resolution 32, P2/P1: within 6e-4 of the table (``measured``: the relative error; the
     table's 4 digits round at ~1e-4) from dilute to 0.7 (the gap is 6 % of the period); the
     tensor is diagonal to round-off and isotropic (the cell's symmetry) to the discretisation
     error of an unsymmetric mesh (measured up to 3e-4 at c = 0.7)."""
     K = StokesCellProblem(rve.create("voids", volume_fraction=c, resolution=32)).solve()
     K = K.permeability
-    assert abs(K[0, 0] / square_array(c) - 1) < 1e-3, (K, square_array(c), measured)
+    assert abs(K[0, 0] / square_array(c) - 1) < 6e-4, (K, square_array(c), measured)
     assert abs(K[0, 1]) < 1e-5 * K[0, 0] and abs(K[1, 1] - K[0, 0]) < 1e-3 * K[0, 0]
 
 
@@ -67,17 +67,19 @@ def test_permeability_scales_as_one_over_viscosity():
     one = StokesCellProblem(cell).solve().permeability
     two = StokesCellProblem(cell, viscosity=2.0).solve().permeability
     np.testing.assert_allclose(two, one / 2, rtol=1e-10, atol=1e-12 * np.abs(one).max())
-    assert np.all(np.linalg.eigvalsh(one) > 0)  # symmetric positive definite
+    # as solved (not symmetrised): symmetric to round-off, positive definite
+    assert np.abs(one - one.T).max() <= 1e-10 * np.abs(one).max()
+    assert np.all(np.linalg.eigvalsh(0.5 * (one + one.T)) > 0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("phi", "measured"), [(0.064, -4.8e-3), (0.343, -3.7e-3)])
 def test_simple_cubic_array_permeability_matches_the_published_table(phi, measured):
-    """3D spheres at resolution 12 (24–33k unknowns, ~10 s each): within 1 % of Zick & Homsy
+    """3D spheres at resolution 12 (24–33k unknowns, ~10 s each): within 0.8 % of Zick & Homsy
     (``measured``; −1.1 … −2.4 % at resolution 8: second order)."""
     K = StokesCellProblem(rve.create("voids", volume_fraction=phi, dim=3, resolution=12))
     K = K.solve().permeability
-    assert abs(np.trace(K) / 3 / simple_cubic(phi) - 1) < 1e-2, (K, simple_cubic(phi), measured)
+    assert abs(np.trace(K) / 3 / simple_cubic(phi) - 1) < 8e-3, (K, simple_cubic(phi), measured)
     assert np.abs(K - np.diag(np.diag(K))).max() < 1e-3 * K[0, 0]
 
 
@@ -157,5 +159,21 @@ def test_permeability_model_gives_darcy_fluxes(morph):
             atol=tolerance * np.abs(K.permeability).max() * 0.01 / 2.0,
         )
     assert model.statistics.micro_solves == 3  # one per point (no reuse wrapper)
-    with pytest.raises(ValueError, match="cell_size must be a finite number > 0"):
-        PermeabilityCellModel(cell_size=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cell_size": -1.0}, "cell_size must be a finite number > 0"),
+        ({"viscosity": True}, "viscosity must be a finite number > 0"),
+        ({"viscosity": float("nan")}, "viscosity must be a finite number > 0"),
+        ({"degree": 1}, "degree must be an integer >= 2"),
+        ({"dim": 4}, "dim must be 2 or 3"),
+        ({"resolution": 10**7}, "resolution"),  # memory, before any meshing
+    ],
+)
+def test_permeability_model_refuses_bad_arguments(kwargs, message):
+    from fe2hmm.micro.cells.stokes import PermeabilityCellModel
+
+    with pytest.raises(ValueError, match=message):
+        PermeabilityCellModel(**kwargs)

@@ -1,7 +1,9 @@
-"""Sparse symmetric positive-definite factorisations shared by all right-hand sides of a cell.
+"""Sparse factorisations shared by all right-hand sides of a cell.
 
-Cell problems are rank-local (``MPI.COMM_SELF``): one factorisation serves the ``d`` (diffusion)
-or ``d(d+1)/2`` (elasticity) unit load cases.
+Cell problems are rank-local (``MPI.COMM_SELF``): one factorisation serves the ``d`` (diffusion,
+Stokes) or ``d(d+1)/2`` (elasticity) unit load cases. The default backend is MUMPS Cholesky for
+symmetric positive-definite matrices; ``"mumps-lu"`` (LU with pivoting) also takes the
+symmetric indefinite saddle-point systems of the Stokes cells.
 """
 
 from __future__ import annotations
@@ -183,7 +185,8 @@ def solve_constrained(
     """Solve ``M X = B`` with the dofs in ``eliminate`` fixed to zero, one factorisation.
 
     Args:
-        M: symmetric positive semi-definite matrix, definite once ``eliminate`` is applied.
+        M: symmetric matrix, nonsingular once ``eliminate`` is applied: positive (semi-)definite
+            for ``"mumps"``; indefinite (e.g. a saddle point) needs ``"mumps-lu"``.
         B: right-hand sides ``(n,)`` or ``(n, m)``.
         eliminate: boolean mask of dofs fixed to zero.
         backend: see :data:`BACKENDS`.

@@ -15,9 +15,11 @@ with :math:`\mu = 1` and a unit cell, :math:`K` is the permeability divided by t
 squared). Discretisation: Taylor–Hood (P2 velocity, P1 pressure) on the cell mesh; periodicity by
 dof reduction of both fields (:class:`~fe2hmm.micro.cells.periodic.PeriodicDofMap`), no-slip by
 elimination, the pressure fixed at one node (its mean is free), one MUMPS LU factorisation for
-the ``d`` load cases. :math:`K` is symmetric positive definite: :math:`K_{ij} = |Y|^{-1}
-L_i^\top X_j` with :math:`L_i` the load vector of :math:`e_i`, the same vectors as the
-right-hand sides.
+the ``d`` load cases. :math:`K_{ij} = |Y|^{-1} L_i^\top X_j` with :math:`L_i` the load vector
+of :math:`e_i`, the same vectors as the right-hand sides: symmetric (to round-off) and positive
+semi-definite — definite when the pore space connects in every direction (a laminate's ``K`` is
+0 across its layers). The pressure is fixed at one node: a pore space in several disconnected
+parts (each with a free pressure constant) makes the system singular (a failed factorisation).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
+from fe2hmm.checks import check_cell_size, installed_memory
 from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
@@ -39,14 +42,27 @@ from fe2hmm.rve.cell import MATRIX, RVE
 __all__ = ["PermeabilityCellModel", "PermeabilityResult", "StokesCellProblem"]
 
 
+def _check_flow_parameters(viscosity, degree) -> None:
+    """One-line errors for a viscosity that is not a finite number > 0, a degree below 2."""
+    if not (
+        isinstance(viscosity, int | float)
+        and not isinstance(viscosity, bool)
+        and np.isfinite(viscosity)
+        and viscosity > 0
+    ):
+        raise ValueError(f"viscosity must be a finite number > 0, got {viscosity!r}")
+    if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
+        raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
+
+
 class PermeabilityResult:
     """Result of :meth:`StokesCellProblem.solve`.
 
     Attributes:
         permeability: ``K`` (permeability / cell size², viscosity 1 → ``K/μ`` otherwise),
-            shape ``(d, d)``.
-        velocity: the velocity fields of the unit loads ``e_j`` on the owned velocity dofs,
-            shape ``(n_dofs, d)``.
+            shape ``(d, d)``, as solved (symmetric to round-off; not symmetrised).
+        velocity: the velocity field of each unit load ``e_j`` in the blocked layout of
+            :attr:`StokesCellProblem.V` (node · d + component), shape ``(n_nodes · d, d)``.
         dofs: unknowns of the reduced, constrained system.
         seconds: wall-time split ``{"assemble", "factorize", "solve"}``.
     """
@@ -76,10 +92,8 @@ class StokesCellProblem:
     """
 
     def __init__(self, rve: RVE, viscosity: float = 1.0, degree: int = 2) -> None:
-        if not (isinstance(viscosity, int | float) and np.isfinite(viscosity) and viscosity > 0):
-            raise ValueError(f"viscosity must be a finite number > 0, got {viscosity!r}")
-        if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
-            raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
+        _check_flow_parameters(viscosity, degree)
+        rve.place_nodes()  # a morphed cell's own nodes in its family's shared mesh
         tags = rve.cell_tags
         fluid = np.asarray(tags.indices)[np.asarray(tags.values) == MATRIX]
         if fluid.size == 0:
@@ -91,6 +105,12 @@ class StokesCellProblem:
         mesh = rve.mesh
         if fluid.size < mesh.topology.index_map(d).size_local:  # solid inclusions: fluid part
             mesh = dmesh.create_submesh(mesh, d, fluid.astype(np.int32))[0]
+        walls = _wall_facets(mesh, rve)
+        if walls.size == 0:
+            raise ValueError(
+                "the cell has no walls inside the box (no grains): the periodic Stokes flow is "
+                "unbounded; use a porous cell such as rve.create('voids', ...)"
+            )
         self.rve, self.viscosity, self.degree = rve, float(viscosity), int(degree)
         t0 = time.perf_counter()
         V = fem.functionspace(mesh, ("Lagrange", degree, (d,)))
@@ -109,22 +129,16 @@ class StokesCellProblem:
         rq = self._map_q.full_to_reduced[: Q.dofmap.index_map.size_local]
         A = CSRMatrix.from_dolfinx(fem.assemble_matrix(a), self._nv_full)
         B = _divergence_block(V, p, self._nv_full, len(rq))
-        rows_a, cols_a = _coo(A)
-        rows_b, cols_b = _coo(B)
+        rows_a, cols_a = A.row_indices(), A.indices
+        rows_b, cols_b = B.row_indices(), B.indices
         diagonal = nv + np.arange(nq)  # stored zeros: the pressure node fixed by elimination
         rows = np.concatenate([rv[rows_a], rv[rows_b], nv + rq[cols_b], diagonal])
         cols = np.concatenate([rv[cols_a], nv + rq[cols_b], rv[rows_b], diagonal])
         values = np.concatenate([A.data, B.data, B.data, np.zeros(nq)])
         self._M = CSRMatrix.from_coo(rows, cols, values, (nv + nq, nv + nq))
-        L = np.stack([fem.assemble_vector(form).array[: self._nv_full] for form in loads], axis=1)
+        L = np.stack([fem.assemble_vector(form).array for form in loads], axis=1)
         self._L = np.zeros((nv + nq, d))
-        np.add.at(self._L, rv, L)
-        walls = _wall_facets(mesh, rve.lower, rve.upper)
-        if walls.size == 0:
-            raise ValueError(
-                "the cell has no walls inside the box (no grains): the periodic Stokes flow is "
-                "unbounded; use a porous cell such as rve.create('voids', ...)"
-            )
+        self._L[:nv] = self._map_v.reduce_vector(L)
         nodes = fem.locate_dofs_topological(V, d - 1, walls)
         wall_dofs = (nodes[:, None] * d + np.arange(d)).reshape(-1)
         wall_dofs = wall_dofs[wall_dofs < self._nv_full]
@@ -150,12 +164,7 @@ class StokesCellProblem:
         K = self._L.T @ X / self.rve.volume
         velocity = X[self._rv]
         seconds["assemble"] = self._setup_seconds
-        return PermeabilityResult(0.5 * (K + K.T), velocity, self.num_dofs, seconds)
-
-
-def _coo(A: CSRMatrix) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
-    return rows, np.asarray(A.indices)
+        return PermeabilityResult(K, velocity, self.num_dofs, seconds)
 
 
 def _divergence_block(V: fem.FunctionSpace, p, n_rows: int, n_cols: int) -> CSRMatrix:
@@ -169,8 +178,9 @@ def _divergence_block(V: fem.FunctionSpace, p, n_rows: int, n_cols: int) -> CSRM
     for i in range(V.mesh.topology.dim):
         Vi, parent = V.sub(i).collapse()
         form = fem.form(-p * ufl.TestFunction(Vi).dx(i) * ufl.dx)
+        # rectangular (n_Vi × n_Q): from_dolfinx keeps columns < n_Vi, all of Q's (fewer dofs)
         Bi = CSRMatrix.from_dolfinx(fem.assemble_matrix(form), Vi.dofmap.index_map.size_local)
-        r, c = _coo(Bi)
+        r, c = Bi.row_indices(), Bi.indices
         rows.append(np.asarray(parent).reshape(-1)[r])
         cols.append(c)
         values.append(Bi.data)
@@ -179,20 +189,22 @@ def _divergence_block(V: fem.FunctionSpace, p, n_rows: int, n_cols: int) -> CSRM
     return CSRMatrix.from_coo(rows[keep], cols[keep], values[keep], (n_rows, n_cols))
 
 
-def _wall_facets(mesh: dmesh.Mesh, lower, upper) -> np.ndarray:
-    """Boundary facets of the fluid mesh that do not lie on a face of the box."""
+def _wall_facets(mesh: dmesh.Mesh, rve: RVE) -> np.ndarray:
+    """Boundary facets of the fluid mesh that do not lie in one face of the box (the walls).
+
+    A facet is a box facet if all its vertices lie in the *same* face (one face at a time, so a
+    wall facet cutting a box edge with its vertices on two faces stays a wall).
+    """
     fdim = mesh.topology.dim - 1
     mesh.topology.create_connectivity(fdim, mesh.topology.dim)
     boundary = dmesh.exterior_facet_indices(mesh.topology)
-    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
-    tol = 1e-10 * float(np.max(upper - lower))
-
-    def on_a_face(x):
-        gd = len(lower)
-        return np.any((np.abs(x[:gd].T - lower) < tol) | (np.abs(x[:gd].T - upper) < tol), axis=1)
-
-    box = dmesh.locate_entities_boundary(mesh, fdim, on_a_face)
-    return np.setdiff1d(boundary, box)
+    tol = 1e-10 * float(rve.period.max())
+    box = [
+        dmesh.locate_entities_boundary(mesh, fdim, lambda x, i=i, c=c: np.abs(x[i] - c) < tol)
+        for i in range(rve.dim)
+        for c in (rve.lower[i], rve.upper[i])
+    ]
+    return np.setdiff1d(boundary, np.concatenate(box))
 
 
 class PermeabilityCellModel(LinearMicroModel):
@@ -214,7 +226,8 @@ class PermeabilityCellModel(LinearMicroModel):
         morph: make the cells by morphing reference meshes (:mod:`fe2hmm.rve.morph`).
 
     Raises:
-        ValueError: bad viscosity, cell size, degree, dimension or resolution (on construction).
+        ValueError: bad viscosity, cell size, degree, dimension or resolution, or a cell too
+            large for the memory (on construction, before any meshing).
     """
 
     def __init__(
@@ -227,12 +240,20 @@ class PermeabilityCellModel(LinearMicroModel):
         morph: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("viscosity", viscosity), ("cell_size", cell_size)):
-            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
-            raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
+        _check_flow_parameters(viscosity, degree)
+        if not (
+            isinstance(cell_size, int | float)
+            and not isinstance(cell_size, bool)
+            and np.isfinite(cell_size)
+            and cell_size > 0
+        ):
+            raise ValueError(f"cell_size must be a finite number > 0, got {cell_size!r}")
         self.geometry = CellGeometry("voids", dim, resolution, {}, morph)
+        if resolution is not None:  # velocity (d components) and pressure: d + 1 fields
+            check_cell_size(
+                self.geometry.dim, resolution, int(degree), self.geometry.dim + 1,
+                memory=installed_memory(),
+            )  # fmt: skip
         self.dim, self.degree = self.geometry.dim, int(degree)
         self.viscosity, self.cell_size = float(viscosity), float(cell_size)
         self._problems = CellProblems(
