@@ -303,6 +303,11 @@ def write_output(outdir: Path, mesh, u, model, closure, rows, plot: bool):
     fig.suptitle(
         f"Porous J2 plate (porosity {POROSITY:.0%}, $\\sigma_y$ = {MATRIX[2]:g} E, "
         f"hardening {MATRIX[3]:g} E), closed by plastic cell problems"
+        + (
+            ""
+            if model.tolerance is None
+            else f" (linearised predictor, tolerance {model.tolerance:g})"
+        )
     )
     fig.savefig(outdir / "porous_plasticity.png", dpi=120)
     plt.close(fig)

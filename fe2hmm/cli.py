@@ -69,15 +69,23 @@ def _build_parser() -> argparse.ArgumentParser:
     for physics, help_text in (
         ("diffusion", "effective conductivity/permeability K* (d x d)"),
         ("elasticity", "effective stiffness C* (Voigt notation, engineering shear)"),
+        ("stokes", "permeability K/L² of a periodic porous cell (Stokes flow, viscosity 1)"),
     ):
         p = hom_sub.add_parser(physics, help=help_text)
-        p.add_argument("--rve", default="circle", help="unit cell generator (default: circle)")
+        stokes = physics == "stokes"
+        p.add_argument(
+            "--rve",
+            default="circle",
+            help="unit cell generator"
+            + ("; its inclusions (holes of 'voids') are the solid grains" if stokes else "")
+            + " (default: circle)",
+        )
         p.add_argument("--dim", type=integer(2, 3), default=2, help="2 or 3 (default: 2)")
         p.add_argument(
             "--volume-fraction",
             type=real(),
             default=0.3,
-            help="inclusion (or void) volume fraction (default: 0.3)",
+            help=("solid" if stokes else "inclusion (or void)") + " volume fraction (default: 0.3)",
         )
         if physics == "diffusion":
             p.add_argument(
@@ -92,54 +100,34 @@ def _build_parser() -> argparse.ArgumentParser:
                 default=10.0,
                 help="inclusion conductivity >= 0 (default: 10)",
             )
-        else:
+        elif physics == "elasticity":
             p.add_argument("--matrix", default="1,0.3", help="matrix E,nu (default: 1,0.3)")
             p.add_argument("--inclusion", default="10,0.3", help="inclusion E,nu (default: 10,0.3)")
-        p.add_argument("--bc", default="periodic", help="periodic | affine | traction")
+        if not stokes:
+            p.add_argument("--bc", default="periodic", help="periodic | affine | traction")
         p.add_argument(
             "--resolution",
             type=integer(2, _MAX_COUNT),
             default=None,
             help="elements per cell edge (default: generator's)",
         )
-        p.add_argument("--degree", type=integer(1, _MAX_COUNT), default=1, help="Lagrange degree")
-        p.add_argument(
-            "--output",
-            default=None,
-            help="write the cell mesh, phases and fluctuation fields to this XDMF file",
-        )
+        if stokes:
+            p.add_argument(
+                "--degree",
+                type=integer(2, _MAX_COUNT),
+                default=2,
+                help="velocity degree >= 2 (Taylor-Hood; pressure one less; default: 2)",
+            )
+        else:
+            p.add_argument(
+                "--degree", type=integer(1, _MAX_COUNT), default=1, help="Lagrange degree"
+            )
+            p.add_argument(
+                "--output",
+                default=None,
+                help="write the cell mesh, phases and fluctuation fields to this XDMF file",
+            )
         p.add_argument("--json", action="store_true", help="print a JSON object last")
-
-    st = hom_sub.add_parser(
-        "stokes",
-        help="permeability K/L² of a periodic porous cell (Stokes flow, viscosity 1)",
-    )
-    st.add_argument(
-        "--rve",
-        default="circle",
-        help="unit cell generator; its inclusions (holes of 'voids') are the solid grains "
-        "(default: circle)",
-    )
-    st.add_argument("--dim", type=integer(2, 3), default=2, help="2 or 3 (default: 2)")
-    st.add_argument(
-        "--volume-fraction",
-        type=real(),
-        default=0.3,
-        help="solid volume fraction (default: 0.3)",
-    )
-    st.add_argument(
-        "--resolution",
-        type=integer(2, _MAX_COUNT),
-        default=None,
-        help="elements per cell edge (default: generator's)",
-    )
-    st.add_argument(
-        "--degree",
-        type=integer(2, _MAX_COUNT),
-        default=2,
-        help="velocity degree >= 2 (Taylor-Hood; pressure one less; default: 2)",
-    )
-    st.add_argument("--json", action="store_true", help="print a JSON object last")
 
     md = sub.add_parser("md", help="Lennard-Jones molecular dynamics micro-model on its own")
     md_sub = md.add_subparsers(dest="md_command", parser_class=_Parser)

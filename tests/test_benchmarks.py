@@ -137,3 +137,14 @@ def test_hmm_vs_dns_benchmark_quick_json():
     # homogenisation error first order in eps (2D, 1/4 -> 1/8: 1.03e-1 -> 5.1e-2)
     assert 0.4 < two[1]["l2_error"] / two[0]["l2_error"] < 0.6
     assert all(0 < c["l2_error"] < 0.3 and c["dns_dofs"] > 1000 for c in cases)
+
+
+@serial_only
+def test_stokes_cell_benchmark_quick_json():
+    out = run_python([REPO / "benchmarks/stokes_cell.py", "--quick", "--json"], timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    cases = json.loads(out.stdout.strip().splitlines()[-1])["cases"]
+    keys = {"dim", "resolution", "dofs", "error", "seconds", "factorize_seconds"}
+    assert {c["dim"] for c in cases} == {2, 3} and all(keys <= set(c) for c in cases)
+    # 2D at resolution 16 is within 0.1 % of Sangani & Acrivos (measured -8.4e-4)
+    assert abs(next(c for c in cases if c["resolution"] == 16)["error"]) < 1e-3

@@ -42,15 +42,20 @@ from fe2hmm.rve.cell import MATRIX, RVE
 __all__ = ["PermeabilityCellModel", "PermeabilityResult", "StokesCellProblem"]
 
 
+def _check_positive(name: str, value) -> None:
+    """A one-line error unless ``value`` is a finite real number > 0 (not a bool)."""
+    if not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and value > 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
 def _check_flow_parameters(viscosity, degree) -> None:
     """One-line errors for a viscosity that is not a finite number > 0, a degree below 2."""
-    if not (
-        isinstance(viscosity, int | float)
-        and not isinstance(viscosity, bool)
-        and np.isfinite(viscosity)
-        and viscosity > 0
-    ):
-        raise ValueError(f"viscosity must be a finite number > 0, got {viscosity!r}")
+    _check_positive("viscosity", viscosity)
     if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
         raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
 
@@ -241,13 +246,7 @@ class PermeabilityCellModel(LinearMicroModel):
     ) -> None:
         super().__init__()
         _check_flow_parameters(viscosity, degree)
-        if not (
-            isinstance(cell_size, int | float)
-            and not isinstance(cell_size, bool)
-            and np.isfinite(cell_size)
-            and cell_size > 0
-        ):
-            raise ValueError(f"cell_size must be a finite number > 0, got {cell_size!r}")
+        _check_positive("cell_size", cell_size)
         self.geometry = CellGeometry("voids", dim, resolution, {}, morph)
         if resolution is not None:  # velocity (d components) and pressure: d + 1 fields
             check_cell_size(
