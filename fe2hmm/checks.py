@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,6 +41,7 @@ __all__ = [
     "integer",
     "integer_list",
     "largest",
+    "positive",
     "real",
     "real_list",
 ]
@@ -414,6 +416,25 @@ def integer(minimum: int | None = 1, maximum: int | None = None) -> Callable[[st
         return value
 
     return parse
+
+
+def positive(name: str, value: object) -> float:
+    """``value`` as a float if it is a finite real number > 0 (not a bool), else a one-line error.
+
+    The library-side twin of :func:`real` (``real(0, open_min=True)``) for arguments of
+    functions and constructors.
+
+    Raises:
+        ValueError: ``"viscosity must be a finite number > 0, got 0.0"``.
+    """
+    if not (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def real(

@@ -94,3 +94,19 @@ def test_check_writable_folder_creates_nothing(tmp_path, monkeypatch):
 def test_check_writable_folder_refuses_proc():
     with pytest.raises(ValueError, match="'/proc' is not writable"):
         check_writable("/proc/x", folder=True)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1.0, float("nan"), float("inf"), True, "1", None])
+def test_positive_refuses_in_one_line_naming_the_argument(value):
+    from fe2hmm.checks import positive
+
+    with pytest.raises(ValueError, match=r"^viscosity must be a finite number > 0, got "):
+        positive("viscosity", value)
+
+
+def test_positive_returns_a_float():
+    import numpy as np
+
+    from fe2hmm.checks import positive
+
+    assert positive("x", 2) == 2.0 and type(positive("x", np.float32(0.5))) is float

@@ -5,6 +5,7 @@ The extension point for users' own macro models (see ``docs/macro_models.md``):
 the shipped models derive from it —
 
 - :class:`SteadyDiffusion`, :class:`TransientDiffusion` (:mod:`fe2hmm.macro.diffusion`);
+- :class:`DarcyFlow` (:mod:`fe2hmm.macro.darcy`);
 - :class:`SmallStrainElasticity`, :class:`FiniteStrainElasticity`
   (:mod:`fe2hmm.macro.elasticity`).
 """
@@ -15,6 +16,7 @@ from fe2hmm.macro.continuation import (
     Fold,
     continuation,
 )
+from fe2hmm.macro.darcy import DarcyFlow
 from fe2hmm.macro.diffusion import SteadyDiffusion, TransientDiffusion
 from fe2hmm.macro.elasticity import FiniteStrainElasticity, SmallStrainElasticity
 from fe2hmm.macro.problem import Dirichlet, MacroProblem, SolverOptions, check_solver_options
@@ -25,6 +27,7 @@ from fe2hmm.macro.thermoelectric import (
 )
 
 __all__ = [
+    "DarcyFlow",
     "Dirichlet",
     "MacroProblem",
     "SteadyDiffusion",

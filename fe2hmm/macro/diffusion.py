@@ -83,7 +83,67 @@ def _boundary_terms(F, v, boundary_flux: Sequence[BoundaryFlux], owner: str):
     return F
 
 
-class SteadyDiffusion(MacroProblem):
+class _SteadyConservationLaw(MacroProblem):
+    """``∇·q(∇u; x) = f`` for a scalar ``u``, ``q`` from a micro-model or a UFL law.
+
+    The form ``F(u; v) = ∫ -q·∇v dx - ∫ f v dx - Σ ∫ g v ds`` shared by
+    :class:`SteadyDiffusion` and :class:`~fe2hmm.macro.darcy.DarcyFlow`; a subclass names the
+    unknown, the micro-model input bound to ``∇u`` and the output that is ``q`` in
+    :attr:`_names`. The arguments are those of :class:`SteadyDiffusion`.
+    """
+
+    _names: tuple[str, str, str]
+
+    def __init__(
+        self,
+        mesh: _dmesh.Mesh,
+        model: MicroModel | ConstitutiveLaw,
+        *,
+        parameters: dict | None,
+        source: float | ufl.core.expr.Expr | None,
+        boundary_flux: Sequence[BoundaryFlux],
+        bcs: Sequence[Dirichlet | fem.DirichletBC],
+        degree: int,
+        quadrature_degree: int,
+        scheduler: str,
+        name: str,
+        **solver_options: Unpack[SolverOptions],
+    ) -> None:
+        owner = type(self).__name__
+        unknown, gradient, flux = self._names
+        solver_options = check_solver_options(solver_options, owner)
+        _check_degrees(degree, quadrature_degree)
+        V = fem.functionspace(mesh, ("Lagrange", int(degree)))
+        u = fem.Function(V, name=unknown)
+        v = ufl.TestFunction(V)
+        closure, q, dx = _constitutive(
+            model,
+            mesh,
+            {gradient: ufl.grad(u)},
+            flux,
+            parameters,
+            quadrature_degree,
+            name,
+            scheduler,
+            owner,
+        )
+        F = -ufl.inner(q, ufl.grad(v)) * dx
+        if source is not None:
+            F = F - _scalar(source, owner, "source") * v * dx
+        F = _boundary_terms(F, v, boundary_flux, owner)
+        super().__init__(
+            F,
+            u,
+            bcs,
+            [closure] if closure is not None else [],
+            dx=dx,
+            **solver_options,
+        )
+        self.closure: Closure | None = closure
+        self._flux = q
+
+
+class SteadyDiffusion(_SteadyConservationLaw):
     """Steady diffusion ``∇·q(∇T; x) = f`` with the flux from a micro-model.
 
     Args:
@@ -119,6 +179,9 @@ class SteadyDiffusion(MacroProblem):
         Construction and solving are collective on ``mesh.comm``.
     """
 
+    #: The unknown's name, the input bound to its gradient, the output used as the flux.
+    _names = ("T", "gradient", "flux")
+
     def __init__(
         self,
         mesh: _dmesh.Mesh,
@@ -134,38 +197,21 @@ class SteadyDiffusion(MacroProblem):
         name: str = "diffusion",
         **solver_options: Unpack[SolverOptions],
     ) -> None:
-        owner = type(self).__name__
-        solver_options = check_solver_options(solver_options, owner)
-        _check_degrees(degree, quadrature_degree)
-        V = fem.functionspace(mesh, ("Lagrange", int(degree)))
-        T = fem.Function(V, name="T")
-        v = ufl.TestFunction(V)
-        closure, q, dx = _constitutive(
-            model,
-            mesh,
-            {"gradient": ufl.grad(T)},
-            "flux",
-            parameters,
-            quadrature_degree,
-            name,
-            scheduler,
-            owner,
-        )
-        F = -ufl.inner(q, ufl.grad(v)) * dx
-        if source is not None:
-            F = F - _scalar(source, owner, "source") * v * dx
-        F = _boundary_terms(F, v, boundary_flux, owner)
         super().__init__(
-            F,
-            T,
-            bcs,
-            [closure] if closure is not None else [],
-            dx=dx,
+            mesh,
+            model,
+            parameters=parameters,
+            source=source,
+            boundary_flux=boundary_flux,
+            bcs=bcs,
+            degree=degree,
+            quadrature_degree=quadrature_degree,
+            scheduler=scheduler,
+            name=name,
             **solver_options,
         )
-        self.T = T
-        self.closure: Closure | None = closure
-        self.flux = q
+        self.T = self.u
+        self.flux = self._flux
 
 
 class TransientDiffusion(MacroProblem):

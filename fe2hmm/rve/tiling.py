@@ -6,7 +6,8 @@ by ``ε = 1/n``, one cell mesh per column along ``x₁`` (so that a microstructu
 conform when every cell mesh has the same nodes on its faces, which the gmsh generators give
 for equal resolutions (and morphed cells, :mod:`fe2hmm.rve.morph`, keep); this is checked.
 :func:`first_order_corrector` builds ``ε w(x/ε)`` on the tiled mesh from the cells' own
-fluctuations, for the corrected energy error of a homogenised solution.
+fluctuations, for the corrected energy error of a homogenised solution. :func:`tile_means`
+averages a field over each tile (e.g. the superficial velocity of a resolved flow).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fe2hmm._compat import geometry_dofmap
 from fe2hmm.errors import raise_on_every_rank
 from fe2hmm.rve.cell import RVE
 
-__all__ = ["TiledMesh", "first_order_corrector", "tile_columns"]
+__all__ = ["TiledMesh", "cell_tiles", "first_order_corrector", "tile_columns", "tile_means"]
 
 #: Nodes of neighbouring cells closer than this (relative to the tiled square) are merged.
 MERGE_TOLERANCE = 1e-9
@@ -206,6 +207,69 @@ def first_order_corrector(tiled: TiledMesh, fluctuations: Sequence) -> fem.Funct
     raise_on_every_rank(mesh.comm, error, ValueError, lambda r: f"first_order_corrector (rank {r})")
     chi.x.scatter_forward()
     return chi
+
+
+def tile_means(
+    expression: ufl.core.expr.Expr, mesh: _dmesh.Mesh, tiles: np.ndarray, n: int
+) -> np.ndarray:
+    """The mean of ``expression`` over each of the ``n^d`` tiles of the unit square (cube).
+
+    Args:
+        expression: a scalar or vector UFL expression on ``mesh``.
+        mesh: a mesh of the unit square (cube); where it has holes (a resolved pore space)
+            the expression counts as zero, so a velocity's mean is the superficial one.
+        tiles: integer tile position ``(i₁, …, i_d)`` of each local cell of ``mesh``
+            (:attr:`TiledMesh.tile` for a tiled mesh), shape ``(num_local_cells, d)``; a cell
+            belongs to one tile.
+        n: tiles per side.
+
+    Returns:
+        Means ``(n^d,)`` or ``(n^d, k)`` for a vector of ``k`` components, the tiles in the order
+        of ``np.ravel_multi_index(tile.T, (n,)*d)``, the same on every rank.
+
+    Note:
+        Collective.
+    """
+    d = mesh.topology.dim
+    shape = ufl.shape(expression)
+    k = int(np.prod(shape)) if shape else 1
+    D = fem.functionspace(mesh, ("DG", 0, (k,)) if shape else ("DG", 0))
+    w = ufl.TestFunction(D)
+    integrals = fem.assemble_vector(fem.form(ufl.inner(expression, w) * ufl.dx(domain=mesh)))
+    n_cells = mesh.topology.index_map(d).size_local
+    per_cell = integrals.array.reshape(-1, k)[D.dofmap.list[:n_cells, 0]]
+    index = np.ravel_multi_index(np.asarray(tiles, dtype=np.int64).T, (n,) * d)
+    sums = np.zeros((n**d, k))
+    np.add.at(sums, index, per_cell)
+    means = mesh.comm.allreduce(sums, op=MPI.SUM) * n**d  # tile volume n^-d
+    return means if shape else means[:, 0]
+
+
+def cell_tiles(mesh: _dmesh.Mesh, n: int) -> np.ndarray:
+    """The tile ``(i₁, …, i_d)`` of each local cell of a mesh of the unit square (cube).
+
+    Args:
+        mesh: a mesh whose cells each lie in one of the ``n^d`` tiles (e.g. a uniform mesh
+            with a multiple of ``n`` cells per side, or one refined from it).
+        n: tiles per side.
+
+    Returns:
+        Integer positions, shape ``(num_local_cells, d)`` (for :func:`tile_means`).
+
+    Raises:
+        ValueError: a cell straddles two tiles (on every rank).
+
+    Note:
+        Collective.
+    """
+    d = mesh.topology.dim
+    cells = np.arange(mesh.topology.index_map(d).size_local, dtype=np.int32)
+    x = mesh.geometry.x[_dmesh.entities_to_geometry(mesh, d, cells)][:, :, :d] * n
+    lower = np.floor(x.mean(axis=1)).astype(np.int64)
+    inside = np.all((x >= lower[:, None, :] - 1e-9) & (x <= lower[:, None, :] + 1 + 1e-9))
+    if not mesh.comm.allreduce(bool(inside), op=MPI.LAND):
+        raise ValueError(f"a cell of the mesh straddles two of the {n}^{d} tiles")
+    return lower
 
 
 def _cell_tag_array(cell: RVE) -> np.ndarray:

@@ -177,3 +177,24 @@ def test_permeability_model_refuses_bad_arguments(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         PermeabilityCellModel(**kwargs)
+
+
+def test_morphed_cells_share_one_problem_per_mesh():
+    """A morphed family serves every φ from one problem per reference mesh (``for_cell``), also
+    through a fluid submesh (circle cells: the inclusion is the grain): the shared problem's K
+    equals a problem built for the cell itself to round-off, and 40 distinct φ build no more
+    problems than the family has meshes (a problem per φ held a communicator per function
+    space: a thousand φ exhausted MPI's)."""
+    from fe2hmm.micro.cells.stokes import PermeabilityCellModel
+    from fe2hmm.rve.morph import CellFamily
+
+    family = CellFamily("circle", 2, 8)
+    first, second = family.create(0.2), family.create(0.22)
+    assert first.mesh is second.mesh
+    shared = StokesCellProblem(first).for_cell(second).solve().permeability
+    own = StokesCellProblem(second).solve().permeability
+    np.testing.assert_allclose(shared, own, rtol=1e-12)
+    model = PermeabilityCellModel(resolution=8)
+    for phi in np.linspace(0.1, 0.5, 40):
+        model.permeability(phi)
+    assert 1 <= len(model._problems) <= model.geometry.family.meshed

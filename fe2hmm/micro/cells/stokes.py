@@ -31,31 +31,30 @@ import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
-from fe2hmm.checks import check_cell_size, installed_memory
-from fe2hmm.micro.cells.geometry import CellGeometry, CellProblems
+from fe2hmm.checks import check_cell_size, installed_memory, positive
+from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems, SharedMeshProblem
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
 from fe2hmm.micro.cells.sparse import CSRMatrix
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.rve.cell import MATRIX, RVE
 
-__all__ = ["PermeabilityCellModel", "PermeabilityResult", "StokesCellProblem"]
+__all__ = [
+    "PermeabilityCellModel",
+    "PermeabilityResult",
+    "StokesCellProblem",
+    "check_flow_parameters",
+]
 
 
-def _check_positive(name: str, value) -> None:
-    """A one-line error unless ``value`` is a finite real number > 0 (not a bool)."""
-    if not (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and np.isfinite(value)
-        and value > 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+def check_flow_parameters(viscosity: float, degree: int) -> None:
+    """Check a Stokes problem's viscosity and Taylor–Hood velocity degree (before any work).
 
-
-def _check_flow_parameters(viscosity, degree) -> None:
-    """One-line errors for a viscosity that is not a finite number > 0, a degree below 2."""
-    _check_positive("viscosity", viscosity)
+    Raises:
+        ValueError: one line: a viscosity that is not a finite number > 0, a degree that is
+            not an integer >= 2.
+    """
+    positive("viscosity", viscosity)
     if not isinstance(degree, int) or isinstance(degree, bool) or degree < 2:
         raise ValueError(f"degree must be an integer >= 2 (Taylor-Hood), got {degree!r}")
 
@@ -79,8 +78,13 @@ class PermeabilityResult:
         self.seconds = seconds
 
 
-class StokesCellProblem:
+class StokesCellProblem(SharedMeshProblem):
     """Periodic Stokes flow in the pore space of a cell (Taylor–Hood), giving ``K``.
+
+    Built once per cell mesh: :meth:`for_cell` gives the problem on another (morphed) cell of
+    the same mesh, sharing the function spaces, forms, periodic maps and walls
+    (:class:`~fe2hmm.micro.cells.geometry.MeshProblems`); :meth:`solve` places the cell's nodes,
+    assembles and factorises.
 
     Args:
         rve: the cell; its matrix phase is the fluid, every other phase (and every unmeshed
@@ -97,7 +101,7 @@ class StokesCellProblem:
     """
 
     def __init__(self, rve: RVE, viscosity: float = 1.0, degree: int = 2) -> None:
-        _check_flow_parameters(viscosity, degree)
+        check_flow_parameters(viscosity, degree)
         rve.place_nodes()  # a morphed cell's own nodes in its family's shared mesh
         tags = rve.cell_tags
         fluid = np.asarray(tags.indices)[np.asarray(tags.values) == MATRIX]
@@ -108,8 +112,10 @@ class StokesCellProblem:
             )
         d = rve.dim
         mesh = rve.mesh
+        self._parent_nodes = None  # geometry nodes of a fluid submesh in the cell's mesh
         if fluid.size < mesh.topology.index_map(d).size_local:  # solid inclusions: fluid part
-            mesh = dmesh.create_submesh(mesh, d, fluid.astype(np.int32))[0]
+            mesh, _, _, nodes = dmesh.create_submesh(mesh, d, fluid.astype(np.int32))
+            self._parent_nodes = np.asarray(nodes)
         walls = _wall_facets(mesh, rve)
         if walls.size == 0:
             raise ValueError(
@@ -122,35 +128,22 @@ class StokesCellProblem:
         Q = fem.functionspace(mesh, ("Lagrange", degree - 1))
         self.V, self.Q = V, Q
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-        p = ufl.TrialFunction(Q)
         mu = fem.Constant(mesh, self.viscosity)
-        a = fem.form(mu * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
-        loads = [fem.form(v[j] * ufl.dx) for j in range(d)]
+        self._a = fem.form(mu * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
+        self._loads = [fem.form(v[j] * ufl.dx) for j in range(d)]
+        self._divergence = _divergence_forms(V, ufl.TrialFunction(Q))
         self._map_v = PeriodicDofMap(V, rve.lower, rve.upper)
         self._map_q = PeriodicDofMap(Q, rve.lower, rve.upper)
         nv, nq = self._map_v.num_reduced, self._map_q.num_reduced
         self._nv_full = V.dofmap.index_map.size_local * d
-        rv = self._map_v.full_to_reduced[: self._nv_full]
-        rq = self._map_q.full_to_reduced[: Q.dofmap.index_map.size_local]
-        A = CSRMatrix.from_dolfinx(fem.assemble_matrix(a), self._nv_full)
-        B = _divergence_block(V, p, self._nv_full, len(rq))
-        rows_a, cols_a = A.row_indices(), A.indices
-        rows_b, cols_b = B.row_indices(), B.indices
-        diagonal = nv + np.arange(nq)  # stored zeros: the pressure node fixed by elimination
-        rows = np.concatenate([rv[rows_a], rv[rows_b], nv + rq[cols_b], diagonal])
-        cols = np.concatenate([rv[cols_a], nv + rq[cols_b], rv[rows_b], diagonal])
-        values = np.concatenate([A.data, B.data, B.data, np.zeros(nq)])
-        self._M = CSRMatrix.from_coo(rows, cols, values, (nv + nq, nv + nq))
-        L = np.stack([fem.assemble_vector(form).array for form in loads], axis=1)
-        self._L = np.zeros((nv + nq, d))
-        self._L[:nv] = self._map_v.reduce_vector(L)
+        self._rv = self._map_v.full_to_reduced[: self._nv_full]
+        self._rq = self._map_q.full_to_reduced[: Q.dofmap.index_map.size_local]
         nodes = fem.locate_dofs_topological(V, d - 1, walls)
         wall_dofs = (nodes[:, None] * d + np.arange(d)).reshape(-1)
         wall_dofs = wall_dofs[wall_dofs < self._nv_full]
         self._eliminate = np.zeros(nv + nq, dtype=bool)
-        self._eliminate[rv[wall_dofs]] = True
+        self._eliminate[self._rv[wall_dofs]] = True
         self._eliminate[nv] = True  # one pressure node: the pressure's constant
-        self._rv = rv
         self._setup_seconds = time.perf_counter() - t0
 
     @property
@@ -158,35 +151,69 @@ class StokesCellProblem:
         """Unknowns of the reduced, constrained system."""
         return int((~self._eliminate).sum())
 
+    def _assemble(self) -> tuple[CSRMatrix, np.ndarray]:
+        """The reduced saddle-point matrix and the ``d`` load vectors on the cell's nodes."""
+        self.rve.place_nodes()
+        if self._parent_nodes is not None:  # the fluid submesh follows the cell's nodes
+            self.V.mesh.geometry.x[:] = self.rve.mesh.geometry.x[self._parent_nodes]
+        d = self.rve.dim
+        nv, nq = self._map_v.num_reduced, self._map_q.num_reduced
+        rv, rq = self._rv, self._rq
+        A = CSRMatrix.from_dolfinx(fem.assemble_matrix(self._a), self._nv_full)
+        B = _divergence_block(self._divergence, self._nv_full, len(rq))
+        rows_a, cols_a = A.row_indices(), A.indices
+        rows_b, cols_b = B.row_indices(), B.indices
+        diagonal = nv + np.arange(nq)  # stored zeros: the pressure node fixed by elimination
+        rows = np.concatenate([rv[rows_a], rv[rows_b], nv + rq[cols_b], diagonal])
+        cols = np.concatenate([rv[cols_a], nv + rq[cols_b], rv[rows_b], diagonal])
+        values = np.concatenate([A.data, B.data, B.data, np.zeros(nq)])
+        M = CSRMatrix.from_coo(rows, cols, values, (nv + nq, nv + nq))
+        L = np.stack([fem.assemble_vector(form).array for form in self._loads], axis=1)
+        loads = np.zeros((nv + nq, d))
+        loads[:nv] = self._map_v.reduce_vector(L)
+        return M, loads
+
     def solve(self) -> PermeabilityResult:
         """Solve the ``d`` unit-gradient cell problems (one LU factorisation).
 
         Returns:
             The permeability tensor, the velocity fields, the unknowns and the time split.
         """
-        seconds: dict = {}
-        X, _ = solve_constrained(self._M, self._L, self._eliminate, "mumps-lu", seconds)
-        K = self._L.T @ X / self.rve.volume
-        velocity = X[self._rv]
-        seconds["assemble"] = self._setup_seconds
-        return PermeabilityResult(K, velocity, self.num_dofs, seconds)
+        t0 = time.perf_counter()
+        M, L = self._assemble()
+        seconds: dict = {"assemble": time.perf_counter() - t0 + self._setup_seconds}
+        X, _ = solve_constrained(M, L, self._eliminate, "mumps-lu", seconds)
+        K = L.T @ X / self.rve.volume
+        return PermeabilityResult(K, X[self._rv], self.num_dofs, seconds)
 
 
-def _divergence_block(V: fem.FunctionSpace, p, n_rows: int, n_cols: int) -> CSRMatrix:
-    """``B = -∫ p div v`` (rows: the owned dofs of the blocked velocity space, columns: pressure).
+def _divergence_forms(V: fem.FunctionSpace, p) -> list[tuple[fem.Form, np.ndarray, int]]:
+    """The divergence forms of :func:`_divergence_block`, one per velocity component ``i``.
 
-    Assembled per velocity component on the collapsed scalar space, ``-∫ p ∂v_i/∂x_i``: DOLFINx's
-    Python CSR assembler takes square block sizes only, and PETSc's assembler
-    (``dolfinx.fem.petsc``) would import numba and SciPy into the one-shot CLI process.
+    Each entry: the form ``-∫ p ∂v_i/∂x_i`` on the collapsed scalar space, the component's dofs
+    in ``V`` and the collapsed space's number of owned dofs.
     """
-    rows, cols, values = [], [], []
+    forms = []
     for i in range(V.mesh.topology.dim):
         Vi, parent = V.sub(i).collapse()
         form = fem.form(-p * ufl.TestFunction(Vi).dx(i) * ufl.dx)
+        forms.append((form, np.asarray(parent).reshape(-1), Vi.dofmap.index_map.size_local))
+    return forms
+
+
+def _divergence_block(forms, n_rows: int, n_cols: int) -> CSRMatrix:
+    """``B = -∫ p div v`` (rows: the owned dofs of the blocked velocity space, columns: pressure).
+
+    Assembled per velocity component on the collapsed scalar space (:func:`_divergence_forms`):
+    DOLFINx's Python CSR assembler takes square block sizes only, and PETSc's assembler
+    (``dolfinx.fem.petsc``) would import numba and SciPy into the one-shot CLI process.
+    """
+    rows, cols, values = [], [], []
+    for form, parent, n_owned in forms:
         # rectangular (n_Vi × n_Q): from_dolfinx keeps columns < n_Vi, all of Q's (fewer dofs)
-        Bi = CSRMatrix.from_dolfinx(fem.assemble_matrix(form), Vi.dofmap.index_map.size_local)
+        Bi = CSRMatrix.from_dolfinx(fem.assemble_matrix(form), n_owned)
         r, c = Bi.row_indices(), Bi.indices
-        rows.append(np.asarray(parent).reshape(-1)[r])
+        rows.append(parent[r])
         cols.append(c)
         values.append(Bi.data)
     rows, cols, values = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
@@ -219,7 +246,9 @@ class PermeabilityCellModel(LinearMicroModel):
     ``{"pressure_gradient": (d,)}``, output ``{"velocity": (d,)}`` (the superficial velocity),
     parameter ``{"volume_fraction": ()}`` (the solid fraction of a ``"voids"`` cell: its holes
     are the grains); the tangent is ``-K/μ``. One cell solve per point and evaluation; wrap it
-    in :class:`fe2hmm.reuse.Dedupe` for one per distinct φ.
+    in :class:`fe2hmm.reuse.Dedupe` for one per distinct φ. The morphed cells of a family share
+    one problem per reference mesh (:class:`~fe2hmm.micro.cells.geometry.MeshProblems`), so
+    any number of distinct φ costs a few function spaces, not one per φ.
 
     Args:
         dim: 2 (cylinders) or 3 (spheres).
@@ -245,8 +274,8 @@ class PermeabilityCellModel(LinearMicroModel):
         morph: bool = True,
     ) -> None:
         super().__init__()
-        _check_flow_parameters(viscosity, degree)
-        _check_positive("cell_size", cell_size)
+        check_flow_parameters(viscosity, degree)
+        positive("cell_size", cell_size)
         self.geometry = CellGeometry("voids", dim, resolution, {}, morph)
         if resolution is not None:  # velocity (d components) and pressure: d + 1 fields
             check_cell_size(
@@ -255,11 +284,7 @@ class PermeabilityCellModel(LinearMicroModel):
             )  # fmt: skip
         self.dim, self.degree = self.geometry.dim, int(degree)
         self.viscosity, self.cell_size = float(viscosity), float(cell_size)
-        self._problems = CellProblems(
-            self.geometry,
-            lambda cell: StokesCellProblem(cell, degree=self.degree),
-            shares_mesh=True,  # assembled on construction: a morphed cell's nodes suffice
-        )
+        self._problems = MeshProblems(lambda cell: StokesCellProblem(cell, degree=self.degree))
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -290,7 +315,8 @@ class PermeabilityCellModel(LinearMicroModel):
 
     def permeability(self, volume_fraction: float) -> np.ndarray:
         """The permeability tensor ``K*(φ) L²`` (viscosity not included), shape ``(d, d)``."""
-        K = self._problems(float(volume_fraction)).solve().permeability
+        cell = self.geometry.create(float(volume_fraction), shared=True)
+        K = self._problems(cell).solve().permeability
         return K * self.cell_size**2
 
     def effective_tensors(self, parameters: dict[str, np.ndarray]) -> dict:
