@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fe2hmm._compat import import_jit_without_numba
@@ -24,6 +24,7 @@ from fe2hmm.checks import (
     check_isotropic,
     check_writable,
     integer,
+    integer_list,
     real,
     real_list,
 )
@@ -76,16 +77,37 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--rve",
             default="circle",
-            help="unit cell generator"
+            help="unit cell generator, or 'image' (with --image)"
             + ("; its inclusions (holes of 'voids') are the solid grains" if stokes else "")
             + " (default: circle)",
         )
-        p.add_argument("--dim", type=integer(2, 3), default=2, help="2 or 3 (default: 2)")
+        p.add_argument(
+            "--image",
+            default=None,
+            help="with --rve image: phase labels (.npy, .raw, .tif; 0 = "
+            + ("fluid, 1 = solid" if stokes else "matrix, 1 = inclusion")
+            + "), one voxel element per pixel",
+        )
+        p.add_argument(
+            "--image-shape",
+            type=integer_list(2, _MAX_COUNT),
+            default=None,
+            help="N1,N2[,N3]: the array shape of a .raw image (C order)",
+        )
+        p.add_argument(
+            "--image-dtype",
+            default="uint8",
+            help="the element type of a .raw image (a NumPy dtype; default: uint8)",
+        )
+        p.add_argument(
+            "--dim", type=integer(2, 3), default=None, help="2 or 3 (default: 2; an image's own)"
+        )
         p.add_argument(
             "--volume-fraction",
             type=real(),
-            default=0.3,
-            help=("solid" if stokes else "inclusion (or void)") + " volume fraction (default: 0.3)",
+            default=None,
+            help=("solid" if stokes else "inclusion (or void)")
+            + " volume fraction (default: 0.3; an image's own)",
         )
         if physics == "diffusion":
             p.add_argument(
@@ -246,9 +268,15 @@ def _check_output(path: str | None, argument: str = "--output") -> None:
         raise _UsageError(f"argument {argument}: {err}") from None
 
 
-def _check_homogenize(args, components: int) -> None:
-    """The checks of ``homogenize`` that need no mesh (and no dolfinx import): sizes, output."""
+def _check_homogenize(args, fields: Callable[[int], int]) -> int:
+    """The checks of ``homogenize`` that need no mesh (and no dolfinx import).
+
+    The output file, the cell request (an image read and checked), the cell's size.
+    ``fields(dim)``: the unknowns per node, returned.
+    """
     _check_output(getattr(args, "output", None))  # `homogenize stokes` writes no fields
+    _resolve_cell_request(args, fields)
+    components = fields(args.dim)
     if args.resolution is not None:
         try:
             check_cell_size(args.dim, args.resolution, args.degree, components)
@@ -256,11 +284,87 @@ def _check_homogenize(args, components: int) -> None:
             raise _blame(
                 err, {"resolution": "--resolution", "degree": "--degree"}, "--resolution"
             ) from None
+    return components
+
+
+def _resolve_cell_request(args, fields: Callable[[int], int]) -> None:
+    """Fill ``--dim``/``--volume-fraction`` defaults, or read and check ``--image`` (no dolfinx).
+
+    For ``--rve image`` the image decides the dimension, the fractions and the resolution: a
+    given ``--dim`` that differs, or a given ``--volume-fraction`` or ``--resolution``, is an
+    error (nothing the user asked for is replaced).
+    """
+    if args.rve != "image":
+        for flag in ("--image", "--image-shape"):
+            if getattr(args, flag[2:].replace("-", "_")) is not None:
+                raise _UsageError(f"argument {flag}: needs --rve image, got --rve {args.rve}")
+        args.dim = 2 if args.dim is None else args.dim
+        args.volume_fraction = 0.3 if args.volume_fraction is None else args.volume_fraction
+        args.labels = None
+        return
+    import numpy as np
+
+    from fe2hmm.rve.image import read_labels  # NumPy (and Pillow for TIFF) only
+
+    if args.image is None:
+        raise _UsageError("argument --image: --rve image needs --image FILE (.npy, .raw, .tif)")
+    for flag, value in (
+        ("--volume-fraction", args.volume_fraction),
+        ("--resolution", args.resolution),
+    ):
+        if value is not None:
+            raise _UsageError(
+                f"argument {flag}: an image cell takes its fractions and voxels from the image, "
+                f"got {flag} {value}"
+            )
+    try:
+        dtype = np.dtype(args.image_dtype)
+    except TypeError:
+        raise _UsageError(
+            f"argument --image-dtype: expected a NumPy dtype such as uint8, got "
+            f"{args.image_dtype!r}"
+        ) from None
+    try:
+        shape = None if args.image_shape is None else tuple(args.image_shape)
+        labels = read_labels(args.image, shape=shape, dtype=dtype)
+    except ValueError as err:
+        flag = "--image-shape" if "shape" in str(err) else "--image"
+        raise _UsageError(f"argument {flag}: {err}") from None
+    if args.dim is not None and args.dim != labels.ndim:
+        raise _UsageError(
+            f"argument --dim: the image is {labels.ndim}D (shape {labels.shape}), got --dim "
+            f"{args.dim}"
+        )
+    if labels.max() > 1:
+        raise _UsageError(
+            f"argument --image: labels 0 and 1 only on the command line (--matrix, --inclusion), "
+            f"got labels up to {labels.max()}; more phases through the API (fe2hmm.rve.image)"
+        )
+    args.dim = labels.ndim
+    args.labels = labels
+    args.volume_fraction = float((labels != 0).sum() / labels.size)
+    equivalent = float(labels.size) ** (1.0 / labels.ndim)  # a cube of as many voxels
+    try:
+        check_cell_size(args.dim, equivalent, args.degree, fields(args.dim))
+    except ValueError as err:
+        raise _UsageError(f"argument --image: {err} (the image's voxels)") from None
+
+
+def _image_keys(args) -> dict:
+    """The report's keys of an image cell: the file and its shape (none for a generator)."""
+    if args.labels is None:
+        return {}
+    return {"image": str(args.image), "image_shape": list(args.labels.shape)}
 
 
 def _create_cell(args, components: int):
     """Validate --rve/--volume-fraction (and the size at the default resolution), mesh the cell."""
     from fe2hmm import rve
+
+    if args.labels is not None:
+        from fe2hmm.rve.image import image_cell
+
+        return image_cell(args.labels, name="image")
 
     if args.rve not in rve.available():
         raise _UsageError(f"argument --rve: unknown RVE {args.rve!r}; valid: {rve.available()}")
@@ -318,10 +422,10 @@ def _homogenize_elasticity(args) -> dict:
             f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
             "traction"
         )
-    _check_homogenize(args, components=args.dim)
+    components = _check_homogenize(args, lambda dim: dim)
     import_jit_without_numba()  # a one-shot cell solve runs no numba: 0.3 s less start-up
     t0 = time.perf_counter()
-    cell = _create_cell(args, components=args.dim)  # checks the request before any heavy import
+    cell = _create_cell(args, components)  # checks the request before any heavy import
     import numpy as np
 
     from fe2hmm.micro.cells.elasticity import homogenize_elasticity
@@ -337,6 +441,7 @@ def _homogenize_elasticity(args) -> dict:
     return {
         "physics": "elasticity",
         "rve": args.rve,
+        **_image_keys(args),
         "dim": args.dim,
         "plane": "strain" if args.dim == 2 else None,
         "volume_fraction": args.volume_fraction,
@@ -366,10 +471,10 @@ def _homogenize_diffusion(args) -> dict:
             f"argument --bc: unknown boundary condition {args.bc!r}; valid: periodic, affine, "
             "traction (= flux)"
         )
-    _check_homogenize(args, components=1)
+    components = _check_homogenize(args, lambda dim: 1)
     import_jit_without_numba()  # a one-shot cell solve runs no numba: 0.3 s less start-up
     t0 = time.perf_counter()
-    cell = _create_cell(args, components=1)  # checks the request before any heavy import
+    cell = _create_cell(args, components)  # checks the request before any heavy import
     from fe2hmm import analytic
     from fe2hmm.micro.cells.diffusion import homogenize_diffusion
     from fe2hmm.rve.cell import INCLUSION, MATRIX
@@ -384,6 +489,7 @@ def _homogenize_diffusion(args) -> dict:
     report = {
         "physics": "diffusion",
         "rve": args.rve,
+        **_image_keys(args),
         "dim": args.dim,
         "volume_fraction": args.volume_fraction,
         "volume_fractions": cell.named_volume_fractions,
@@ -410,10 +516,10 @@ def _homogenize_diffusion(args) -> dict:
 
 def _homogenize_stokes(args) -> dict:
     """``homogenize stokes``: the permeability of the cell's pore space (the matrix phase)."""
-    _check_homogenize(args, components=args.dim + 1)  # velocity components and the pressure
+    components = _check_homogenize(args, lambda dim: dim + 1)  # velocity and pressure
     import_jit_without_numba()  # a one-shot cell solve runs no numba: 0.3 s less start-up
     t0 = time.perf_counter()
-    cell = _create_cell(args, components=args.dim + 1)  # the request checked before meshing
+    cell = _create_cell(args, components)  # the request checked before meshing
     import numpy as np
 
     from fe2hmm.micro.cells.stokes import StokesCellProblem
@@ -424,6 +530,7 @@ def _homogenize_stokes(args) -> dict:
     return {
         "physics": "stokes",
         "rve": args.rve,
+        **_image_keys(args),
         "dim": args.dim,
         "volume_fraction": args.volume_fraction,
         "volume_fractions": cell.named_volume_fractions,

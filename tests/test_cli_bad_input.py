@@ -28,6 +28,7 @@ CPU_LIMIT = 1.0
 WALL_LIMIT = 20.0
 
 HUGE = "1" + "0" * 30  # 1e30 as an integer literal
+IMAGE = str(REPO / "tests" / "data" / "blobs_64.npy")  # the shipped test image
 
 COMMANDS = [
     (["--bogus"], "--bogus"),
@@ -74,6 +75,18 @@ CELL = [
     (["--output", "/dev/null/cell.xdmf"], "--output"),
     (["--output", "/tmp"], "--output"),
     (["--output", ""], "--output"),
+    # cells from images (--rve image --image FILE)
+    (["--rve", "image"], "--image"),
+    (["--image", IMAGE], "--image"),  # without --rve image
+    (["--image-shape", IMAGE], "--image-shape"),
+    (["--image-shape", "0,4"], "--image-shape"),
+    (["--rve", "image", "--image", "/nonexistent-fe2hmm-folder/a.npy"], "--image"),
+    (["--rve", "image", "--image", str(REPO / "README.md")], "--image"),  # format
+    (["--rve", "image", "--image", IMAGE, "--dim", "3"], "--dim"),  # the image is 2D
+    (["--rve", "image", "--image", IMAGE, "--volume-fraction", "0.3"], "--volume-fraction"),
+    (["--rve", "image", "--image", IMAGE, "--resolution", "8"], "--resolution"),
+    (["--rve", "image", "--image", IMAGE, "--image-shape", "64,64"], "--image-shape"),  # .npy
+    (["--rve", "image", "--image", IMAGE, "--image-dtype", "nope"], "--image-dtype"),
 ]
 
 DIFFUSION = CELL + [

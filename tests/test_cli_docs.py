@@ -74,7 +74,7 @@ def test_demo_list_matches_fe2hmm_demo_list():
     section = _section("demo")
     listed = section.split("$ fe2hmm demo --list\n", 1)[1].split("```", 1)[0].split()
     assert listed == list_demos()
-    assert len(listed) == 9 and "solid_electrolyte" in listed
+    assert len(listed) == 10 and "solid_electrolyte" in listed
     for name in listed:
         assert f"[{name}](demos/{name}.md)" in section, name
         assert (REPO / "docs" / "demos" / f"{name}.md").exists(), name

@@ -104,10 +104,11 @@ def kozeny_constant(k: float, c: float, count: int) -> float:
 
 
 def test_random_packings_follow_the_kozeny_carman_trend():
-    """Random packings of 8 disks (2 seeds each, the fluid a submesh around the inclusions of
+    """Random packings of 8 disks (2 seeds each, the fluid the matrix cells around the inclusions of
     the ``random`` generator) from c = 0.1 to 0.3: the permeability falls 4.2× while the implied
     Kozeny constant stays within a factor 2 (measured 8.0–13.6; square arrays: 10.5, 9.4 at
-    c = 0.2, 0.3), and the circle cell's fluid submesh gives the voids cell's K to round-off."""
+    c = 0.2, 0.3), and the circle cell (inclusion cells eliminated) gives the voids cell's K to
+    round-off."""
     k, kc = [], []
     for c in (0.1, 0.2, 0.3):
         for seed in (0, 1):
@@ -181,7 +182,7 @@ def test_permeability_model_refuses_bad_arguments(kwargs, message):
 
 def test_morphed_cells_share_one_problem_per_mesh():
     """A morphed family serves every φ from one problem per reference mesh (``for_cell``), also
-    through a fluid submesh (circle cells: the inclusion is the grain): the shared problem's K
+    with solid inclusion cells (circle cells: the inclusion is the grain): the shared problem's K
     equals a problem built for the cell itself to round-off, and 40 distinct φ build no more
     problems than the family has meshes (a problem per φ held a communicator per function
     space: a thousand φ exhausted MPI's)."""

@@ -1,10 +1,10 @@
 r"""Periodic Stokes cell problem: the permeability tensor of a porous cell.
 
 The fluid fills the matrix phase of the cell (of a ``"voids"`` cell: the holes are the solid
-grains; of a cell with inclusions, e.g. a random packing: the inclusions are, and the fluid mesh
-is the matrix part, a DOLFINx submesh); with viscosity :math:`\mu` and a unit mean pressure
-gradient :math:`-e_j` as the load, the periodic velocity :math:`u^{(j)}` and pressure
-fluctuation :math:`p^{(j)}` solve
+grains; of a cell with inclusions, e.g. a random packing or an image: the inclusions are, their
+velocity and pressure dofs eliminated and the integrals taken over the matrix cells); with
+viscosity :math:`\mu` and a unit mean pressure gradient :math:`-e_j` as the load, the periodic
+velocity :math:`u^{(j)}` and pressure fluctuation :math:`p^{(j)}` solve
 
 .. math:: -\mu\Delta u^{(j)} + \nabla p^{(j)} = e_j, \qquad \nabla\cdot u^{(j)} = 0 \ \text{in the
    fluid}, \qquad u^{(j)} = 0 \ \text{on the grains},
@@ -14,12 +14,13 @@ periodic on the box, and the permeability is the mean (superficial) velocity ove
 with :math:`\mu = 1` and a unit cell, :math:`K` is the permeability divided by the cell size
 squared). Discretisation: Taylor–Hood (P2 velocity, P1 pressure) on the cell mesh; periodicity by
 dof reduction of both fields (:class:`~fe2hmm.micro.cells.periodic.PeriodicDofMap`), no-slip by
-elimination, the pressure fixed at one node (its mean is free), one MUMPS LU factorisation for
-the ``d`` load cases. :math:`K_{ij} = |Y|^{-1} L_i^\top X_j` with :math:`L_i` the load vector
-of :math:`e_i`, the same vectors as the right-hand sides: symmetric (to round-off) and positive
-semi-definite — definite when the pore space connects in every direction (a laminate's ``K`` is
-0 across its layers). The pressure is fixed at one node: a pore space in several disconnected
-parts (each with a free pressure constant) makes the system singular (a failed factorisation).
+elimination, the pressure fixed at one node per pore part (its mean is free), one MUMPS LU
+factorisation for the ``d`` load cases. :math:`K_{ij} = |Y|^{-1} L_i^\top X_j` with :math:`L_i`
+the load vector of :math:`e_i`, the same vectors as the right-hand sides: symmetric (to
+round-off) and positive semi-definite — definite when the pore space connects in every direction
+(a laminate's ``K`` is 0 across its layers). The pressure is fixed at one node of each connected
+part of the pore space (periodic images joined): a part sealed off by the grains, as in image
+cells, holds fluid at rest with a pressure constant of its own.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from fe2hmm.checks import check_cell_size, installed_memory, positive
 from fe2hmm.micro.cells.geometry import CellGeometry, MeshProblems, SharedMeshProblem
 from fe2hmm.micro.cells.linalg import solve_constrained
 from fe2hmm.micro.cells.periodic import PeriodicDofMap
-from fe2hmm.micro.cells.sparse import CSRMatrix
+from fe2hmm.micro.cells.sparse import CSRMatrix, connected_components
 from fe2hmm.micro.interface import LinearMicroModel
 from fe2hmm.rve.cell import MATRIX, RVE
 
@@ -95,6 +96,10 @@ class StokesCellProblem(SharedMeshProblem):
         viscosity: dynamic viscosity μ > 0 (``K`` scales as 1/μ).
         degree: velocity degree ``k >= 2`` (pressure ``k − 1``).
 
+    Attributes:
+        pore_parts: connected parts of the pore space (periodic images joined), each with its
+            pressure fixed at one node; more than 1 when grains seal off pores (image cells).
+
     Raises:
         ValueError: bad viscosity or degree; a cell without matrix (fluid) cells, or without
             walls (the flow would be unbounded).
@@ -112,38 +117,54 @@ class StokesCellProblem(SharedMeshProblem):
             )
         d = rve.dim
         mesh = rve.mesh
-        self._parent_nodes = None  # geometry nodes of a fluid submesh in the cell's mesh
-        if fluid.size < mesh.topology.index_map(d).size_local:  # solid inclusions: fluid part
-            mesh, _, _, nodes = dmesh.create_submesh(mesh, d, fluid.astype(np.int32))
-            self._parent_nodes = np.asarray(nodes)
-        walls = _wall_facets(mesh, rve)
-        if walls.size == 0:
+        n_cells = mesh.topology.index_map(d).size_local
+        is_fluid = np.zeros(n_cells, dtype=bool)
+        is_fluid[fluid] = True
+        walls = _wall_facets(mesh, rve)  # the holes' boundaries (voids)
+        if walls.size == 0 and is_fluid.all():
             raise ValueError(
                 "the cell has no walls inside the box (no grains): the periodic Stokes flow is "
                 "unbounded; use a porous cell such as rve.create('voids', ...)"
             )
         self.rve, self.viscosity, self.degree = rve, float(viscosity), int(degree)
         t0 = time.perf_counter()
+        # the whole (periodic) cell mesh, integrals over the fluid cells only; the velocity
+        # vanishes on the solid cells (no slip on their faces) and the pressure lives where
+        # the fluid is: the dofs of the other cells are eliminated
         V = fem.functionspace(mesh, ("Lagrange", degree, (d,)))
         Q = fem.functionspace(mesh, ("Lagrange", degree - 1))
         self.V, self.Q = V, Q
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         mu = fem.Constant(mesh, self.viscosity)
-        self._a = fem.form(mu * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
-        self._loads = [fem.form(v[j] * ufl.dx) for j in range(d)]
-        self._divergence = _divergence_forms(V, ufl.TrialFunction(Q))
+        dx = ufl.Measure("dx", domain=mesh, subdomain_data=tags)(MATRIX)
+        self._a = fem.form(mu * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx)
+        self._loads = [fem.form(v[j] * dx) for j in range(d)]
+        self._divergence = _divergence_forms(V, ufl.TrialFunction(Q), dx)
         self._map_v = PeriodicDofMap(V, rve.lower, rve.upper)
         self._map_q = PeriodicDofMap(Q, rve.lower, rve.upper)
         nv, nq = self._map_v.num_reduced, self._map_q.num_reduced
         self._nv_full = V.dofmap.index_map.size_local * d
         self._rv = self._map_v.full_to_reduced[: self._nv_full]
         self._rq = self._map_q.full_to_reduced[: Q.dofmap.index_map.size_local]
-        nodes = fem.locate_dofs_topological(V, d - 1, walls)
+        nodes = np.concatenate(
+            [
+                fem.locate_dofs_topological(V, d - 1, walls),
+                V.dofmap.list[:n_cells][~is_fluid].ravel(),
+            ]
+        )
         wall_dofs = (nodes[:, None] * d + np.arange(d)).reshape(-1)
         wall_dofs = wall_dofs[wall_dofs < self._nv_full]
         self._eliminate = np.zeros(nv + nq, dtype=bool)
         self._eliminate[self._rv[wall_dofs]] = True
-        self._eliminate[nv] = True  # one pressure node: the pressure's constant
+        # the pressure where there is fluid, one node fixed per connected part of the pore space
+        fluid_q = self._rq[Q.dofmap.list[:n_cells][is_fluid]]  # (fluid cells, dofs), reduced
+        in_fluid = np.zeros(nq, dtype=bool)
+        in_fluid[fluid_q.ravel()] = True
+        count, part = connected_components(nq, fluid_q[:, :-1].ravel(), fluid_q[:, 1:].ravel())
+        _, first = np.unique(part, return_index=True)
+        self.pore_parts = int(np.unique(part[in_fluid]).size)
+        self._eliminate[nv + first] = True
+        self._eliminate[nv:][~in_fluid] = True
         self._setup_seconds = time.perf_counter() - t0
 
     @property
@@ -154,8 +175,6 @@ class StokesCellProblem(SharedMeshProblem):
     def _assemble(self) -> tuple[CSRMatrix, np.ndarray]:
         """The reduced saddle-point matrix and the ``d`` load vectors on the cell's nodes."""
         self.rve.place_nodes()
-        if self._parent_nodes is not None:  # the fluid submesh follows the cell's nodes
-            self.V.mesh.geometry.x[:] = self.rve.mesh.geometry.x[self._parent_nodes]
         d = self.rve.dim
         nv, nq = self._map_v.num_reduced, self._map_q.num_reduced
         rv, rq = self._rv, self._rq
@@ -163,10 +182,12 @@ class StokesCellProblem(SharedMeshProblem):
         B = _divergence_block(self._divergence, self._nv_full, len(rq))
         rows_a, cols_a = A.row_indices(), A.indices
         rows_b, cols_b = B.row_indices(), B.indices
-        diagonal = nv + np.arange(nq)  # stored zeros: the pressure node fixed by elimination
+        # stored zeros on the diagonal: the eliminated pressure nodes and the dofs of solid cells
+        # (outside the fluid integrals' pattern) get their unit diagonal there
+        diagonal = np.arange(nv + nq)
         rows = np.concatenate([rv[rows_a], rv[rows_b], nv + rq[cols_b], diagonal])
         cols = np.concatenate([rv[cols_a], nv + rq[cols_b], rv[rows_b], diagonal])
-        values = np.concatenate([A.data, B.data, B.data, np.zeros(nq)])
+        values = np.concatenate([A.data, B.data, B.data, np.zeros(nv + nq)])
         M = CSRMatrix.from_coo(rows, cols, values, (nv + nq, nv + nq))
         L = np.stack([fem.assemble_vector(form).array for form in self._loads], axis=1)
         loads = np.zeros((nv + nq, d))
@@ -187,7 +208,9 @@ class StokesCellProblem(SharedMeshProblem):
         return PermeabilityResult(K, X[self._rv], self.num_dofs, seconds)
 
 
-def _divergence_forms(V: fem.FunctionSpace, p) -> list[tuple[fem.Form, np.ndarray, int]]:
+def _divergence_forms(
+    V: fem.FunctionSpace, p, dx: ufl.Measure
+) -> list[tuple[fem.Form, np.ndarray, int]]:
     """The divergence forms of :func:`_divergence_block`, one per velocity component ``i``.
 
     Each entry: the form ``-∫ p ∂v_i/∂x_i`` on the collapsed scalar space, the component's dofs
@@ -196,7 +219,7 @@ def _divergence_forms(V: fem.FunctionSpace, p) -> list[tuple[fem.Form, np.ndarra
     forms = []
     for i in range(V.mesh.topology.dim):
         Vi, parent = V.sub(i).collapse()
-        form = fem.form(-p * ufl.TestFunction(Vi).dx(i) * ufl.dx)
+        form = fem.form(-p * ufl.TestFunction(Vi).dx(i) * dx)
         forms.append((form, np.asarray(parent).reshape(-1), Vi.dofmap.index_map.size_local))
     return forms
 
